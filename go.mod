@@ -1,0 +1,3 @@
+module github.com/wsbind/wsbind
+
+go 1.26

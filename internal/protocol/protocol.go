@@ -1,0 +1,230 @@
+// Package protocol reads request frames and writes reply and push frames:
+// the wire contract of PROTOCOL.md. It knows nothing about bindings.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/resource"
+)
+
+// MaxMessage is API Gateway's limit on one WebSocket message, in bytes. No
+// request is read and no reply or push is written past it.
+const MaxMessage = 128 << 10
+
+// Request is a decoded request frame. Stream, Action and RequestID hold
+// what could be read even when the frame is malformed: they are echoed in
+// the error reply.
+type Request struct {
+	Stream    string
+	HasStream bool
+	Action    string
+	HasAction bool
+	// PK is payload.pk, else data.pk, as a string; "" when absent.
+	PK string
+	// Data is payload.data; nil when absent or null.
+	Data json.RawMessage
+	// RequestID is payload.request_id verbatim; nil when absent.
+	RequestID json.RawMessage
+}
+
+// Decode reads a request frame. A malformed frame gives an InvalidMessage
+// error and whatever of the request could be read.
+func Decode(frame []byte) (Request, *resource.Error) {
+	var req Request
+	if len(frame) > MaxMessage {
+		return req, resource.InvalidMessage("message larger than " + strconv.Itoa(MaxMessage) + " bytes")
+	}
+	if !utf8.Valid(frame) {
+		return req, resource.InvalidMessage("not valid UTF-8")
+	}
+	var top map[string]json.RawMessage
+	if jsonw.KindOf(frame) != jsonw.Object || json.Unmarshal(frame, &top) != nil {
+		if !json.Valid(frame) {
+			return req, resource.InvalidMessage("not valid JSON")
+		}
+		return req, resource.InvalidMessage("not a JSON object")
+	}
+	var payload map[string]json.RawMessage
+	payloadErr := ""
+	if raw, ok := top["payload"]; !ok {
+		payloadErr = "payload is missing"
+	} else if jsonw.KindOf(raw) != jsonw.Object || json.Unmarshal(raw, &payload) != nil {
+		payloadErr = "payload must be an object"
+	}
+	// Read what can be echoed before reporting anything.
+	if raw, ok := payload["request_id"]; ok {
+		req.RequestID = compact(raw)
+	}
+	streamErr := ""
+	if raw, ok := top["stream"]; !ok {
+		streamErr = "stream is missing"
+	} else if !readString(raw, &req.Stream) {
+		streamErr = "stream must be a string"
+	} else {
+		req.HasStream = true
+	}
+	actionErr := ""
+	if raw, ok := payload["action"]; !ok {
+		actionErr = "action is missing"
+	} else if !readString(raw, &req.Action) {
+		actionErr = "action must be a string"
+	} else {
+		req.HasAction = true
+	}
+	switch {
+	case streamErr != "":
+		return req, resource.InvalidMessage(streamErr)
+	case payloadErr != "":
+		return req, resource.InvalidMessage(payloadErr)
+	case actionErr != "":
+		return req, resource.InvalidMessage(actionErr)
+	}
+	if raw, ok := payload["data"]; ok && jsonw.KindOf(raw) != jsonw.Null {
+		req.Data = raw
+	}
+	pk, ok := payload["pk"]
+	if !ok || jsonw.KindOf(pk) == jsonw.Null {
+		pk = nil
+		if jsonw.KindOf(req.Data) == jsonw.Object {
+			var data map[string]json.RawMessage
+			if json.Unmarshal(req.Data, &data) == nil {
+				pk = data["pk"]
+			}
+		}
+	}
+	if len(pk) > 0 && jsonw.KindOf(pk) != jsonw.Null {
+		s, ok := readPK(pk)
+		if !ok {
+			return req, resource.InvalidMessage("pk must be a string or an integer")
+		}
+		req.PK = s
+	}
+	return req, nil
+}
+
+func readString(raw json.RawMessage, s *string) bool {
+	return jsonw.KindOf(raw) == jsonw.String && json.Unmarshal(raw, s) == nil
+}
+
+// readPK takes a string as it is and an integer as its decimal text.
+func readPK(raw json.RawMessage) (string, bool) {
+	var s string
+	if readString(raw, &s) {
+		return s, true
+	}
+	if jsonw.KindOf(raw) != jsonw.Number {
+		return "", false
+	}
+	if _, err := strconv.ParseInt(string(raw), 10, 64); err != nil {
+		return "", false
+	}
+	return string(raw), true
+}
+
+// compact strips insignificant white space, so an echoed value is one line.
+func compact(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return nil
+	}
+	return b.Bytes()
+}
+
+// Reply writes a reply frame. data may be nil (written as null); an error
+// reply has nil data. stream and action are null when hasStream or
+// hasAction is false.
+func Reply(dst []byte, req *Request, status int, data []byte, err *resource.Error) []byte {
+	dst = append(dst, `{"stream":`...)
+	dst = appendOptString(dst, req.Stream, req.HasStream)
+	dst = append(dst, `,"payload":{"action":`...)
+	dst = appendOptString(dst, req.Action, req.HasAction)
+	dst = append(dst, `,"data":`...)
+	if data == nil || err != nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, data...)
+	}
+	dst = append(dst, `,"errors":`...)
+	dst = appendErrors(dst, err)
+	dst = append(dst, `,"response_status":`...)
+	if err != nil {
+		status = err.Code().Status()
+	}
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, `,"request_id":`...)
+	if req.RequestID == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, req.RequestID...)
+	}
+	return append(dst, "}}"...)
+}
+
+func appendOptString(dst []byte, s string, ok bool) []byte {
+	if !ok {
+		return append(dst, "null"...)
+	}
+	return jsonw.AppendString(dst, s)
+}
+
+// appendErrors writes the errors list: [] for none, ["msg", ...] for plain
+// messages, [{"field": ["msg", ...], ...}] for field errors.
+func appendErrors(dst []byte, err *resource.Error) []byte {
+	if err == nil {
+		return append(dst, "[]"...)
+	}
+	fields := err.Fields()
+	if len(fields) == 0 {
+		return appendStrings(dst, err.Messages())
+	}
+	dst = append(dst, "[{"...)
+	for i, f := range fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = jsonw.AppendString(dst, f.Field)
+		dst = append(dst, ':')
+		dst = appendStrings(dst, f.Messages)
+	}
+	return append(dst, "}]"...)
+}
+
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = jsonw.AppendString(dst, s)
+	}
+	return append(dst, ']')
+}
+
+// Push writes a push frame. A nil data is written as null and marks the
+// push truncated: the object was too large to send, and the client should
+// retrieve it (or learn that it is gone) by other means.
+func Push(dst []byte, stream, action, model, pk string, data []byte) []byte {
+	dst = append(dst, `{"stream":`...)
+	dst = jsonw.AppendString(dst, stream)
+	dst = append(dst, `,"payload":{"action":`...)
+	dst = jsonw.AppendString(dst, action)
+	dst = append(dst, `,"data":`...)
+	if data == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, data...)
+	}
+	dst = append(dst, `,"model":`...)
+	dst = jsonw.AppendString(dst, model)
+	dst = append(dst, `,"pk":`...)
+	dst = jsonw.AppendString(dst, pk)
+	if data == nil {
+		dst = append(dst, `,"truncated":true`...)
+	}
+	return append(dst, "}}"...)
+}

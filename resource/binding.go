@@ -1,0 +1,227 @@
+package resource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Binding declares a resource: channels-api's ResourceBinding. Fill it in as
+// a struct literal and pass it to New.
+type Binding[T any] struct {
+	// Stream is the name clients put in a frame's "stream". Required;
+	// letters, digits, '_', '-' and '.'.
+	Stream string
+	// Model is the label pushes carry, "app.model" style. Required.
+	Model string
+	// ID points at the object's id. Required.
+	ID func(*T) *string
+	// Fields is the serializer, in output order (after "id").
+	Fields []Field[T]
+	// Permissions must all allow an action. nil means the application's
+	// default (Settings.Permissions).
+	Permissions []Permission
+	// Actions are the custom actions, found by their wire name.
+	Actions []Action[T]
+	// ReadOnly offers only retrieve and list (and the custom actions), as
+	// channels-api's ReadOnlyResourceBinding.
+	ReadOnly bool
+	// NewID makes ids of new objects. nil means Settings.NewID.
+	NewID func(now time.Time) string
+	// PageSize overrides Settings.PageSize for this binding when positive.
+	PageSize int
+	// OnCreate runs after a create is validated and before it is stored: set
+	// server-side fields here (owner, timestamps). An error aborts the create.
+	OnCreate func(c *Call[T], obj *T) error
+	// OnUpdate runs after an update or patch is validated and before it is
+	// stored.
+	OnUpdate func(c *Call[T], obj *T) error
+}
+
+// Action is a custom action: channels-api's @detail_action and @list_action.
+type Action[T any] struct {
+	name   string
+	detail bool
+	run    func(c *Call[T]) (any, int, error)
+}
+
+// DetailAction declares an action on one object: Call.PK carries its pk. The
+// name is the wire name, free of the Go function's. run returns the reply's
+// data and status (0 means 200), or an error (NotFound, Invalid,
+// PermissionDenied, or any other for a 500).
+//
+// The data is written as follows: json.RawMessage as it is, *T or T through
+// the serializer, anything else with encoding/json.
+func DetailAction[T any](name string, run func(c *Call[T]) (any, int, error)) Action[T] {
+	return Action[T]{name: name, detail: true, run: run}
+}
+
+// ListAction declares an action on the collection. See DetailAction.
+func ListAction[T any](name string, run func(c *Call[T]) (any, int, error)) Action[T] {
+	return Action[T]{name: name, run: run}
+}
+
+// The built-in actions.
+const (
+	ActionCreate    = "create"
+	ActionRetrieve  = "retrieve"
+	ActionUpdate    = "update"
+	ActionPatch     = "patch"
+	ActionDelete    = "delete"
+	ActionList      = "list"
+	ActionSubscribe = "subscribe"
+)
+
+var builtins = []string{ActionCreate, ActionRetrieve, ActionUpdate, ActionPatch, ActionDelete, ActionList, ActionSubscribe}
+
+// Handler is a compiled binding, ready to serve. It is not generic, so a
+// registry holds bindings of any type.
+type Handler struct {
+	stream, model string
+	actions       []ActionInfo
+	b             served
+}
+
+// served is what a Binding[T] compiles to.
+type served interface {
+	serve(ctx context.Context, env Env, req Request) (Result, error)
+	represent(stored []byte) ([]byte, error)
+	permissions(s *Settings) []Permission
+}
+
+// ActionInfo describes an action a binding offers.
+type ActionInfo struct {
+	Name   string
+	Detail bool // takes a pk
+	Custom bool
+}
+
+// New compiles a binding. It checks the declaration, so a typo fails at
+// start rather than on the first message.
+func New[T any](def Binding[T]) (*Handler, error) {
+	if err := checkName("stream", def.Stream); err != nil {
+		return nil, err
+	}
+	if i := strings.IndexByte(def.Model, '.'); i <= 0 || i == len(def.Model)-1 {
+		return nil, fmt.Errorf("binding %s: model %q is not \"app.model\"", def.Stream, def.Model)
+	}
+	if def.ID == nil {
+		return nil, fmt.Errorf("binding %s: no ID accessor", def.Stream)
+	}
+	b := &binding[T]{def: def, actions: map[string]Action[T]{}}
+	seen := map[string]bool{"id": true}
+	for _, f := range def.Fields {
+		if f.parse == nil {
+			return nil, fmt.Errorf("binding %s: field %q was not built with a field constructor", def.Stream, f.name)
+		}
+		if f.name == "" || seen[f.name] {
+			return nil, fmt.Errorf("binding %s: field %q is empty or declared twice", def.Stream, f.name)
+		}
+		if f.opts.readOnly && f.opts.writeOnly {
+			return nil, fmt.Errorf("binding %s: field %q is read-only and write-only", def.Stream, f.name)
+		}
+		seen[f.name] = true
+	}
+	h := &Handler{stream: def.Stream, model: def.Model, b: b}
+	for _, name := range builtins {
+		if def.ReadOnly && name != ActionRetrieve && name != ActionList {
+			continue
+		}
+		detail := name == ActionRetrieve || name == ActionUpdate || name == ActionPatch || name == ActionDelete
+		h.actions = append(h.actions, ActionInfo{Name: name, Detail: detail})
+	}
+	for _, a := range def.Actions {
+		if a.run == nil || a.name == "" {
+			return nil, fmt.Errorf("binding %s: action %q has no name or no function", def.Stream, a.name)
+		}
+		for _, existing := range h.actions {
+			if existing.Name == a.name {
+				return nil, fmt.Errorf("binding %s: action %q declared twice or shadows a built-in", def.Stream, a.name)
+			}
+		}
+		b.actions[a.name] = a
+		h.actions = append(h.actions, ActionInfo{Name: a.name, Detail: a.detail, Custom: true})
+	}
+	return h, nil
+}
+
+// MustNew is New for package-level declarations: it panics on error.
+func MustNew[T any](def Binding[T]) *Handler {
+	h, err := New(def)
+	if err != nil {
+		panic("wsbind: " + err.Error())
+	}
+	return h
+}
+
+func checkName(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("binding: empty %s", what)
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return fmt.Errorf("binding: %s %q: only letters, digits, '_', '-' and '.' are allowed", what, s)
+		}
+	}
+	return nil
+}
+
+// Stream is the binding's stream name.
+func (h *Handler) Stream() string { return h.stream }
+
+// Model is the binding's model label.
+func (h *Handler) Model() string { return h.model }
+
+// Actions lists the actions the binding offers: built-ins first, then the
+// custom ones in declaration order.
+func (h *Handler) Actions() []ActionInfo { return append([]ActionInfo(nil), h.actions...) }
+
+// Env is what the host provides for one message: the store and the
+// application's settings.
+type Env struct {
+	Store    Store
+	Settings Settings
+}
+
+// Request is one action call on a binding, decoded from a frame.
+type Request struct {
+	Action string
+	// PK is the object's pk: payload.pk, else data.pk; "" when neither.
+	PK string
+	// Data is payload.data; nil when absent or null.
+	Data json.RawMessage
+	// User is the connection's user; ConnID is the connection.
+	User   User
+	ConnID string
+	// Now is when the message is handled; it stamps ids and timestamps.
+	Now time.Time
+}
+
+// Result is a successful action's reply: status and JSON data.
+type Result struct {
+	Status int
+	Data   []byte
+}
+
+// Serve runs one request: permission, then the action, then the object,
+// then validation, as channels-api orders them. Failures come back as
+// *Error (or plain errors, which mean 500).
+func (h *Handler) Serve(ctx context.Context, env Env, req Request) (Result, error) {
+	return h.b.serve(ctx, env, req)
+}
+
+// Represent turns a stored item (Item.Data) into its wire form: the
+// serializer's output, without write-only fields. Pushes are built with it.
+func (h *Handler) Represent(stored []byte) ([]byte, error) { return h.b.represent(stored) }
+
+// Allowed reports whether the binding's permissions (or the settings'
+// default) let user run action on pk.
+func (h *Handler) Allowed(s *Settings, user User, action, pk string) bool {
+	return allowed(h.b.permissions(s), user, action, pk)
+}
+
+// ErrCorrupt marks a stored item that the serializer cannot read.
+var ErrCorrupt = errors.New("stored item does not match the binding")

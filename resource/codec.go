@@ -1,0 +1,114 @@
+package resource
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/wsbind/wsbind/internal/jsonw"
+)
+
+// validate applies client input to obj, as a DRF serializer's is_valid
+// does: read-only fields and unknown keys are ignored; on a partial
+// (patch) call absent fields are not required. obj is left half-written
+// when it fails, so callers discard it then.
+func (b *binding[T]) validate(data json.RawMessage, obj *T, partial bool) error {
+	var m map[string]json.RawMessage
+	if k := jsonw.KindOf(data); len(data) > 0 && k != jsonw.Null {
+		if k != jsonw.Object {
+			return InvalidFields(FieldError{Field: "non_field_errors", Messages: []string{"Invalid data. Expected a dictionary, but got " + k.Name() + "."}})
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			return InvalidFields(FieldError{Field: "non_field_errors", Messages: []string{"Invalid data. Expected a dictionary, but got invalid JSON."}})
+		}
+	}
+	var errs []FieldError
+	for i := range b.def.Fields {
+		f := &b.def.Fields[i]
+		if f.opts.readOnly {
+			continue
+		}
+		raw, ok := m[f.name]
+		if !ok {
+			if f.opts.required && !partial {
+				errs = append(errs, FieldError{Field: f.name, Messages: []string{msgRequired}})
+			}
+			continue
+		}
+		if msgs := f.parse(raw, obj); len(msgs) > 0 {
+			errs = append(errs, FieldError{Field: f.name, Messages: msgs})
+		}
+	}
+	if errs != nil {
+		return InvalidFields(errs...)
+	}
+	return nil
+}
+
+// decode reads a stored item into a new object.
+func (b *binding[T]) decode(stored []byte) (*T, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(stored, &m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, b.def.Stream, err)
+	}
+	obj := new(T)
+	if raw, ok := m["id"]; ok {
+		var id string
+		switch jsonw.KindOf(raw) {
+		case jsonw.String:
+			if err := json.Unmarshal(raw, &id); err != nil {
+				return nil, fmt.Errorf("%w: %s: id: %v", ErrCorrupt, b.def.Stream, err)
+			}
+		case jsonw.Number:
+			id = string(raw)
+		default:
+			return nil, fmt.Errorf("%w: %s: id is a %s", ErrCorrupt, b.def.Stream, jsonw.KindOf(raw).Name())
+		}
+		*b.def.ID(obj) = id
+	}
+	for i := range b.def.Fields {
+		f := &b.def.Fields[i]
+		if raw, ok := m[f.name]; ok {
+			if err := f.load(raw, obj); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, b.def.Stream, err)
+			}
+		}
+	}
+	return obj, nil
+}
+
+// encode appends obj as a JSON object: "id" first, then the fields in
+// declaration order. The stored form includes write-only fields; the wire
+// form leaves them out.
+func (b *binding[T]) encode(dst []byte, obj *T, stored bool) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = jsonw.AppendString(dst, *b.def.ID(obj))
+	for i := range b.def.Fields {
+		f := &b.def.Fields[i]
+		if f.opts.writeOnly && !stored {
+			continue
+		}
+		dst = append(dst, ',')
+		dst = jsonw.AppendString(dst, f.name)
+		dst = append(dst, ':')
+		dst = f.appendTo(dst, obj)
+	}
+	return append(dst, '}')
+}
+
+func (b *binding[T]) represent(stored []byte) ([]byte, error) {
+	obj, err := b.decode(stored)
+	if err != nil {
+		return nil, err
+	}
+	return b.encode(nil, obj, false), nil
+}
+
+// Topic names the subscription topic for changes of one kind on a stream:
+// "stream#action" for every object, "stream#action#pk" for one. Stream and
+// action never contain '#', so no pk can collide with the all-objects topic.
+func Topic(stream, action, pk string) string {
+	if pk == "" {
+		return stream + "#" + action
+	}
+	return stream + "#" + action + "#" + pk
+}
