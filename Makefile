@@ -49,11 +49,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
 	$(GO) run $(BENCHSTAT) $(BENCH_OUT)
 
-## fuzz: fuzz the frame decoder and the router (FUZZTIME per target)
+## fuzz: fuzz the JSON parser, the frame decoder and the router (FUZZTIME each)
 FUZZTIME ?= 2m
 fuzz:
 	$(GO) test ./internal/router -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/router -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/jsonw -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -f $(BENCH_OUT)

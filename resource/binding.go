@@ -54,7 +54,11 @@ type Action[T any] struct {
 // PermissionDenied, or any other for a 500).
 //
 // The data is written as follows: json.RawMessage as it is, *T or T through
-// the serializer, anything else with encoding/json.
+// the serializer; nil, bools, strings, numbers, and slices and string-keyed
+// maps of those as encoding/json would write them; an Appender by its own
+// AppendJSON. Other types answer 500: guests carry no reflection-based
+// encoder (see RATIONALE.md), so give such a type an AppendJSON method, or
+// marshal it yourself and return json.RawMessage.
 func DetailAction[T any](name string, run func(c *Call[T]) (any, int, error)) Action[T] {
 	return Action[T]{name: name, detail: true, run: run}
 }
@@ -221,6 +225,12 @@ func (h *Handler) Represent(stored []byte) ([]byte, error) { return h.b.represen
 // default) let user run action on pk.
 func (h *Handler) Allowed(s *Settings, user User, action, pk string) bool {
 	return allowed(h.b.permissions(s), user, action, pk)
+}
+
+// Appender is a value that writes its own JSON, appending to dst. Return
+// one from a custom action to send a Go type without reflection.
+type Appender interface {
+	AppendJSON(dst []byte) []byte
 }
 
 // ErrCorrupt marks a stored item that the serializer cannot read.

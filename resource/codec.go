@@ -12,13 +12,14 @@ import (
 // (patch) call absent fields are not required. obj is left half-written
 // when it fails, so callers discard it then.
 func (b *binding[T]) validate(data json.RawMessage, obj *T, partial bool) error {
-	var m map[string]json.RawMessage
+	var m []jsonw.Member
 	if k := jsonw.KindOf(data); len(data) > 0 && k != jsonw.Null {
 		if k != jsonw.Object {
-			return InvalidFields(FieldError{Field: "non_field_errors", Messages: []string{"Invalid data. Expected a dictionary, but got " + k.Name() + "."}})
+			return notADictionary(k)
 		}
-		if err := json.Unmarshal(data, &m); err != nil {
-			return InvalidFields(FieldError{Field: "non_field_errors", Messages: []string{"Invalid data. Expected a dictionary, but got invalid JSON."}})
+		var ok bool
+		if m, ok = jsonw.ParseObject(data); !ok {
+			return notADictionary(jsonw.Invalid)
 		}
 	}
 	var errs []FieldError
@@ -27,7 +28,7 @@ func (b *binding[T]) validate(data json.RawMessage, obj *T, partial bool) error 
 		if f.opts.readOnly {
 			continue
 		}
-		raw, ok := m[f.name]
+		raw, ok := jsonw.Lookup(m, f.name)
 		if !ok {
 			if f.opts.required && !partial {
 				errs = append(errs, FieldError{Field: f.name, Messages: []string{msgRequired}})
@@ -44,20 +45,23 @@ func (b *binding[T]) validate(data json.RawMessage, obj *T, partial bool) error 
 	return nil
 }
 
+// notADictionary is DRF's answer to data that is not an object.
+func notADictionary(k jsonw.Kind) error {
+	return InvalidFields(FieldError{Field: "non_field_errors", Messages: []string{"Invalid data. Expected a dictionary, but got " + k.Name() + "."}})
+}
+
 // decode reads a stored item into a new object.
 func (b *binding[T]) decode(stored []byte) (*T, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(stored, &m); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, b.def.Stream, err)
+	m, ok := jsonw.ParseObject(stored)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: not a JSON object", ErrCorrupt, b.def.Stream)
 	}
 	obj := new(T)
-	if raw, ok := m["id"]; ok {
+	if raw, ok := jsonw.Lookup(m, "id"); ok {
 		var id string
 		switch jsonw.KindOf(raw) {
 		case jsonw.String:
-			if err := json.Unmarshal(raw, &id); err != nil {
-				return nil, fmt.Errorf("%w: %s: id: %v", ErrCorrupt, b.def.Stream, err)
-			}
+			id, _ = jsonw.Unquote(raw)
 		case jsonw.Number:
 			id = string(raw)
 		default:
@@ -67,7 +71,7 @@ func (b *binding[T]) decode(stored []byte) (*T, error) {
 	}
 	for i := range b.def.Fields {
 		f := &b.def.Fields[i]
-		if raw, ok := m[f.name]; ok {
+		if raw, ok := jsonw.Lookup(m, f.name); ok {
 			if err := f.load(raw, obj); err != nil {
 				return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, b.def.Stream, err)
 			}

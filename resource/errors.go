@@ -89,6 +89,8 @@ func (e *Error) Error() string {
 		s = fmt.Sprintf("invalid: %v", e.fields)
 	case len(e.messages) > 0:
 		s = e.messages[0]
+	case e.code == CodeInternal:
+		s = "internal"
 	default:
 		s = fmt.Sprintf("code %d", e.code)
 	}

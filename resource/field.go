@@ -1,7 +1,6 @@
 package resource
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -138,7 +137,8 @@ func String[T any](name string, get func(*T) *string, opts ...Option) Field[T] {
 			case jsonw.Null:
 				return []string{msgNull}
 			case jsonw.String:
-				if json.Unmarshal(raw, &s) != nil {
+				var ok bool
+				if s, ok = jsonw.Unquote(raw); !ok {
 					return []string{msgNotString}
 				}
 			case jsonw.Number:
@@ -175,7 +175,12 @@ func String[T any](name string, get func(*T) *string, opts ...Option) Field[T] {
 				*get(obj) = string(raw)
 				return nil
 			}
-			return json.Unmarshal(raw, get(obj))
+			s, ok := jsonw.Unquote(raw)
+			if !ok {
+				return fmt.Errorf("field %s: %s is not a string", name, raw)
+			}
+			*get(obj) = s
+			return nil
 		},
 		appendTo: func(dst []byte, obj *T) []byte { return jsonw.AppendString(dst, *get(obj)) },
 	}
@@ -201,7 +206,8 @@ func Int[T any, N Integer](name string, get func(*T) *N, opts ...Option) Field[T
 			case jsonw.Number:
 				text = string(raw)
 			case jsonw.String:
-				if json.Unmarshal(raw, &text) != nil {
+				var ok bool
+				if text, ok = jsonw.Unquote(raw); !ok {
 					return []string{msgNotInteger}
 				}
 				if len(text) > maxNumberText {
@@ -226,11 +232,9 @@ func Int[T any, N Integer](name string, get func(*T) *N, opts ...Option) Field[T
 				*get(obj) = 0
 				return nil
 			}
-			text := string(raw)
-			if jsonw.KindOf(raw) == jsonw.String {
-				if err := json.Unmarshal(raw, &text); err != nil {
-					return err
-				}
+			text, err := numberText(raw)
+			if err != nil {
+				return fmt.Errorf("field %s: %w", name, err)
 			}
 			v, ok := parseInteger(text)
 			if !ok || int64(N(v)) != v {
@@ -273,7 +277,8 @@ func Float[T any](name string, get func(*T) *float64, opts ...Option) Field[T] {
 			case jsonw.Number:
 				text = string(raw)
 			case jsonw.String:
-				if json.Unmarshal(raw, &text) != nil {
+				var ok bool
+				if text, ok = jsonw.Unquote(raw); !ok {
 					return []string{msgNotNumber}
 				}
 				if len(text) > maxNumberText {
@@ -297,11 +302,9 @@ func Float[T any](name string, get func(*T) *float64, opts ...Option) Field[T] {
 				*get(obj) = 0
 				return nil
 			}
-			text := string(raw)
-			if jsonw.KindOf(raw) == jsonw.String {
-				if err := json.Unmarshal(raw, &text); err != nil {
-					return err
-				}
+			text, err := numberText(raw)
+			if err != nil {
+				return fmt.Errorf("field %s: %w", name, err)
 			}
 			v, err := strconv.ParseFloat(text, 64)
 			if err != nil {
@@ -362,8 +365,7 @@ func parseBool(raw json.RawMessage) (v, ok, null bool) {
 			return f == 1, true, false
 		}
 	case jsonw.String:
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
+		if s, ok := jsonw.Unquote(raw); ok {
 			switch s {
 			case "t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1":
 				return true, true, false
@@ -414,7 +416,8 @@ func Time[T any](name string, get func(*T) *time.Time, opts ...Option) Field[T] 
 			case jsonw.Null:
 				return []string{msgNull}
 			case jsonw.String:
-				if json.Unmarshal(raw, &s) != nil {
+				var ok bool
+				if s, ok = jsonw.Unquote(raw); !ok {
 					return []string{msgDatetime}
 				}
 			default:
@@ -428,13 +431,13 @@ func Time[T any](name string, get func(*T) *time.Time, opts ...Option) Field[T] 
 			return nil
 		},
 		load: func(raw json.RawMessage, obj *T) error {
-			var s string
 			if jsonw.KindOf(raw) == jsonw.Null {
 				*get(obj) = time.Time{}
 				return nil
 			}
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return fmt.Errorf("field %s: %w", name, err)
+			s, ok := jsonw.Unquote(raw)
+			if !ok {
+				return fmt.Errorf("field %s: %s is not a string", name, raw)
 			}
 			t, ok := parseTime(s)
 			if !ok {
@@ -484,10 +487,18 @@ func JSON[T any](name string, get func(*T) *json.RawMessage, opts ...Option) Fie
 }
 
 // compact copies a raw value without insignificant white space.
-func compact(raw json.RawMessage) json.RawMessage {
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return append(json.RawMessage(nil), raw...)
+func compact(raw json.RawMessage) json.RawMessage { return jsonw.Compact(nil, raw) }
+
+// numberText is the text of a stored number, which may also be stored as a
+// string holding one.
+func numberText(raw json.RawMessage) (string, error) {
+	switch jsonw.KindOf(raw) {
+	case jsonw.Number:
+		return string(raw), nil
+	case jsonw.String:
+		if s, ok := jsonw.Unquote(raw); ok {
+			return s, nil
+		}
 	}
-	return b.Bytes()
+	return "", fmt.Errorf("%s is not a number", raw)
 }

@@ -185,19 +185,14 @@ func (c *Call[T]) runCustom(a Action[T]) (Result, error) {
 	}
 	var data []byte
 	switch v := v.(type) {
-	case json.RawMessage:
-		if !json.Valid(v) {
-			return Result{}, Internal(fmt.Errorf("action %s returned invalid JSON", a.name))
-		}
-		data = v
 	case *T:
 		data = c.b.encode(nil, v, false)
 	case T:
 		data = c.b.encode(nil, &v, false)
 	default:
-		data, err = json.Marshal(v)
-		if err != nil {
-			return Result{}, Internal(fmt.Errorf("action %s: %w", a.name, err))
+		var ok bool
+		if data, ok = jsonw.AppendValue(nil, v); !ok {
+			return Result{}, Internal(fmt.Errorf("action %s returned a %T, which has no JSON form here (see resource.Appender)", a.name, v))
 		}
 	}
 	return Result{Status: status, Data: data}, nil
@@ -323,13 +318,13 @@ func pageNumber(data json.RawMessage) (int, error) {
 		return 1, nil
 	}
 	if k := jsonw.KindOf(data); k != jsonw.Object {
-		return 0, InvalidFields(FieldError{Field: "non_field_errors", Messages: []string{"Invalid data. Expected a dictionary, but got " + k.Name() + "."}})
+		return 0, notADictionary(k)
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return 0, InvalidPage()
+	m, ok := jsonw.ParseObject(data)
+	if !ok {
+		return 0, notADictionary(jsonw.Invalid)
 	}
-	raw, ok := m["page"]
+	raw, ok := jsonw.Lookup(m, "page")
 	if !ok {
 		return 1, nil
 	}
@@ -337,7 +332,7 @@ func pageNumber(data json.RawMessage) (int, error) {
 	switch jsonw.KindOf(raw) {
 	case jsonw.Number:
 	case jsonw.String:
-		if json.Unmarshal(raw, &text) != nil {
+		if text, ok = jsonw.Unquote(raw); !ok {
 			return 0, InvalidPage()
 		}
 	default:
@@ -358,18 +353,16 @@ func pageNumber(data json.RawMessage) (int, error) {
 var subscribable = map[string]bool{ActionCreate: true, ActionUpdate: true, ActionDelete: true}
 
 func (c *Call[T]) subscribe() (Result, error) {
-	var m map[string]json.RawMessage
+	var m []jsonw.Member
 	if jsonw.KindOf(c.Data) == jsonw.Object {
-		if err := json.Unmarshal(c.Data, &m); err != nil {
-			return Result{}, Invalid("action required")
-		}
+		m, _ = jsonw.ParseObject(c.Data)
 	}
-	raw, ok := m["action"]
+	raw, ok := jsonw.Lookup(m, "action")
 	if !ok || jsonw.KindOf(raw) == jsonw.Null {
 		return Result{}, Invalid("action required")
 	}
-	var action string
-	if jsonw.KindOf(raw) != jsonw.String || json.Unmarshal(raw, &action) != nil || !subscribable[action] {
+	action, ok := jsonw.Unquote(raw)
+	if !ok || !subscribable[action] {
 		return Result{}, Invalid("Invalid subscription action")
 	}
 	sub := Subscription{Topic: Topic(c.b.def.Stream, action, c.PK), ConnID: c.ConnID, User: c.User}

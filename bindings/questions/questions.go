@@ -4,6 +4,7 @@
 package questions
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/wsbind/wsbind/resource"
@@ -17,10 +18,19 @@ type Question struct {
 	Published bool
 }
 
-// Report is what the "report" action answers.
+// Report is what the "report" action answers: {"count": N, "published": M}.
 type Report struct {
-	Count     int `json:"count"`
-	Published int `json:"published"`
+	Count     int
+	Published int
+}
+
+// AppendJSON writes the report without reflection (resource.Appender).
+func (r Report) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"count":`...)
+	dst = strconv.AppendInt(dst, int64(r.Count), 10)
+	dst = append(dst, `,"published":`...)
+	dst = strconv.AppendInt(dst, int64(r.Published), 10)
+	return append(dst, '}')
 }
 
 // Binding serves stream "questions".

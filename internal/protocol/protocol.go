@@ -3,7 +3,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -42,26 +41,26 @@ func Decode(frame []byte) (Request, *resource.Error) {
 	if !utf8.Valid(frame) {
 		return req, resource.InvalidMessage("not valid UTF-8")
 	}
-	var top map[string]json.RawMessage
-	if jsonw.KindOf(frame) != jsonw.Object || json.Unmarshal(frame, &top) != nil {
-		if !json.Valid(frame) {
+	top, ok := jsonw.ParseObject(frame)
+	if !ok {
+		if !jsonw.Valid(frame) {
 			return req, resource.InvalidMessage("not valid JSON")
 		}
 		return req, resource.InvalidMessage("not a JSON object")
 	}
-	var payload map[string]json.RawMessage
+	var payload []jsonw.Member
 	payloadErr := ""
-	if raw, ok := top["payload"]; !ok {
+	if raw, ok := jsonw.Lookup(top, "payload"); !ok {
 		payloadErr = "payload is missing"
-	} else if jsonw.KindOf(raw) != jsonw.Object || json.Unmarshal(raw, &payload) != nil {
+	} else if payload, ok = jsonw.ParseObject(raw); !ok {
 		payloadErr = "payload must be an object"
 	}
 	// Read what can be echoed before reporting anything.
-	if raw, ok := payload["request_id"]; ok {
-		req.RequestID = compact(raw)
+	if raw, ok := jsonw.Lookup(payload, "request_id"); ok {
+		req.RequestID = jsonw.Compact(nil, raw)
 	}
 	streamErr := ""
-	if raw, ok := top["stream"]; !ok {
+	if raw, ok := jsonw.Lookup(top, "stream"); !ok {
 		streamErr = "stream is missing"
 	} else if !readString(raw, &req.Stream) {
 		streamErr = "stream must be a string"
@@ -69,7 +68,7 @@ func Decode(frame []byte) (Request, *resource.Error) {
 		req.HasStream = true
 	}
 	actionErr := ""
-	if raw, ok := payload["action"]; !ok {
+	if raw, ok := jsonw.Lookup(payload, "action"); !ok {
 		actionErr = "action is missing"
 	} else if !readString(raw, &req.Action) {
 		actionErr = "action must be a string"
@@ -84,17 +83,15 @@ func Decode(frame []byte) (Request, *resource.Error) {
 	case actionErr != "":
 		return req, resource.InvalidMessage(actionErr)
 	}
-	if raw, ok := payload["data"]; ok && jsonw.KindOf(raw) != jsonw.Null {
+	if raw, ok := jsonw.Lookup(payload, "data"); ok && jsonw.KindOf(raw) != jsonw.Null {
 		req.Data = raw
 	}
-	pk, ok := payload["pk"]
+	pk, ok := jsonw.Lookup(payload, "pk")
 	if !ok || jsonw.KindOf(pk) == jsonw.Null {
 		pk = nil
 		if jsonw.KindOf(req.Data) == jsonw.Object {
-			var data map[string]json.RawMessage
-			if json.Unmarshal(req.Data, &data) == nil {
-				pk = data["pk"]
-			}
+			data, _ := jsonw.ParseObject(req.Data)
+			pk, _ = jsonw.Lookup(data, "pk")
 		}
 	}
 	if len(pk) > 0 && jsonw.KindOf(pk) != jsonw.Null {
@@ -107,12 +104,14 @@ func Decode(frame []byte) (Request, *resource.Error) {
 	return req, nil
 }
 
-func readString(raw json.RawMessage, s *string) bool {
-	return jsonw.KindOf(raw) == jsonw.String && json.Unmarshal(raw, s) == nil
+func readString(raw []byte, s *string) bool {
+	v, ok := jsonw.Unquote(raw)
+	*s = v
+	return ok
 }
 
 // readPK takes a string as it is and an integer as its decimal text.
-func readPK(raw json.RawMessage) (string, bool) {
+func readPK(raw []byte) (string, bool) {
 	var s string
 	if readString(raw, &s) {
 		return s, true
@@ -124,15 +123,6 @@ func readPK(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	return string(raw), true
-}
-
-// compact strips insignificant white space, so an echoed value is one line.
-func compact(raw json.RawMessage) json.RawMessage {
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return nil
-	}
-	return b.Bytes()
 }
 
 // Reply writes a reply frame. data may be nil (written as null); an error

@@ -1,0 +1,124 @@
+package jsonw_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/wsbind/wsbind/internal/jsonw"
+)
+
+// encoding/json is the oracle: the hand-written parser must agree with it.
+var samples = []string{
+	``, ` `, `{`, `}`, `{}`, ` { } `, `[]`, `[1,]`, `[1 2]`, `null`, `nul`, `true`, `truex`, `false`,
+	`0`, `-0`, `01`, `-`, `1.`, `1.5`, `1e5`, `1E+5`, `1e`, `-1.5e-3`, `.5`, `+1`,
+	`"a"`, `"\u00e9\n\t\"\\\/"`, `"\x"`, `"\u12"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\ud83dx"`, `"\ude00\ud83d"`,
+	"\"tab\there\"", "\"\xff\"", `"unterminated`,
+	`{"a":1,"b":[true,false,null],"c":{"d":"e"}}`, `{"a":1,"a":2}`, `{"a" 1}`, `{"a":1,}`, `{1:2}`,
+	`{"a":1} x`, `[[[[[]]]]]`, `{"k":"v"}{"k":"v"}`,
+}
+
+func TestValid_AgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range samples {
+		if got, want := jsonw.Valid([]byte(s)), json.Valid([]byte(s)); got != want {
+			t.Errorf("Valid(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestParseObject_AgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range samples {
+		members, ok := jsonw.ParseObject([]byte(s))
+		var want map[string]json.RawMessage
+		wantOK := json.Unmarshal([]byte(s), &want) == nil && want != nil
+		if ok != wantOK {
+			t.Errorf("ParseObject(%q) ok = %v, want %v", s, ok, wantOK)
+			continue
+		}
+		for k, v := range want {
+			got, found := jsonw.Lookup(members, k)
+			if !found || !bytes.Equal(got, v) {
+				t.Errorf("ParseObject(%q)[%q] = %q, want %q", s, k, got, v)
+			}
+		}
+	}
+}
+
+func TestUnquote_AgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range samples {
+		got, ok := jsonw.Unquote([]byte(s))
+		var want string
+		wantOK := json.Unmarshal([]byte(s), &want) == nil && len(s) > 0 && s[0] == '"'
+		if ok != wantOK || got != want {
+			t.Errorf("Unquote(%q) = %q, %v; want %q, %v", s, got, ok, want, wantOK)
+		}
+	}
+}
+
+func TestAppendString_RoundTrips(t *testing.T) {
+	for _, s := range []string{"", "plain", "quote\" back\\ nl\n tab\t ctl\x01 del\x7f", "é ☃ 😀", "bad \xff utf8", "<html>&"} {
+		out := jsonw.AppendString(nil, s)
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("AppendString(%q) = %s: %v", s, out, err)
+		}
+		want := string(bytes.ToValidUTF8([]byte(s), []byte("\uFFFD")))
+		if back != want {
+			t.Errorf("AppendString(%q) round-trips to %q, want %q", s, back, want)
+		}
+	}
+}
+
+func TestAppendValue_MatchesEncodingJSON(t *testing.T) {
+	values := []any{
+		nil, true, "s", 1, int8(-2), int64(math.MaxInt64), uint64(math.MaxUint64), 1.5, 1e21, 1e-7, 123456789.0, float32(0.1), -0.0,
+		[]any{1, "a", nil}, []string{"x"}, []int{1, 2}, map[string]any{"b": 1, "a": []any{true}}, map[string]int{"z": 1, "y": 2},
+		json.RawMessage(`{"a": [1, 2]}`), []string(nil), map[string]any(nil),
+	}
+	for _, v := range values {
+		got, ok := jsonw.AppendValue(nil, v)
+		want, err := json.Marshal(v)
+		if !ok || err != nil || !bytes.Equal(got, want) {
+			t.Errorf("AppendValue(%#v) = %s, %v; encoding/json gives %s, %v", v, got, ok, want, err)
+		}
+	}
+	for _, v := range []any{math.NaN(), math.Inf(1), struct{}{}, []any{make(chan int)}} {
+		if _, ok := jsonw.AppendValue(nil, v); ok {
+			t.Errorf("AppendValue(%#v) ok, want a refusal", v)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range samples {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := jsonw.Valid(b), json.Valid(b); got != want {
+			t.Fatalf("Valid(%q) = %v, want %v", b, got, want)
+		}
+		members, ok := jsonw.ParseObject(b)
+		var want map[string]json.RawMessage
+		if wantOK := json.Unmarshal(b, &want) == nil && want != nil; ok != wantOK {
+			t.Fatalf("ParseObject(%q) ok = %v, want %v", b, ok, wantOK)
+		}
+		for k, v := range want {
+			if got, _ := jsonw.Lookup(members, k); !bytes.Equal(got, v) {
+				t.Fatalf("ParseObject(%q)[%q] = %q, want %q", b, k, got, v)
+			}
+		}
+		var s string
+		if json.Unmarshal(b, &s) == nil && len(b) > 1 && b[0] == '"' && b[len(b)-1] == '"' {
+			if got, ok := jsonw.Unquote(b); !ok || got != s {
+				t.Fatalf("Unquote(%q) = %q, %v; want %q", b, got, ok, s)
+			}
+		}
+		if jsonw.Valid(b) {
+			var buf bytes.Buffer
+			if json.Compact(&buf, b) == nil && !bytes.Equal(jsonw.Compact(nil, b), buf.Bytes()) {
+				t.Fatalf("Compact(%q) = %q, want %q", b, jsonw.Compact(nil, b), buf.Bytes())
+			}
+		}
+	})
+}
