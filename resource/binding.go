@@ -165,6 +165,9 @@ func checkName(what, s string) error {
 	if s == "" {
 		return fmt.Errorf("binding: empty %s", what)
 	}
+	if len(s) > 128 {
+		return fmt.Errorf("binding: %s %q is longer than 128 bytes", what, s)
+	}
 	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
 			return fmt.Errorf("binding: %s %q: only letters, digits, '_', '-' and '.' are allowed", what, s)
@@ -193,7 +196,9 @@ type Env struct {
 // Request is one action call on a binding, decoded from a frame.
 type Request struct {
 	Action string
-	// PK is the object's pk: payload.pk, else data.pk; "" when neither.
+	// PK is payload.pk; "" when absent. Detail actions (retrieve, update,
+	// patch, delete, subscribe, custom detail actions) fall back to data.pk
+	// when it is "", as channels-api's README sends it.
 	PK string
 	// Data is payload.data; nil when absent or null.
 	Data json.RawMessage

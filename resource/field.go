@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -142,7 +143,7 @@ func String[T any](name string, get func(*T) *string, opts ...Option) Field[T] {
 					return []string{msgNotString}
 				}
 			case jsonw.Number:
-				s = string(raw)
+				s = numberString(raw)
 			default:
 				return []string{msgNotString}
 			}
@@ -488,6 +489,31 @@ func JSON[T any](name string, get func(*T) *json.RawMessage, opts ...Option) Fie
 
 // compact copies a raw value without insignificant white space.
 func compact(raw json.RawMessage) json.RawMessage { return jsonw.Compact(nil, raw) }
+
+// numberString is the text DRF makes of a number sent for a text field:
+// Python's str() of what json.loads gives. Integer literals stay as typed
+// ("-0" becomes "0"); any other number is a float, written the shortest
+// way that reads back, with ".0" on integral values and an exponent below
+// 1e-4 and from 1e16 on ("100000.0", "1.5", "1e+16", "1.5e-05").
+func numberString(raw []byte) string {
+	if s, ok := jsonw.Key(raw); ok {
+		return s
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return "inf" // json.loads reads 1e400 as inf; so does str()
+	}
+	exp := strconv.AppendFloat(nil, f, 'e', -1, 64)
+	e, _ := strconv.Atoi(string(exp[bytes.IndexByte(exp, 'e')+1:]))
+	if e < -4 || e >= 16 {
+		return string(exp)
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
 
 // numberText is the text of a stored number, which may also be stored as a
 // string holding one.

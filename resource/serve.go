@@ -41,6 +41,9 @@ func (b *binding[T]) serve(ctx context.Context, env Env, req Request) (Result, e
 	if env.Settings.PageSize <= 0 || env.Settings.Permissions == nil || env.Settings.NewID == nil {
 		env.Settings = env.Settings.withDefaults()
 	}
+	if req.PK == "" && b.detail(req.Action) {
+		req.PK = dataPK(req.Data)
+	}
 	if !allowed(b.permissions(&env.Settings), req.User, req.Action, req.PK) {
 		return Result{}, PermissionDenied()
 	}
@@ -64,6 +67,29 @@ func (b *binding[T]) serve(ctx context.Context, env Env, req Request) (Result, e
 		return c.subscribe()
 	}
 	return Result{}, InvalidAction()
+}
+
+// detail reports whether an action works on one object, and so takes
+// data.pk when payload.pk is absent.
+func (b *binding[T]) detail(action string) bool {
+	switch action {
+	case ActionRetrieve, ActionUpdate, ActionPatch, ActionDelete, ActionSubscribe:
+		return true
+	}
+	a, ok := b.actions[action]
+	return ok && a.detail
+}
+
+// dataPK reads data.pk: a string, or an integer as its decimal text. Any
+// other value names no object.
+func dataPK(data json.RawMessage) string {
+	if jsonw.KindOf(data) != jsonw.Object {
+		return ""
+	}
+	m, _ := jsonw.ParseObject(data)
+	raw, _ := jsonw.Lookup(m, "pk")
+	pk, _ := jsonw.Key(raw)
+	return pk
 }
 
 // Call is one action in progress: who asked, for what, and typed access to

@@ -1,5 +1,6 @@
-// Package notes is the notes.note binding on stream "notes": private notes
-// that only authenticated connections may use, owned by their creator.
+// Package notes is the notes.note binding on stream "notes": notes that
+// only authenticated connections may use, each recording the user who
+// created it as its owner.
 package notes
 
 import (

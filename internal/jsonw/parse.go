@@ -325,6 +325,31 @@ func hex4(b []byte) rune {
 	return r
 }
 
+// Key reads a raw value that names an object: a string as it is, an
+// integer literal as its decimal text ("-0" as "0"). ok is false for
+// anything else.
+func Key(raw []byte) (string, bool) {
+	switch KindOf(raw) {
+	case String:
+		return Unquote(raw)
+	case Number:
+		end, ok := skipNumber(raw, 0)
+		if !ok || end != len(raw) {
+			return "", false
+		}
+		for _, c := range raw {
+			if c == '.' || c == 'e' || c == 'E' {
+				return "", false
+			}
+		}
+		if string(raw) == "-0" {
+			return "0", true
+		}
+		return string(raw), true
+	}
+	return "", false
+}
+
 // Compact appends raw without insignificant white space. raw must be valid
 // JSON.
 func Compact(dst, raw []byte) []byte {

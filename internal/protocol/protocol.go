@@ -15,6 +15,11 @@ import (
 // request is read and no reply or push is written past it.
 const MaxMessage = 128 << 10
 
+// MaxEcho bounds what a reply echoes of its request (stream, action,
+// request_id), so that every error reply, and the 413 reply that replaces a
+// reply too large to send, always fits in a message.
+const MaxEcho = 1024
+
 // Request is a decoded request frame. Stream, Action and RequestID hold
 // what could be read even when the frame is malformed: they are echoed in
 // the error reply.
@@ -23,7 +28,8 @@ type Request struct {
 	HasStream bool
 	Action    string
 	HasAction bool
-	// PK is payload.pk, else data.pk, as a string; "" when absent.
+	// PK is payload.pk as a string; "" when absent or null. (A detail
+	// action falls back to data.pk; the binding knows which actions are.)
 	PK string
 	// Data is payload.data; nil when absent or null.
 	Data json.RawMessage
@@ -56,14 +62,21 @@ func Decode(frame []byte) (Request, *resource.Error) {
 		payloadErr = "payload must be an object"
 	}
 	// Read what can be echoed before reporting anything.
+	idErr := ""
 	if raw, ok := jsonw.Lookup(payload, "request_id"); ok {
-		req.RequestID = jsonw.Compact(nil, raw)
+		if id := jsonw.Compact(nil, raw); len(id) <= MaxEcho {
+			req.RequestID = id
+		} else {
+			idErr = "request_id longer than " + strconv.Itoa(MaxEcho) + " bytes"
+		}
 	}
 	streamErr := ""
 	if raw, ok := jsonw.Lookup(top, "stream"); !ok {
 		streamErr = "stream is missing"
 	} else if !readString(raw, &req.Stream) {
 		streamErr = "stream must be a string"
+	} else if len(req.Stream) > MaxEcho {
+		req.Stream, streamErr = "", "stream longer than "+strconv.Itoa(MaxEcho)+" bytes"
 	} else {
 		req.HasStream = true
 	}
@@ -72,10 +85,14 @@ func Decode(frame []byte) (Request, *resource.Error) {
 		actionErr = "action is missing"
 	} else if !readString(raw, &req.Action) {
 		actionErr = "action must be a string"
+	} else if len(req.Action) > MaxEcho {
+		req.Action, actionErr = "", "action longer than "+strconv.Itoa(MaxEcho)+" bytes"
 	} else {
 		req.HasAction = true
 	}
 	switch {
+	case idErr != "":
+		return req, resource.InvalidMessage(idErr)
 	case streamErr != "":
 		return req, resource.InvalidMessage(streamErr)
 	case payloadErr != "":
@@ -86,16 +103,8 @@ func Decode(frame []byte) (Request, *resource.Error) {
 	if raw, ok := jsonw.Lookup(payload, "data"); ok && jsonw.KindOf(raw) != jsonw.Null {
 		req.Data = raw
 	}
-	pk, ok := jsonw.Lookup(payload, "pk")
-	if !ok || jsonw.KindOf(pk) == jsonw.Null {
-		pk = nil
-		if jsonw.KindOf(req.Data) == jsonw.Object {
-			data, _ := jsonw.ParseObject(req.Data)
-			pk, _ = jsonw.Lookup(data, "pk")
-		}
-	}
-	if len(pk) > 0 && jsonw.KindOf(pk) != jsonw.Null {
-		s, ok := readPK(pk)
+	if pk, ok := jsonw.Lookup(payload, "pk"); ok && jsonw.KindOf(pk) != jsonw.Null {
+		s, ok := jsonw.Key(pk)
 		if !ok {
 			return req, resource.InvalidMessage("pk must be a string or an integer")
 		}
@@ -108,21 +117,6 @@ func readString(raw []byte, s *string) bool {
 	v, ok := jsonw.Unquote(raw)
 	*s = v
 	return ok
-}
-
-// readPK takes a string as it is and an integer as its decimal text.
-func readPK(raw []byte) (string, bool) {
-	var s string
-	if readString(raw, &s) {
-		return s, true
-	}
-	if jsonw.KindOf(raw) != jsonw.Number {
-		return "", false
-	}
-	if _, err := strconv.ParseInt(string(raw), 10, 64); err != nil {
-		return "", false
-	}
-	return string(raw), true
 }
 
 // Reply writes a reply frame. data may be nil (written as null); an error

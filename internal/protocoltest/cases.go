@@ -165,9 +165,15 @@ func protocolCases() []Case {
 		{Name: "create_read_only_ignored", Doc: "Read-only fields (id among them) that a client sends are ignored.", Steps: []Step{
 			send(anon, q("create", "", `{"id":"mine","question_text":"Why?","pub_date":"1999-01-01T00:00:00Z","published":true,"extra":1}`)),
 		}},
-		{Name: "create_text_input", Doc: `Text fields: a number is its decimal text; boolean, object, array are "Not a valid string."; null "may not be null"; blank and white space "may not be blank"; 200 characters at most.`, Steps: []Step{
+		{Name: "create_text_input", Doc: `Text fields: a number is its decimal text, as Python's str() writes what json.loads read; boolean, object, array are "Not a valid string."; null "may not be null"; blank and white space "may not be blank"; 200 characters at most.`, Steps: []Step{
 			send(anon, q("create", "", `{"question_text":42}`)),
 			send(anon, q("create", "", `{"question_text":-1.50e3}`)),
+			send(anon, q("create", "", `{"question_text":1e5}`)),
+			send(anon, q("create", "", `{"question_text":1.50}`)),
+			send(anon, q("create", "", `{"question_text":1e16}`)),
+			send(anon, q("create", "", `{"question_text":0.000015}`)),
+			send(anon, q("create", "", `{"question_text":-0}`)),
+			send(anon, q("create", "", `{"question_text":123456789012345678901234567890}`)),
 			send(anon, q("create", "", `{"question_text":true}`)),
 			send(anon, q("create", "", `{"question_text":{"a":1}}`)),
 			send(anon, q("create", "", `{"question_text":["a"]}`)),
@@ -209,6 +215,9 @@ func protocolCases() []Case {
 			send(anon, q("retrieve", "", `{"pk":7}`)),
 			send(anon, q("retrieve", `"7"`, `{"pk":"8"}`)),
 			send(anon, q("retrieve", `"8"`, `{"pk":"7"}`)),
+			send(anon, q("retrieve", "", `{"pk":[7]}`)),
+			send(anon, q("create", "", `{"question_text":"pk ignored","pk":{"a":1}}`)),
+			send(anon, q("list", "", `{"pk":true}`)),
 		}},
 		{Name: "update_full", Doc: "update is full: every required field must be present; read-only fields keep their values; the object is found before data is validated.", Steps: join(createQuestions(1), []Step{
 			send(anon, q("update", `"id0001"`, `{}`)),
@@ -358,7 +367,6 @@ func protocolCases() []Case {
 			send(anon, `{"stream":"questions","payload":{"action":"retrieve","pk":true,"request_id":"r4"}}`),
 			send(anon, `{"stream":"questions","payload":{"action":"retrieve","pk":1.5}}`),
 			send(anon, `{"stream":"questions","payload":{"action":"retrieve","pk":{"id":1}}}`),
-			send(anon, `{"stream":"questions","payload":{"action":"retrieve","data":{"pk":[1]}}}`),
 			send(anon, `{"stream":"questions","payload":{"action":"list"}} trailing`),
 			send(anon, "{\"stream\":\"questions\",\"payload\":{\"action\":\"list\",\"request_id\":\"\xff\"}}"),
 			send(anon, `{"stream":"questions","payload":{"action":"list","request_id":"ok"}}`),
@@ -379,13 +387,17 @@ func protocolCases() []Case {
 			send(anon, `{"stream":"widgets","payload":{"action":"fail_panic","request_id":"e2"}}`),
 			send(anon, `{"stream":"widgets","payload":{"action":"list","request_id":"e3"}}`),
 		}},
-		{Name: "message_size", Doc: "A request over 128 KB is refused; a reply that would exceed 128 KB is replaced by 413, never dropped.", Steps: []Step{
+		{Name: "message_size", Doc: "A request over 128 KB is refused; a reply that would exceed 128 KB is replaced by 413, never dropped; echoed stream, action and request_id are at most 1024 bytes, so every reply fits.", Steps: []Step{
 			send(anon, msg("widgets", "huge", "", "")),
 			send(anon, msg("widgets", "create", "", `{"name":"big1","meta":"`+strings.Repeat("m", 66_000)+`"}`)),
 			send(anon, msg("widgets", "create", "", `{"name":"big2","meta":"`+strings.Repeat("m", 66_000)+`"}`)),
 			send(anon, msg("widgets", "list", "", "")),
 			send(anon, msg("widgets", "create", "", `{"name":"big3","meta":"`+strings.Repeat("m", 131_100)+`"}`)),
 			send(anon, msg("widgets", "names", "", "")),
+			send(anon, `{"stream":"widgets","payload":{"action":"huge","request_id":"`+strings.Repeat("r", 1000)+`"}}`),
+			send(anon, `{"stream":"widgets","payload":{"action":"list","request_id":"`+strings.Repeat("r", 1100)+`"}}`),
+			send(anon, `{"stream":"`+strings.Repeat("s", 1100)+`","payload":{"action":"list","request_id":1}}`),
+			send(anon, `{"stream":"widgets","payload":{"action":"`+strings.Repeat("a", 1100)+`","request_id":2}}`),
 		}},
 	}
 }

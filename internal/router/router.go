@@ -65,24 +65,29 @@ type Conn struct {
 // Handle answers one frame with exactly one reply frame. It never panics on
 // any input, and binding panics become 500 replies.
 func (r *Router) Handle(ctx context.Context, conn Conn, frame []byte) []byte {
-	req, perr := protocol.Decode(frame)
-	if perr != nil {
-		return protocol.Reply(nil, &req, 0, nil, perr)
-	}
-	h := r.reg.Lookup(req.Stream)
-	if h == nil {
-		return protocol.Reply(nil, &req, 0, nil, resource.InvalidStream())
-	}
-	res, err := r.serve(ctx, h, conn, &req)
-	if err != nil {
-		return protocol.Reply(nil, &req, 0, nil, r.publicError(err, &req, conn))
-	}
-	out := protocol.Reply(make([]byte, 0, len(res.Data)+160), &req, res.Status, res.Data, nil)
+	req, out := r.handle(ctx, conn, frame)
 	if len(out) > protocol.MaxMessage {
+		// Echoes are bounded (protocol.MaxEcho), so this always fits.
 		msg := fmt.Sprintf("Response too large: %d bytes, the limit is %d.", len(out), protocol.MaxMessage)
 		return protocol.Reply(nil, &req, 0, nil, resource.TooLarge(msg))
 	}
 	return out
+}
+
+func (r *Router) handle(ctx context.Context, conn Conn, frame []byte) (protocol.Request, []byte) {
+	req, perr := protocol.Decode(frame)
+	if perr != nil {
+		return req, protocol.Reply(nil, &req, 0, nil, perr)
+	}
+	h := r.reg.Lookup(req.Stream)
+	if h == nil {
+		return req, protocol.Reply(nil, &req, 0, nil, resource.InvalidStream())
+	}
+	res, err := r.serve(ctx, h, conn, &req)
+	if err != nil {
+		return req, protocol.Reply(nil, &req, 0, nil, r.publicError(err, &req, conn))
+	}
+	return req, protocol.Reply(make([]byte, 0, len(res.Data)+160), &req, res.Status, res.Data, nil)
 }
 
 func (r *Router) serve(ctx context.Context, h *resource.Handler, conn Conn, req *protocol.Request) (res resource.Result, err error) {
