@@ -72,7 +72,7 @@ func TestAppendString_RoundTrips(t *testing.T) {
 
 func TestAppendValue_MatchesEncodingJSON(t *testing.T) {
 	values := []any{
-		nil, true, "s", 1, int8(-2), int64(math.MaxInt64), uint64(math.MaxUint64), 1.5, 1e21, 1e-7, 123456789.0, float32(0.1), -0.0,
+		nil, true, "s", 1, int8(-2), int64(math.MaxInt64), uint64(math.MaxUint64), 1.5, 1e21, 1e-7, 123456789.0, float32(0.1), math.Copysign(0, -1),
 		[]any{1, "a", nil}, []string{"x"}, []int{1, 2}, map[string]any{"b": 1, "a": []any{true}}, map[string]int{"z": 1, "y": 2},
 		json.RawMessage(`{"a": [1, 2]}`), []string(nil), map[string]any(nil),
 	}
