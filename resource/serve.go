@@ -320,7 +320,11 @@ func (c *Call[T]) list() (Result, error) {
 	if len(items) == 0 && page > 1 {
 		return Result{}, InvalidPage()
 	}
-	out := append(make([]byte, 0, 64*len(items)+2), '[')
+	capacity := 2
+	for _, it := range items {
+		capacity += len(it.Data) + 1
+	}
+	out := append(make([]byte, 0, capacity), '[')
 	for i, it := range items {
 		if i > 0 {
 			out = append(out, ',')

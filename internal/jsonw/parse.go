@@ -9,11 +9,28 @@ import (
 // exhaust the stack.
 const maxDepth = 10000
 
-// Member is one member of a JSON object: its key, unquoted, and its raw
-// value.
+// Member is one member of a JSON object: its key and its raw value.
 type Member struct {
-	Key   string
+	key   []byte // the raw key, quotes included
 	Value []byte
+}
+
+// Key is the member's key, unquoted.
+func (m Member) Key() string {
+	s, _ := Unquote(m.key)
+	return s
+}
+
+// is reports whether the member's key is k, without allocating for plain
+// ASCII keys (escapes and invalid UTF-8 need unquoting first).
+func (m Member) is(k string) bool {
+	raw := m.key[1 : len(m.key)-1]
+	for _, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return m.Key() == k
+		}
+	}
+	return string(raw) == k
 }
 
 // Valid reports whether b is exactly one JSON value, with optional white
@@ -43,7 +60,7 @@ func ParseObject(b []byte) (members []Member, ok bool) {
 		if !ok {
 			return nil, false
 		}
-		key, _ := Unquote(b[i:end])
+		key := b[i:end]
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return nil, false
@@ -53,7 +70,10 @@ func ParseObject(b []byte) (members []Member, ok bool) {
 		if !ok {
 			return nil, false
 		}
-		members = append(members, Member{Key: key, Value: b[start:end]})
+		if members == nil {
+			members = make([]Member, 0, 8)
+		}
+		members = append(members, Member{key: key, Value: b[start:end]})
 		i = skipSpace(b, end)
 		if i >= len(b) {
 			return nil, false
@@ -72,7 +92,7 @@ func ParseObject(b []byte) (members []Member, ok bool) {
 // Lookup returns the value of the last member named key.
 func Lookup(members []Member, key string) ([]byte, bool) {
 	for i := len(members) - 1; i >= 0; i-- {
-		if members[i].Key == key {
+		if members[i].is(key) {
 			return members[i].Value, true
 		}
 	}
@@ -253,19 +273,22 @@ func hexValue(c byte) rune {
 // does: escapes resolved, lone surrogates and invalid UTF-8 replaced by
 // U+FFFD. ok is false when raw is not a valid JSON string.
 func Unquote(raw []byte) (s string, ok bool) {
-	if end, ok := skipString(raw, 0); len(raw) < 2 || raw[0] != '"' || !ok || end != len(raw) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return "", false
 	}
 	body := raw[1 : len(raw)-1]
-	simple := utf8.Valid(body)
+	simple := true
 	for _, c := range body {
-		if c == '\\' {
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
 			simple = false
 			break
 		}
 	}
 	if simple {
 		return string(body), true
+	}
+	if end, ok := skipString(raw, 0); !ok || end != len(raw) {
+		return "", false
 	}
 	out := make([]byte, 0, len(body))
 	for i := 0; i < len(body); {
