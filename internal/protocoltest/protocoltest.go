@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -62,24 +61,15 @@ var Start = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // NewEnv returns a fresh Env: its id counter and clock start over.
 func NewEnv() Env {
-	var n int
 	var tick int
 	return Env{
-		Registry: Registry(resource.Settings{NewID: func(time.Time) string {
-			n++
-			return fmt.Sprintf("id%04d", n)
-		}}),
+		Registry: testbindings.Registry(),
 		Now: func() time.Time {
 			t := Start.Add(time.Duration(tick) * time.Second)
 			tick++
 			return t
 		},
 	}
-}
-
-// Registry is the application's registry with the test bindings added.
-func Registry(s resource.Settings) *resource.Registry {
-	return bindings.Registry(s).MustRegister(testbindings.All()...)
 }
 
 // Run plays every case against targets made by newTarget and compares the

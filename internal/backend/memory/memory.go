@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -28,6 +29,7 @@ type Store struct {
 	topics  map[string]map[string]resource.Subscription // topic → conn → sub
 	byConn  map[string]map[string]bool                  // conn → topics
 	changes []Change
+	conns   map[string]abi.ConnEvent
 }
 
 type stream struct {

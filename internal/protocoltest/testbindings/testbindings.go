@@ -8,9 +8,11 @@ package testbindings
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -136,3 +138,23 @@ var Vault = resource.MustNew(resource.Binding[Label]{
 
 // All lists the test bindings.
 func All() []*resource.Handler { return []*resource.Handler{Widgets, Labels, Vault} }
+
+// Registry is the golden suite's application: the application's bindings
+// and the test bindings, with ids "id0001", "id0002", ... counted from the
+// call, so that every target of one case makes the same ids.
+func Registry() *resource.Registry {
+	var n int
+	s := resource.Settings{NewID: func(time.Time) string {
+		n++
+		return "id" + pad4(n)
+	}}
+	return bindings.Registry(s).MustRegister(All()...)
+}
+
+func pad4(n int) string {
+	s := strconv.Itoa(n)
+	for len(s) < 4 {
+		s = "0" + s
+	}
+	return s
+}

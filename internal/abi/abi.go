@@ -1,0 +1,138 @@
+// Package abi is the contract between the native host and the WebAssembly
+// guests, written down as Go types and constants. Both sides import it;
+// nothing else crosses the boundary.
+//
+// # Calls into the guest
+//
+// Every guest exports ExportAlloc and some of the entry points below. To
+// call an entry point the host asks the guest for a buffer, writes the
+// input there, and calls the entry point with the buffer's address and
+// length. The entry point returns its output's address and length packed
+// in one i64 (PackPtr); the output stays valid until the next call.
+//
+//	ptr := wsbind_alloc(len(in))         // guest keeps the buffer alive
+//	write(ptr, in)
+//	out := wsbind_route(ptr, len(in))    // out = ptr<<32 | len
+//
+// # Calls into the host
+//
+// The guest imports the host functions of module "wsbind". Each takes one
+// request buffer (address, length: two i32) and returns an i64 packing a
+// Status in the high 32 bits and a result length in the low 32 (PackResult).
+// When the result is not empty the host has already placed it in a buffer
+// it obtained by calling the guest's wsbind_alloc, so one result costs one
+// call: the guest finds it where its allocator put it. The only exception
+// is FuncNow, which takes nothing and returns Unix nanoseconds as an i64.
+//
+// Worked example, store_get("questions", "q1") answering an item of
+// version 2 whose data is {"id":"q1"}:
+//
+//	request  09 00 00 00 'q' 'u' 'e' 's' 't' 'i' 'o' 'n' 's'    stream (String)
+//	         02 00 00 00 'q' '1'                                id (String)
+//	returns  PackResult(OK, 29) = 0x00000000_0000001d
+//	result   02 00 00 00 'q' '1'                                Item.ID (String)
+//	(29 B)   02 00 00 00 00 00 00 00                            Item.Version (U64)
+//	         0b 00 00 00 '{' '"' 'i' 'd' '"' ':' '"' 'q' '1' '"' '}'   Item.Data (Bytes)
+//
+// and for an id that is not stored, PackResult(NotFound, 0) = 0x00000001_00000000
+// with no result buffer.
+//
+// Integers are little-endian; a string or byte slice is a u32 length then
+// its bytes (Writer and Reader). Addresses and lengths are i32 on the wire:
+// a host reading them from 64-bit slots must cut each with uint32(x), since
+// the top half is not guaranteed to be zero.
+package abi
+
+// Module is the import module name of every host function.
+const Module = "wsbind"
+
+// Guest exports.
+const (
+	// ExportAlloc (size i32) → i32 returns a guest buffer of size bytes,
+	// alive until the guest's next entry point or host call returns.
+	ExportAlloc = "wsbind_alloc"
+	// ExportRoute (Message) → reply frame. The route function.
+	ExportRoute = "wsbind_route"
+	// ExportFanout (Change) → Outcome. The streamfanout function, one
+	// stream record at a time.
+	ExportFanout = "wsbind_fanout"
+	// ExportConnect (ConnEvent) → Outcome. The connect function, for
+	// $connect and $disconnect.
+	ExportConnect = "wsbind_connect"
+)
+
+// Func names a host function. The numbers index Funcs and never change.
+type Func uint8
+
+// Host functions. Each line says the request and the result.
+const (
+	FuncStoreGet     Func = iota // stream, id → Item; NotFound
+	FuncStoreCreate              // stream, Item → ; Exists
+	FuncStoreReplace             // stream, Item → version (U64); NotFound, Conflict
+	FuncStoreDelete              // stream, id → Item (the old one); NotFound
+	FuncStoreList                // stream, offset (U64), limit (U64) → count (U64), Items
+	FuncStoreCount               // stream → count (U64)
+	FuncSubscribe                // Subscription →
+	FuncSubscribers              // topic → count (U64), Subscriptions
+	FuncPost                     // frame, count (U64), conn ids → count (U64), Gone conn ids
+	FuncLog                      // level (U64), message →
+	FuncConnPut                  // ConnEvent →
+	FuncConnDrop                 // conn id →
+	FuncNow                      // () → Unix nanoseconds, returned directly
+	numFuncs
+)
+
+// Funcs are the import names, indexed by Func.
+var Funcs = [numFuncs]string{
+	FuncStoreGet:     "store_get",
+	FuncStoreCreate:  "store_create",
+	FuncStoreReplace: "store_replace",
+	FuncStoreDelete:  "store_delete",
+	FuncStoreList:    "store_list",
+	FuncStoreCount:   "store_count",
+	FuncSubscribe:    "subscribe",
+	FuncSubscribers:  "subscribers",
+	FuncPost:         "post",
+	FuncLog:          "log",
+	FuncConnPut:      "conn_put",
+	FuncConnDrop:     "conn_drop",
+	FuncNow:          "now",
+}
+
+// String is the import name.
+func (f Func) String() string {
+	if f < numFuncs {
+		return Funcs[f]
+	}
+	return "unknown"
+}
+
+// Status is a host function's outcome. The numbers never change.
+type Status uint32
+
+const (
+	OK       Status = 0
+	NotFound Status = 1 // no such item
+	Exists   Status = 2 // create found the id taken
+	Conflict Status = 3 // replace found another version
+	Failed   Status = 4 // the call failed; the result is the message
+	BadCall  Status = 5 // the request could not be decoded
+)
+
+// Log levels for FuncLog.
+const (
+	LevelInfo  = 0
+	LevelError = 1
+)
+
+// PackResult packs a host function's status and result length.
+func PackResult(s Status, n uint32) uint64 { return uint64(s)<<32 | uint64(n) }
+
+// UnpackResult splits what PackResult packed.
+func UnpackResult(v uint64) (Status, uint32) { return Status(v >> 32), uint32(v) }
+
+// PackPtr packs a guest buffer's address and length.
+func PackPtr(ptr, n uint32) uint64 { return uint64(ptr)<<32 | uint64(n) }
+
+// UnpackPtr splits what PackPtr packed.
+func UnpackPtr(v uint64) (ptr, n uint32) { return uint32(v >> 32), uint32(v) }

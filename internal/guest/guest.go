@@ -1,0 +1,319 @@
+// Package guest is the guest side of the ABI: a resource.Store and the
+// fan-out's subscriptions over host calls, and the three functions' entry
+// points (route, streamfanout, connect) as plain Go functions of bytes.
+// The wasm mains under functions/ export them; the host's native engine
+// calls the very same functions in-process, which is how every WASI figure
+// gets its native baseline.
+package guest
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/protocol"
+	"github.com/wsbind/wsbind/internal/router"
+	"github.com/wsbind/wsbind/resource"
+)
+
+// Caller makes host calls. In a wasm guest it is Imports; the host's native
+// engine implements it directly.
+type Caller interface {
+	// Call runs a host function with an encoded request and returns its
+	// status and encoded result.
+	Call(fn abi.Func, req []byte) (abi.Status, []byte)
+	// Now is FuncNow: the host's clock in Unix nanoseconds.
+	Now() int64
+}
+
+// Entry is one exported entry point: input bytes to output bytes.
+type Entry func(in []byte) []byte
+
+// Store is resource.Store and router.Subscribers over host calls.
+type Store struct{ c Caller }
+
+var (
+	_ resource.Store     = (*Store)(nil)
+	_ router.Subscribers = (*Store)(nil)
+)
+
+// NewStore returns a store that calls c.
+func NewStore(c Caller) *Store { return &Store{c: c} }
+
+// call runs fn and turns its status into the store's errors.
+func (s *Store) call(fn abi.Func, w *abi.Writer) ([]byte, error) {
+	st, res := s.c.Call(fn, w.B)
+	switch st {
+	case abi.OK:
+		return res, nil
+	case abi.NotFound:
+		return nil, resource.ErrNotFound
+	case abi.Exists:
+		return nil, resource.ErrExists
+	case abi.Conflict:
+		return nil, resource.ErrConflict
+	}
+	return nil, errors.New(fn.String() + ": status " + strconv.Itoa(int(st)) + ": " + string(res))
+}
+
+// Get implements resource.Store with FuncStoreGet.
+func (s *Store) Get(_ context.Context, stream, id string) (resource.Item, error) {
+	var w abi.Writer
+	w.String(stream)
+	w.String(id)
+	res, err := s.call(abi.FuncStoreGet, &w)
+	if err != nil {
+		return resource.Item{}, err
+	}
+	r := abi.NewReader(res)
+	it := r.Item()
+	return it, r.Done()
+}
+
+// Create implements resource.Store with FuncStoreCreate.
+func (s *Store) Create(_ context.Context, stream string, it resource.Item) error {
+	var w abi.Writer
+	w.String(stream)
+	w.Item(it)
+	_, err := s.call(abi.FuncStoreCreate, &w)
+	return err
+}
+
+// Replace implements resource.Store with FuncStoreReplace.
+func (s *Store) Replace(_ context.Context, stream string, it resource.Item) (int64, error) {
+	var w abi.Writer
+	w.String(stream)
+	w.Item(it)
+	res, err := s.call(abi.FuncStoreReplace, &w)
+	if err != nil {
+		return 0, err
+	}
+	r := abi.NewReader(res)
+	v := int64(r.U64())
+	return v, r.Done()
+}
+
+// Delete implements resource.Store with FuncStoreDelete.
+func (s *Store) Delete(_ context.Context, stream, id string) (resource.Item, error) {
+	var w abi.Writer
+	w.String(stream)
+	w.String(id)
+	res, err := s.call(abi.FuncStoreDelete, &w)
+	if err != nil {
+		return resource.Item{}, err
+	}
+	r := abi.NewReader(res)
+	it := r.Item()
+	return it, r.Done()
+}
+
+// List implements resource.Store with FuncStoreList.
+func (s *Store) List(_ context.Context, stream string, offset, limit int) ([]resource.Item, error) {
+	var w abi.Writer
+	w.String(stream)
+	w.U64(uint64(offset))
+	w.U64(uint64(limit))
+	res, err := s.call(abi.FuncStoreList, &w)
+	if err != nil {
+		return nil, err
+	}
+	r := abi.NewReader(res)
+	n := r.U64()
+	if n > uint64(len(res)) {
+		return nil, abi.ErrShort
+	}
+	items := make([]resource.Item, 0, n)
+	for range n {
+		items = append(items, r.Item())
+	}
+	return items, r.Done()
+}
+
+// Count implements resource.Store with FuncStoreCount.
+func (s *Store) Count(_ context.Context, stream string) (int, error) {
+	var w abi.Writer
+	w.String(stream)
+	res, err := s.call(abi.FuncStoreCount, &w)
+	if err != nil {
+		return 0, err
+	}
+	r := abi.NewReader(res)
+	n := r.U64()
+	return int(n), r.Done()
+}
+
+// Subscribe implements resource.Store with FuncSubscribe.
+func (s *Store) Subscribe(_ context.Context, sub resource.Subscription) error {
+	var w abi.Writer
+	w.Subscription(sub)
+	_, err := s.call(abi.FuncSubscribe, &w)
+	return err
+}
+
+// Subscribers implements router.Subscribers with FuncSubscribers.
+func (s *Store) Subscribers(_ context.Context, topic string) ([]resource.Subscription, error) {
+	var w abi.Writer
+	w.String(topic)
+	res, err := s.call(abi.FuncSubscribers, &w)
+	if err != nil {
+		return nil, err
+	}
+	r := abi.NewReader(res)
+	n := r.U64()
+	if n > uint64(len(res)) {
+		return nil, abi.ErrShort
+	}
+	subs := make([]resource.Subscription, 0, n)
+	for range n {
+		subs = append(subs, r.Subscription())
+	}
+	return subs, r.Done()
+}
+
+// logger sends the router's errors to the host's log.
+type logger struct{ c Caller }
+
+func (l logger) Error(msg string, args ...any) {
+	line := msg
+	for i := 0; i+1 < len(args); i += 2 {
+		k, _ := args[i].(string)
+		line += " " + k + "=" + strconv.Quote(toString(args[i+1]))
+	}
+	Log(l.c, abi.LevelError, line)
+}
+
+func toString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case error:
+		return v.Error()
+	}
+	return "?"
+}
+
+// Log writes a line to the host's log.
+func Log(c Caller, level int, msg string) {
+	var w abi.Writer
+	w.U64(uint64(level))
+	w.String(msg)
+	c.Call(abi.FuncLog, w.B)
+}
+
+func newRouter(c Caller, reg *resource.Registry) *router.Router {
+	return router.New(router.Config{
+		Registry: reg,
+		Store:    NewStore(c),
+		Now:      func() time.Time { return time.Unix(0, c.Now()).UTC() },
+		Log:      logger{c},
+	})
+}
+
+// Route is the route function: a Message in, its reply frame out.
+func Route(c Caller, reg *resource.Registry) Entry {
+	r := newRouter(c, reg)
+	return func(in []byte) []byte {
+		var m abi.Message
+		if err := m.Decode(abi.NewReader(in)); err != nil {
+			Log(c, abi.LevelError, "wsbind: route: undecodable message from the host: "+err.Error())
+			return protocol.Reply(nil, &protocol.Request{}, 0, nil, resource.Internal(err))
+		}
+		return r.Handle(context.Background(), router.Conn{ID: m.ConnID, User: m.User}, m.Frame)
+	}
+}
+
+// Fanout is the streamfanout function: a Change in, an Outcome out. It
+// builds the push, finds the subscribers of both topics, checks each one's
+// permission, and posts to all of them in one host call. A change the
+// bindings cannot push (another stream's item, an item that does not match
+// its binding) is logged and skipped; a failure to read subscriptions or
+// to post answers Failed, so the host reports the record for a retry.
+func Fanout(c Caller, reg *resource.Registry) Entry {
+	r := newRouter(c, reg)
+	store := NewStore(c)
+	return func(in []byte) []byte {
+		var ch abi.Change
+		if err := ch.Decode(abi.NewReader(in)); err != nil {
+			return outcome(abi.BadCall, "undecodable change: "+err.Error())
+		}
+		posts, err := r.Fanout(context.Background(), store, router.Change{Stream: ch.Stream, PK: ch.PK, Kind: ch.Kind, Old: ch.Old, New: ch.New})
+		switch {
+		case errors.Is(err, router.ErrUnknownStream):
+			return outcome(abi.OK, "")
+		case errors.Is(err, resource.ErrCorrupt):
+			Log(c, abi.LevelError, "wsbind: fan-out skipped a change: "+err.Error())
+			return outcome(abi.OK, "")
+		case err != nil:
+			return outcome(abi.Failed, err.Error())
+		case len(posts) == 0:
+			return outcome(abi.OK, "")
+		}
+		var w abi.Writer
+		w.Bytes(posts[0].Frame) // one change, one frame for every subscriber
+		w.U64(uint64(len(posts)))
+		for _, p := range posts {
+			w.String(p.ConnID)
+		}
+		if st, res := c.Call(abi.FuncPost, w.B); st != abi.OK {
+			return outcome(abi.Failed, "post: "+string(res))
+		}
+		return outcome(abi.OK, "")
+	}
+}
+
+// Connect is the connect function: a ConnEvent in, an Outcome out. Its
+// policy accepts every connection the host let through (the host has
+// verified the token, if any) and records it; a disconnect drops the
+// connection and its subscriptions.
+func Connect(c Caller) Entry {
+	return func(in []byte) []byte {
+		var e abi.ConnEvent
+		if err := e.Decode(abi.NewReader(in)); err != nil {
+			return outcome(abi.BadCall, "undecodable event: "+err.Error())
+		}
+		var w abi.Writer
+		fn := abi.FuncConnPut
+		switch e.Kind {
+		case abi.EventConnect:
+			e.Encode(&w)
+		case abi.EventDisconnect:
+			fn = abi.FuncConnDrop
+			w.String(e.ConnID)
+		default:
+			return outcome(abi.BadCall, "unknown event kind "+strconv.Quote(e.Kind))
+		}
+		if st, res := c.Call(fn, w.B); st != abi.OK {
+			return outcome(abi.Failed, fn.String()+": "+string(res))
+		}
+		return outcome(abi.OK, "")
+	}
+}
+
+func outcome(s abi.Status, msg string) []byte {
+	var w abi.Writer
+	o := abi.Outcome{Status: s, Message: msg}
+	o.Encode(&w)
+	return w.B
+}
+
+// All returns every entry point over c, keyed by export name: what the
+// host's native engine serves in place of the three wasm guests.
+func All(c Caller, reg *resource.Registry) map[string]Entry {
+	return map[string]Entry{
+		abi.ExportRoute:   Route(c, reg),
+		abi.ExportFanout:  Fanout(c, reg),
+		abi.ExportConnect: Connect(c),
+	}
+}
+
+// Settings reads the application settings a deployment may set in the
+// functions' environment: WSBIND_PAGE_SIZE (DEFAULT_PAGE_SIZE).
+func Settings(getenv func(string) string) resource.Settings {
+	var s resource.Settings
+	if n, err := strconv.Atoi(getenv("WSBIND_PAGE_SIZE")); err == nil && n > 0 {
+		s.PageSize = n
+	}
+	return s
+}

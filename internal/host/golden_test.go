@@ -1,0 +1,122 @@
+package host_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/protocoltest"
+	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
+	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/resource"
+)
+
+// recorder is a Poster that keeps what was posted, in order.
+type recorder struct {
+	mu    sync.Mutex
+	posts []protocoltest.Post
+}
+
+func (r *recorder) Post(_ context.Context, frame []byte, ids []string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		r.posts = append(r.posts, protocoltest.Post{ConnID: id, Frame: append([]byte(nil), frame...)})
+	}
+	return nil
+}
+
+func (r *recorder) take() []protocoltest.Post {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.posts
+	r.posts = nil
+	return out
+}
+
+// target plays a golden case through the host: route and fan-out run in
+// a guest instance made fresh for the case, over the in-memory store.
+type target struct {
+	t     *testing.T
+	pool  *host.Pool
+	store *memory.Store
+	posts *recorder
+	svc   *host.Services
+}
+
+func newTarget(t *testing.T, mod host.Module, env protocoltest.Env) protocoltest.Target {
+	st := memory.New()
+	rec := &recorder{}
+	tg := &target{t: t, pool: host.NewPool(mod, 1), store: st, posts: rec, svc: &host.Services{
+		Store: st, Subscribers: st, Conns: st, Poster: rec, Now: env.Now,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	}}
+	t.Cleanup(func() { tg.pool.Close(context.Background()) })
+	return tg
+}
+
+func (tg *target) Send(c protocoltest.Conn, frame []byte) []byte {
+	return host.Route(context.Background(), tg.pool, tg.svc, abi.Message{ConnID: c.ID, User: resource.User{ID: c.User}, Frame: frame})
+}
+
+func (tg *target) Put(stream string, it resource.Item) { tg.store.Put(stream, it) }
+
+func (tg *target) Flush() []protocoltest.Post {
+	for _, ch := range tg.store.Changes() {
+		if err := host.Fanout(context.Background(), tg.pool, tg.svc, abi.Change(ch)); err != nil {
+			tg.t.Errorf("fan-out: %v", err)
+		}
+	}
+	return tg.posts.take()
+}
+
+// nativeGolden is the golden guest's program, linked into the host.
+func nativeGolden(c guest.Caller) map[string]guest.Entry {
+	reg := testbindings.Registry()
+	return map[string]guest.Entry{abi.ExportRoute: guest.Route(c, reg), abi.ExportFanout: guest.Fanout(c, reg)}
+}
+
+func TestNative_Golden(t *testing.T) {
+	protocoltest.Run(t, func(t *testing.T, env protocoltest.Env) protocoltest.Target {
+		return newTarget(t, host.NativeModule(nativeGolden), env)
+	}, false)
+}
+
+// wazeroModule compiles a guest package once per test binary.
+func wazeroModule(t testing.TB, pkg string) host.Module {
+	t.Helper()
+	wasm, err := wasmbuild.Build(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eng, err := host.NewWazero(ctx, host.WazeroConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(ctx) })
+	mod, err := eng.Compile(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mod
+}
+
+func TestWazero_Golden(t *testing.T) {
+	mod := wazeroModule(t, "github.com/wsbind/wsbind/internal/host/testguest/golden")
+	protocoltest.Run(t, func(t *testing.T, env protocoltest.Env) protocoltest.Target {
+		return newTarget(t, mod, env)
+	}, false)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}

@@ -1,0 +1,236 @@
+// Package host runs the guests: it holds the world-facing services (store,
+// subscriptions, connections, posting, logs, clock), implements the ABI's
+// host functions over them, and runs guest instances through an engine —
+// wazero by default, or the native engine that links the guest code into
+// the host for baselines and tests.
+package host
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/router"
+	"github.com/wsbind/wsbind/resource"
+)
+
+// Connections records who is connected.
+type Connections interface {
+	// PutConn records a connection and its user.
+	PutConn(ctx context.Context, e abi.ConnEvent) error
+	// DropConn forgets a connection and every subscription it made.
+	DropConn(ctx context.Context, connID string) error
+}
+
+// Poster delivers pushes.
+type Poster interface {
+	// Post sends frame to every connection. Connections that are gone are
+	// cleaned up and not an error; an error means some delivery may not
+	// have happened and the change should be retried.
+	Post(ctx context.Context, frame []byte, connIDs []string) error
+}
+
+// Services are what the host functions reach. Store, Subscribers, Conns
+// and Poster are required by the functions that use them; Now and Log
+// default to time.Now and slog.Default().
+type Services struct {
+	Store       resource.Store
+	Subscribers router.Subscribers
+	Conns       Connections
+	Poster      Poster
+	Now         func() time.Time
+	Log         *slog.Logger
+}
+
+func (s *Services) now() int64 {
+	if s.Now != nil {
+		return s.Now().UnixNano()
+	}
+	return time.Now().UnixNano()
+}
+
+func (s *Services) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// errMissing reports a service the call needs but the host was not given.
+var errMissing = errors.New("host: service not configured")
+
+// Dispatch runs one host function: it decodes the request, calls the
+// service, and encodes the result. Every engine routes its imports here,
+// so the ABI's host side is written once.
+func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.Status, []byte) {
+	r := abi.NewReader(req)
+	var w abi.Writer
+	var err error
+	switch fn {
+	case abi.FuncStoreGet:
+		stream, id := r.String(), r.String()
+		if err = r.Done(); err != nil {
+			break
+		}
+		var it resource.Item
+		if it, err = s.store().Get(ctx, stream, id); err == nil {
+			w.Item(it)
+		}
+	case abi.FuncStoreCreate:
+		stream, it := r.String(), r.Item()
+		if err = r.Done(); err == nil {
+			err = s.store().Create(ctx, stream, it)
+		}
+	case abi.FuncStoreReplace:
+		stream, it := r.String(), r.Item()
+		if err = r.Done(); err != nil {
+			break
+		}
+		var v int64
+		if v, err = s.store().Replace(ctx, stream, it); err == nil {
+			w.U64(uint64(v))
+		}
+	case abi.FuncStoreDelete:
+		stream, id := r.String(), r.String()
+		if err = r.Done(); err != nil {
+			break
+		}
+		var it resource.Item
+		if it, err = s.store().Delete(ctx, stream, id); err == nil {
+			w.Item(it)
+		}
+	case abi.FuncStoreList:
+		stream, offset, limit := r.String(), r.U64(), r.U64()
+		if err = r.Done(); err != nil {
+			break
+		}
+		var items []resource.Item
+		if items, err = s.store().List(ctx, stream, int(min(offset, 1<<40)), int(min(limit, 1<<20))); err == nil {
+			w.U64(uint64(len(items)))
+			for _, it := range items {
+				w.Item(it)
+			}
+		}
+	case abi.FuncStoreCount:
+		stream := r.String()
+		if err = r.Done(); err != nil {
+			break
+		}
+		var n int
+		if n, err = s.store().Count(ctx, stream); err == nil {
+			w.U64(uint64(n))
+		}
+	case abi.FuncSubscribe:
+		sub := r.Subscription()
+		if err = r.Done(); err == nil {
+			err = s.store().Subscribe(ctx, sub)
+		}
+	case abi.FuncSubscribers:
+		topic := r.String()
+		if err = r.Done(); err != nil {
+			break
+		}
+		if s.Subscribers == nil {
+			err = errMissing
+			break
+		}
+		var subs []resource.Subscription
+		if subs, err = s.Subscribers.Subscribers(ctx, topic); err == nil {
+			w.U64(uint64(len(subs)))
+			for _, sub := range subs {
+				w.Subscription(sub)
+			}
+		}
+	case abi.FuncPost:
+		frame, n := r.Bytes(), r.U64()
+		if n > uint64(len(req)) {
+			err = abi.ErrShort
+			break
+		}
+		ids := make([]string, 0, n)
+		for range n {
+			ids = append(ids, r.String())
+		}
+		if err = r.Done(); err != nil {
+			break
+		}
+		if s.Poster == nil {
+			err = errMissing
+			break
+		}
+		err = s.Poster.Post(ctx, frame, ids)
+	case abi.FuncLog:
+		level, msg := r.U64(), r.String()
+		if err = r.Done(); err != nil {
+			break
+		}
+		if level == abi.LevelError {
+			s.log().Error(msg)
+		} else {
+			s.log().Info(msg)
+		}
+	case abi.FuncConnPut:
+		var e abi.ConnEvent
+		if err = e.Decode(r); err != nil {
+			break
+		}
+		if s.Conns == nil {
+			err = errMissing
+			break
+		}
+		err = s.Conns.PutConn(ctx, e)
+	case abi.FuncConnDrop:
+		id := r.String()
+		if err = r.Done(); err != nil {
+			break
+		}
+		if s.Conns == nil {
+			err = errMissing
+			break
+		}
+		err = s.Conns.DropConn(ctx, id)
+	default:
+		return abi.BadCall, []byte("unknown host function")
+	}
+	switch {
+	case err == nil:
+		return abi.OK, w.B
+	case errors.Is(err, abi.ErrShort) || r.Err() != nil:
+		return abi.BadCall, []byte(err.Error())
+	case errors.Is(err, resource.ErrNotFound):
+		return abi.NotFound, nil
+	case errors.Is(err, resource.ErrExists):
+		return abi.Exists, nil
+	case errors.Is(err, resource.ErrConflict):
+		return abi.Conflict, nil
+	}
+	return abi.Failed, []byte(err.Error())
+}
+
+func (s *Services) store() resource.Store {
+	if s.Store == nil {
+		return missingStore{}
+	}
+	return s.Store
+}
+
+// missingStore answers every call with errMissing.
+type missingStore struct{}
+
+func (missingStore) Get(context.Context, string, string) (resource.Item, error) {
+	return resource.Item{}, errMissing
+}
+func (missingStore) Create(context.Context, string, resource.Item) error { return errMissing }
+func (missingStore) Replace(context.Context, string, resource.Item) (int64, error) {
+	return 0, errMissing
+}
+func (missingStore) Delete(context.Context, string, string) (resource.Item, error) {
+	return resource.Item{}, errMissing
+}
+func (missingStore) List(context.Context, string, int, int) ([]resource.Item, error) {
+	return nil, errMissing
+}
+func (missingStore) Count(context.Context, string) (int, error)              { return 0, errMissing }
+func (missingStore) Subscribe(context.Context, resource.Subscription) error { return errMissing }
