@@ -232,5 +232,5 @@ func (missingStore) Delete(context.Context, string, string) (resource.Item, erro
 func (missingStore) List(context.Context, string, int, int) ([]resource.Item, error) {
 	return nil, errMissing
 }
-func (missingStore) Count(context.Context, string) (int, error)              { return 0, errMissing }
+func (missingStore) Count(context.Context, string) (int, error)             { return 0, errMissing }
 func (missingStore) Subscribe(context.Context, resource.Subscription) error { return errMissing }
