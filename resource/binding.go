@@ -124,6 +124,9 @@ func New[T any](def Binding[T]) (*Handler, error) {
 		if f.name == "" || seen[f.name] {
 			return nil, fmt.Errorf("binding %s: field %q is empty or declared twice", def.Stream, f.name)
 		}
+		if f.name[0] == '_' {
+			return nil, fmt.Errorf("binding %s: field %q: names starting with '_' are reserved for the store's own attributes", def.Stream, f.name)
+		}
 		if f.opts.readOnly && f.opts.writeOnly {
 			return nil, fmt.Errorf("binding %s: field %q is read-only and write-only", def.Stream, f.name)
 		}

@@ -92,6 +92,9 @@ func TestNew_RejectsBadDeclarations(t *testing.T) {
 		{"field id", func(b *resource.Binding[thing]) {
 			b.Fields = append(b.Fields, resource.String("id", func(t *thing) *string { return &t.ID }))
 		}, "declared twice"},
+		{"reserved field name", func(b *resource.Binding[thing]) {
+			b.Fields = append(b.Fields, resource.String("_version", func(t *thing) *string { return &t.Name }))
+		}, "reserved"},
 		{"zero field", func(b *resource.Binding[thing]) { b.Fields = append(b.Fields, resource.Field[thing]{}) }, "field constructor"},
 		{"read and write only", func(b *resource.Binding[thing]) {
 			b.Fields = []resource.Field[thing]{resource.String("name", func(t *thing) *string { return &t.Name }, resource.ReadOnly(), resource.WriteOnly())}
