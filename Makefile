@@ -8,13 +8,31 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 # Guest packages: compiled to WebAssembly, so they may import only the
 # standard library and this module. `make check` enforces it.
 GUEST_PKGS := ./resource/... ./bindings/... ./internal/protocol/... \
-              ./internal/router/... ./internal/jsonw/... \
+              ./internal/router/... ./internal/jsonw/... ./internal/abi/... \
+              ./internal/guest/... ./functions/... ./internal/host/testguest/... \
               ./internal/protocoltest/testbindings/...
 
 BENCH_COUNT ?= 6
 BENCH_OUT   ?= bench.txt
 
-.PHONY: all run test check bench fuzz golden clean
+# The functions, each a wasm guest under functions/.
+FUNCS      := connect route streamfanout
+WASMFLAGS  := -buildmode=c-shared -trimpath -ldflags=-s
+# Largest route.wasm allowed: a guest's size is its cold-start compile time.
+MAX_GUEST_BYTES := 4000000
+
+# Target architecture of the Lambda package: amd64 (x86_64) or arm64.
+ARCH  ?= $(shell $(GO) env GOARCH)
+BUILD := build/$(ARCH)
+# Compiled code for arm64 is made by running the arm64 bootstrap under
+# qemu, as a Graviton2-class CPU (neoverse-n1).
+ifeq ($(ARCH),$(shell $(GO) env GOHOSTARCH))
+RUN_TARGET :=
+else ifeq ($(ARCH),arm64)
+RUN_TARGET := QEMU_CPU=neoverse-n1 qemu-aarch64-static
+endif
+
+.PHONY: all run test check bench fuzz golden clean build wasm
 
 all: check test
 
@@ -25,6 +43,28 @@ run:
 ## test: every test, with the race detector
 test:
 	$(GO) test -race -count=1 ./...
+
+## build: the Lambda package for ARCH: bootstrap, each function's .wasm,
+## and its compiled code (<name>.cache/) for that architecture
+build: wasm $(BUILD)/bootstrap
+	rm -rf $(addprefix $(BUILD)/,$(addsuffix .cache,$(FUNCS)))
+	$(RUN_TARGET) $(BUILD)/bootstrap -compile-cache $(BUILD) $(addprefix $(BUILD)/,$(addsuffix .wasm,$(FUNCS)))
+	@ls -l $(BUILD)
+
+## wasm: the three guests
+wasm:
+	@mkdir -p $(BUILD)
+	@for f in $(FUNCS); do \
+		echo "GOOS=wasip1 GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(BUILD)/$$f.wasm ./functions/$$f"; \
+		GOOS=wasip1 GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(BUILD)/$$f.wasm ./functions/$$f || exit 1; \
+	done
+
+$(BUILD)/bootstrap: FORCE
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -ldflags=-s -tags lambda.norpc -o $@ ./cmd/bootstrap
+
+.PHONY: FORCE
+FORCE:
 
 ## golden: rewrite the golden protocol transcripts after a deliberate change
 golden:
@@ -42,6 +82,10 @@ check:
 	@bad=$$(GOOS=wasip1 GOARCH=wasm $(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(GUEST_PKGS) \
 		| grep -v '^github.com/wsbind/wsbind\(/\|$$\)' || true); \
 	if [ -n "$$bad" ]; then echo "guest packages import outside the standard library and this module:"; echo "$$bad"; exit 1; fi
+	@GOOS=wasip1 GOARCH=wasm $(GO) build $(WASMFLAGS) -o /tmp/wsbind-check-route.wasm ./functions/route; \
+	size=$$(stat -c %s /tmp/wsbind-check-route.wasm); rm -f /tmp/wsbind-check-route.wasm; \
+	echo "route.wasm: $$size bytes (limit $(MAX_GUEST_BYTES))"; \
+	if [ $$size -gt $(MAX_GUEST_BYTES) ]; then echo "route.wasm is too large"; exit 1; fi
 	@echo "check: ok"
 
 ## bench: benchmarks, several runs, medians by benchstat
@@ -57,4 +101,4 @@ fuzz:
 	$(GO) test ./internal/jsonw -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 clean:
-	rm -f $(BENCH_OUT)
+	rm -rf $(BENCH_OUT) build

@@ -1,0 +1,41 @@
+// Command bootstrap is the Lambda custom runtime (provided.al2023) of the
+// three functions. _HANDLER names the function (connect, route or
+// streamfanout); its guest, <name>.wasm, and compiled code, <name>.cache/,
+// sit beside the binary (lambdahost.FromEnv says the rest).
+//
+//	bootstrap -compile-cache DIR FILE.wasm...
+//
+// compiles each guest into DIR/<name>.cache and exits: `make build` runs it
+// on the target architecture to make the compiled code it ships.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/wsbind/wsbind/internal/lambdahost"
+)
+
+func main() {
+	cacheDir := flag.String("compile-cache", "", "compile each `DIR` FILE.wasm... into DIR/<name>.cache, then exit")
+	flag.Parse()
+	ctx := context.Background()
+	if *cacheDir != "" {
+		exitIf(lambdahost.CompileCaches(ctx, *cacheDir, flag.Args(), nil))
+		return
+	}
+	h, err := lambdahost.FromEnv(ctx, lambdahost.Env{Program: program})
+	exitIf(err)
+	lambda.Start(h)
+}
+
+func exitIf(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bootstrap:", err)
+		os.Exit(1)
+	}
+}

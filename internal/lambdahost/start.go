@@ -1,0 +1,292 @@
+package lambdahost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/host"
+)
+
+// Env is what FromEnv reads. The zero value is the process's own.
+type Env struct {
+	// Vars is the environment, KEY=VALUE. nil means os.Environ().
+	Vars []string
+	// Program, when not nil, is the guest code linked into the binary:
+	// the native engine, for the native baseline (bootstrap built with
+	// -tags wsbind_native). nil means the wazero engine running
+	// <task root>/<function>.wasm.
+	Program host.Program
+	// CacheRoot holds the writable compilation caches, one directory per
+	// function. "" means wsbind-cache in os.TempDir() (/tmp on Lambda).
+	CacheRoot string
+	// Log receives the host's logs. nil means slog.Default().
+	Log *slog.Logger
+}
+
+func (e *Env) getenv(key string) string {
+	vars := e.Vars
+	if vars == nil {
+		vars = os.Environ()
+	}
+	v := ""
+	for _, kv := range vars {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val // the last one wins, as in os.Getenv
+		}
+	}
+	return v
+}
+
+// guestEnv is what the guests see of the environment: the application's
+// settings (WSBIND_*) and nothing else. The process also holds the
+// function's AWS credentials; the sandbox has no use for them.
+func (e *Env) guestEnv() []string {
+	vars := e.Vars
+	if vars == nil {
+		vars = os.Environ()
+	}
+	var out []string
+	for _, kv := range vars {
+		if strings.HasPrefix(kv, "WSBIND_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// FromEnv builds the Handler a Lambda process serves, as the custom
+// runtime's bootstrap does at init:
+//
+//   - _HANDLER (the function's Handler setting) names the function:
+//     connect, route or streamfanout;
+//   - WSBIND_BACKEND selects the services: "memory" is the in-memory store
+//     and a Poster that logs and drops pushes (no persistence); the
+//     DynamoDB backend is not built yet;
+//   - $LAMBDA_TASK_ROOT (default: the executable's directory) holds
+//     <function>.wasm and its compiled code, <function>.cache/, which is
+//     copied into a writable cache (OpenCache) so that compiling is a
+//     cache hit; a miss compiles and logs one line;
+//   - the guest is instantiated now (Pool.Warm), so the first event pays
+//     no start-up.
+func FromEnv(ctx context.Context, env Env) (*Handler, error) {
+	log := env.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	name := env.getenv("_HANDLER")
+	switch name {
+	case Connect, Route, StreamFanout:
+	default:
+		return nil, fmt.Errorf("_HANDLER=%q: want %s, %s or %s", name, Connect, Route, StreamFanout)
+	}
+	svc, err := servicesFromEnv(&env, log)
+	if err != nil {
+		return nil, err
+	}
+	var cl closers
+	fail := func(err error) (*Handler, error) {
+		cl.close(ctx)
+		return nil, err
+	}
+	start := time.Now()
+	engine := "wazero"
+	var mod host.Module
+	if env.Program != nil {
+		engine, mod = "native", host.NativeModule(env.Program)
+	} else if mod, err = loadWasm(ctx, &env, name, log, &cl); err != nil {
+		return fail(err)
+	}
+	loaded := time.Since(start)
+	pool := host.NewPool(mod, 1)
+	cl = append(cl, func(ctx context.Context) error { pool.Close(ctx); return nil })
+	if err := pool.Warm(ctx); err != nil {
+		return fail(fmt.Errorf("%s: %w", name, err))
+	}
+	h, err := New(Config{Function: name, Pool: pool, Services: svc})
+	if err != nil {
+		return fail(err)
+	}
+	h.closers = cl
+	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", name), slog.String("engine", engine),
+		slog.Duration("load", loaded), slog.Duration("instantiate", time.Since(start)-loaded))
+	return h, nil
+}
+
+// closers release what FromEnv opened, last opened first.
+type closers []func(context.Context) error
+
+func (c closers) close(ctx context.Context) error {
+	var errs []error
+	for i := len(c) - 1; i >= 0; i-- {
+		errs = append(errs, c[i](ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// servicesFromEnv builds the Services WSBIND_BACKEND selects.
+func servicesFromEnv(env *Env, log *slog.Logger) (*host.Services, error) {
+	switch b := env.getenv("WSBIND_BACKEND"); b {
+	case "memory":
+		st := memory.New()
+		return &host.Services{Store: st, Subscribers: st, Conns: st, Poster: dropPoster{log}, Log: log}, nil
+	default:
+		return nil, fmt.Errorf("WSBIND_BACKEND=%q: the DynamoDB backend is not built yet (another issue); WSBIND_BACKEND=memory runs without persistence", b)
+	}
+}
+
+// dropPoster is the memory backend's Poster: there is no API Gateway to
+// post to, so it logs each push and drops it.
+type dropPoster struct{ log *slog.Logger }
+
+func (p dropPoster) Post(ctx context.Context, frame []byte, connIDs []string) error {
+	p.log.LogAttrs(ctx, slog.LevelInfo, "wsbind: push dropped (WSBIND_BACKEND=memory posts nowhere)",
+		slog.Int("conns", len(connIDs)), slog.Int("bytes", len(frame)))
+	return nil
+}
+
+// loadWasm compiles <task root>/<name>.wasm with the shipped compiled
+// code, adding what it opens to cl. Whatever the cache holds or lacks, it
+// compiles: the cache can slow a start, never fail it.
+func loadWasm(ctx context.Context, env *Env, name string, log *slog.Logger, cl *closers) (host.Module, error) {
+	root := env.getenv("LAMBDA_TASK_ROOT")
+	if root == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("task root: %w", err)
+		}
+		root = filepath.Dir(exe)
+	}
+	wasm, err := os.ReadFile(filepath.Join(root, name+".wasm"))
+	if err != nil {
+		return nil, err
+	}
+	cacheRoot := env.CacheRoot
+	if cacheRoot == "" {
+		cacheRoot = filepath.Join(os.TempDir(), "wsbind-cache")
+	}
+	work := filepath.Join(cacheRoot, name)
+	cfg := host.WazeroConfig{Env: env.guestEnv()}
+	cache, err := host.OpenCache(filepath.Join(root, name+".cache"), work, log)
+	if err != nil {
+		log.LogAttrs(ctx, slog.LevelWarn, "wsbind: no compilation cache", slog.Any("err", err))
+	} else {
+		*cl = append(*cl, cache.Close)
+		cfg.Cache = cache
+	}
+	mod, out, err := compile(ctx, cfg, wasm, work, cl)
+	if err != nil && cfg.Cache != nil {
+		// CompileCached has already retried over an emptied cache: what
+		// fails is the cache's directory itself (a full /tmp, say). One
+		// more try without a cache.
+		log.LogAttrs(ctx, slog.LevelWarn, "wsbind: compiling without the compilation cache", slog.Any("err", err))
+		cfg.Cache = nil
+		mod, out, err = compile(ctx, cfg, wasm, work, cl)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("compile %s.wasm: %w", name, err)
+	}
+	if !out.Hit {
+		attrs := []slog.Attr{slog.String("function", name)}
+		if out.Err != nil {
+			attrs = append(attrs, slog.Any("cache_err", out.Err))
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "compiled "+name+" (no matching compiled code shipped)", attrs...)
+	}
+	return mod, nil
+}
+
+// compile starts an engine and compiles wasm in it.
+func compile(ctx context.Context, cfg host.WazeroConfig, wasm []byte, work string, cl *closers) (host.Module, host.CacheOutcome, error) {
+	eng, err := host.NewWazero(ctx, cfg)
+	if err != nil {
+		return nil, host.CacheOutcome{}, err
+	}
+	mod, out, err := eng.CompileCached(ctx, wasm, work)
+	if err != nil {
+		eng.Close(ctx)
+		return nil, out, err
+	}
+	*cl = append(*cl, eng.Close)
+	return mod, out, nil
+}
+
+// CompileCaches compiles each wasm file into dir/<name>.cache, name being
+// the file's base name without ".wasm": the compiled code that `make
+// build` ships beside the guests (`bootstrap -compile-cache`). It must run
+// on the target's architecture (natively, or under qemu for arm64): the
+// code is native code, and its entries are keyed by the CPU's features.
+// It goes through host.NewWazero like FromEnv does, since the cache key
+// also depends on the runtime's configuration. The files are made
+// world-readable, as Lambda requires of a package (wazero writes them
+// for its owner only).
+func CompileCaches(ctx context.Context, dir string, files []string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(files) == 0 {
+		return errors.New("no wasm files to compile")
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".wasm")
+		cacheDir := filepath.Join(dir, name+".cache")
+		start := time.Now()
+		if err := compileCache(ctx, f, cacheDir); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if err := shareTree(cacheDir); err != nil {
+			return fmt.Errorf("%s: %w", cacheDir, err)
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "compiled "+f, slog.String("cache", cacheDir),
+			slog.Int("files", host.CacheFiles(cacheDir)), slog.Duration("took", time.Since(start)))
+	}
+	return nil
+}
+
+func compileCache(ctx context.Context, file, cacheDir string) error {
+	wasm, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
+	if err != nil {
+		return err
+	}
+	defer cache.Close(ctx)
+	eng, err := host.NewWazero(ctx, host.WazeroConfig{Cache: cache})
+	if err != nil {
+		return err
+	}
+	defer eng.Close(ctx)
+	if _, _, err := eng.CompileCached(ctx, wasm, cacheDir); err != nil {
+		return err
+	}
+	if host.CacheFiles(cacheDir) == 0 {
+		return errors.New("wazero wrote no compiled code")
+	}
+	return nil
+}
+
+// shareTree makes a tree readable by everyone: 0755 directories, 0644
+// files.
+func shareTree(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644)
+		if d.IsDir() {
+			mode = 0o755
+		}
+		return os.Chmod(path, mode)
+	})
+}
