@@ -29,18 +29,26 @@ func crashModule(t *testing.T) (host.Module, *lockedBuffer) {
 	return cappedModule(t, crashPkg)
 }
 
-// cappedModule compiles a guest in an engine of its own, with memory
-// capped at crashPages and guest stderr captured in the returned buffer.
-// The compilation cache makes every compile after the first cheap.
+// cappedModule compiles a guest in an interruptible engine of its own,
+// with memory capped at crashPages and guest stderr captured in the
+// returned buffer.
 func cappedModule(t *testing.T, pkg string) (host.Module, *lockedBuffer) {
+	t.Helper()
+	stderr := &lockedBuffer{}
+	return engineModule(t, pkg, host.WazeroConfig{MemoryLimitPages: crashPages, Stderr: stderr, Interruptible: true}), stderr
+}
+
+// engineModule compiles a guest in an engine of its own, configured by
+// cfg. The compilation cache makes every compile after the first cheap.
+func engineModule(t *testing.T, pkg string, cfg host.WazeroConfig) host.Module {
 	t.Helper()
 	wasm, err := wasmbuild.Build(pkg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	stderr := &lockedBuffer{}
-	eng, err := host.NewWazero(ctx, host.WazeroConfig{MemoryLimitPages: crashPages, Stderr: stderr, Cache: compiledCache()})
+	cfg.Cache = compiledCache()
+	eng, err := host.NewWazero(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +57,7 @@ func cappedModule(t *testing.T, pkg string) (host.Module, *lockedBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mod, stderr
+	return mod
 }
 
 // nativeCrash is the crash guest's route entry, linked into the host: it
@@ -271,14 +279,15 @@ func TestWazero_Deadline(t *testing.T) {
 
 	// A guest entry that outlives its deadline: the real route guest
 	// waiting on a store call that takes longer than the deadline (a
-	// slow database). wazero closes the instance when the context ends,
-	// and the guest traps as soon as it runs again.
+	// slow database). In an interruptible engine wazero closes the
+	// instance when the context ends, and the guest traps as soon as it
+	// runs again.
 	t.Run("deadline during a call", func(t *testing.T) {
 		st := memory.New()
 		slow := &slowStore{Store: st}
 		logs := &lockedBuffer{}
 		svc := &host.Services{Store: slow, Subscribers: st, Conns: st, Log: slog.New(slog.NewTextHandler(logs, nil))}
-		pool := host.NewPool(sharedModule(t, routePkg), 1)
+		pool := host.NewPool(engineModule(t, routePkg, host.WazeroConfig{Interruptible: true}), 1)
 		defer pool.Close(context.Background())
 		route := func(ctx context.Context, frame []byte) []byte {
 			return host.Route(ctx, pool, svc, abi.Message{ConnID: "conn-1", Frame: frame})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -27,6 +28,13 @@ type WazeroConfig struct {
 	Stderr io.Writer
 	// Env is the guests' environment, KEY=VALUE.
 	Env []string
+	// Interruptible makes a call's context cancellation stop a running
+	// guest (wazero's CloseOnContextDone), at a price on every call: the
+	// compiled code checks for it in each loop and function, and wazero
+	// watches the context from a goroutine. The emulator wants it, to stop
+	// a runaway guest; Lambda does not, since its timeout ends the whole
+	// environment.
+	Interruptible bool
 }
 
 // Wazero is the wazero engine: one runtime, its host module, and the
@@ -46,7 +54,7 @@ func NewWazero(ctx context.Context, cfg WazeroConfig) (*Wazero, error) {
 	}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(cfg.MemoryLimitPages).
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(cfg.Interruptible)
 	if cfg.Cache != nil {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
@@ -76,6 +84,12 @@ func NewWazero(ctx context.Context, cfg WazeroConfig) (*Wazero, error) {
 	return &Wazero{rt: rt, cfg: cfg}, nil
 }
 
+// allocs maps each live guest instance (api.Module) to its wsbind_alloc
+// export. Looking an export up makes a new call engine, stack and all,
+// every time; a host call that returns a result needs the allocator, so
+// each instance's is made once, in NewInstance.
+var allocs sync.Map
+
 // hostFunc adapts Services.Dispatch to a wasm import: read the request
 // from guest memory, dispatch, and hand the result back through the
 // guest's own allocator.
@@ -94,7 +108,11 @@ func hostFunc(fn abi.Func) api.GoModuleFunc {
 			stack[0] = abi.PackResult(st, 0)
 			return
 		}
-		out, err := m.ExportedFunction(abi.ExportAlloc).Call(ctx, uint64(len(res)))
+		alloc, ok := allocs.Load(m)
+		if !ok { // not made by NewInstance: a test's module, say
+			alloc = m.ExportedFunction(abi.ExportAlloc)
+		}
+		out, err := alloc.(api.Function).Call(ctx, uint64(len(res)))
 		if err != nil || !m.Memory().Write(uint32(out[0]), res) {
 			// The guest cannot take the result (out of memory, say): its
 			// next step will fail; tell it the call failed.
@@ -147,6 +165,9 @@ func (m *wazeroModule) NewInstance(ctx context.Context) (Instance, error) {
 		mod.Close(ctx)
 		return nil, errors.New("guest does not export " + abi.ExportAlloc)
 	}
+	// A second handle for host calls: an api.Function is not reentrant,
+	// and host calls happen while the first one may be running.
+	allocs.Store(mod, mod.ExportedFunction(abi.ExportAlloc))
 	return &wazeroInstance{mod: mod, alloc: alloc, exports: map[string]api.Function{}}, nil
 }
 
@@ -186,4 +207,7 @@ func (i *wazeroInstance) Call(ctx context.Context, export string, in []byte) ([]
 	return append([]byte(nil), out...), nil
 }
 
-func (i *wazeroInstance) Close(ctx context.Context) error { return i.mod.Close(ctx) }
+func (i *wazeroInstance) Close(ctx context.Context) error {
+	allocs.Delete(i.mod)
+	return i.mod.Close(ctx)
+}
