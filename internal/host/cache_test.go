@@ -144,7 +144,7 @@ func TestOpenCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got, want := host.CacheFiles(work), host.CacheFiles(shipped); got != want {
-			t.Fatalf("files copied: got %d, want %d", got, want)
+			t.Fatalf("files linked: got %d, want %d", got, want)
 		}
 		ctx := context.Background()
 		defer c.Close(ctx)
@@ -306,8 +306,9 @@ func rename(t *testing.T, from, to string) {
 	}
 }
 
-// TestWazeroCache_ReadOnlyMiss is why OpenCache copies: wazero fails a
-// compile that misses a read-only cache, since it cannot write the entry.
+// TestWazeroCache_ReadOnlyMiss is why OpenCache links into a writable
+// directory: wazero fails a compile that misses a read-only cache, since
+// it cannot write the entry.
 func TestWazeroCache_ReadOnlyMiss(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root writes into read-only directories")
@@ -325,7 +326,7 @@ func TestWazeroCache_ReadOnlyMiss(t *testing.T) {
 	}
 	defer eng.Close(ctx)
 	if _, err := eng.Compile(ctx, tinyWasm); err == nil {
-		t.Errorf("compile into a read-only cache succeeded; OpenCache's copy may no longer be needed")
+		t.Errorf("compile into a read-only cache succeeded; the writable work directory may no longer be needed")
 	}
 }
 

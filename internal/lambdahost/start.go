@@ -74,7 +74,7 @@ func (e *Env) guestEnv() []string {
 //     DynamoDB backend is not built yet;
 //   - $LAMBDA_TASK_ROOT (default: the executable's directory) holds
 //     <function>.wasm and its compiled code, <function>.cache/, which is
-//     copied into a writable cache (OpenCache) so that compiling is a
+//     linked into a writable cache (OpenCache) so that compiling is a
 //     cache hit; a miss compiles and logs one line;
 //   - the guest is instantiated now (Pool.Warm), so the first event pays
 //     no start-up.
