@@ -1,7 +1,7 @@
 package resource
 
 import (
-	"crypto/rand"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -32,9 +32,16 @@ func (g *IDs) New(now time.Time) string {
 			ms++ // the 80 bits overflowed; borrow the next millisecond
 		}
 	} else {
-		if _, err := rand.Read(g.rand[:]); err != nil {
-			panic("wsbind: no randomness: " + err.Error())
+		// math/rand/v2's global source is ChaCha8 seeded by the runtime
+		// from the system's randomness (WASI random_get in a guest).
+		// crypto/rand would add 200 KB to every guest, and ids are
+		// unique, not secret: permissions, not unguessable ids, guard
+		// objects.
+		hi, lo := rand.Uint64(), rand.Uint64()
+		for i := range 8 {
+			g.rand[i] = byte(hi >> (56 - 8*i))
 		}
+		g.rand[8], g.rand[9] = byte(lo>>8), byte(lo)
 		g.rand[0] &= 0x7f // leave room to count up without overflow
 	}
 	g.ms = ms
