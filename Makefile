@@ -14,6 +14,10 @@ GUEST_PKGS := ./resource/... ./bindings/... ./internal/protocol/... \
 
 BENCH_COUNT ?= 6
 BENCH_OUT   ?= bench.txt
+# Cold starts: COLD_STARTS processes per run (each run reports their
+# medians), COLD_COUNT runs.
+COLD_STARTS ?= 10
+COLD_COUNT  ?= 6
 
 # The functions, each a wasm guest under functions/.
 FUNCS      := connect route streamfanout
@@ -88,10 +92,16 @@ check:
 	if [ $$size -gt $(MAX_GUEST_BYTES) ]; then echo "route.wasm is too large"; exit 1; fi
 	@echo "check: ok"
 
-## bench: benchmarks, several runs, medians by benchstat
+## bench: benchmarks, several runs, medians by benchstat; the WASI
+## figures (engine=...) in columns beside their native baseline
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
-	$(GO) run $(BENCHSTAT) $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench . -skip ColdStart -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench ColdStart -benchtime $(COLD_STARTS)x -count $(COLD_COUNT) ./internal/lambdahost | tee -a $(BENCH_OUT)
+	@echo; echo "== framework (native)"
+	@awk '!/engine=/' $(BENCH_OUT) > $(BENCH_OUT).native; $(GO) run $(BENCHSTAT) $(BENCH_OUT).native
+	@echo; echo "== WASI beside native: per message (internal/host), cold start of the bootstrap (internal/lambdahost)"
+	@awk '!/^Benchmark/ || /engine=/' $(BENCH_OUT) > $(BENCH_OUT).wasi; $(GO) run $(BENCHSTAT) -col /engine $(BENCH_OUT).wasi
+	@rm -f $(BENCH_OUT).native $(BENCH_OUT).wasi
 
 ## fuzz: fuzz the JSON parser, the frame decoder and the router (FUZZTIME each)
 FUZZTIME ?= 2m

@@ -24,8 +24,8 @@ func benchEngines(pkg string) []struct {
 		name string
 		mod  func(*testing.B) host.Module
 	}{
-		{"native", func(*testing.B) host.Module { return host.NativeModule(nativeApp) }},
-		{"wazero", func(b *testing.B) host.Module { return sharedModule(b, pkg) }},
+		{"engine=native", func(*testing.B) host.Module { return host.NativeModule(nativeApp) }},
+		{"engine=wazero", func(b *testing.B) host.Module { return sharedModule(b, pkg) }},
 	}
 }
 

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 
 // buildDir returns the directory holding bootstrap, route.wasm and
 // route.cache/.
-func buildDir(t *testing.T) string {
+func buildDir(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
 		if built.dir, built.err = os.MkdirTemp("", "wsbind-lambdahost-"); built.err != nil {
@@ -76,7 +76,7 @@ func buildDir(t *testing.T) string {
 }
 
 // nativeBootstrap returns the bootstrap built with -tags wsbind_native.
-func nativeBootstrap(t *testing.T) string {
+func nativeBootstrap(t testing.TB) string {
 	t.Helper()
 	dir := buildDir(t)
 	built.nativeOnce.Do(func() {
@@ -105,7 +105,7 @@ func goBuild(out string, flags ...string) error {
 
 // taskRoot lays out a read-only task root holding the given files of the
 // build directory, as Lambda unpacks a package.
-func taskRoot(t *testing.T, names ...string) string {
+func taskRoot(t testing.TB, names ...string) string {
 	t.Helper()
 	dir := buildDir(t)
 	root := filepath.Join(t.TempDir(), "task")
@@ -135,7 +135,7 @@ func taskRoot(t *testing.T, names ...string) string {
 	return root
 }
 
-func chmodTree(t *testing.T, dir string, dirMode, fileMode fs.FileMode) {
+func chmodTree(t testing.TB, dir string, dirMode, fileMode fs.FileMode) {
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
