@@ -228,7 +228,7 @@ func Route(c Caller, reg *resource.Registry) Entry {
 // builds the push, finds the subscribers of both topics, checks each one's
 // permission, and posts to all of them in one host call. A change the
 // bindings cannot push (another stream's item, an item that does not match
-// its binding) is logged and skipped; a failure to read subscriptions or
+// its binding, a change without its image) is logged and skipped; a failure to read subscriptions or
 // to post answers Failed, so the host reports the record for a retry.
 func Fanout(c Caller, reg *resource.Registry) Entry {
 	r := newRouter(c, reg)
@@ -242,7 +242,7 @@ func Fanout(c Caller, reg *resource.Registry) Entry {
 		switch {
 		case errors.Is(err, router.ErrUnknownStream):
 			return outcome(abi.OK, "")
-		case errors.Is(err, resource.ErrCorrupt):
+		case errors.Is(err, resource.ErrCorrupt), errors.Is(err, router.ErrBadChange):
 			Log(c, abi.LevelError, "wsbind: fan-out skipped a change: "+err.Error())
 			return outcome(abi.OK, "")
 		case err != nil:

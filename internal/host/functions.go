@@ -68,7 +68,11 @@ func Connect(ctx context.Context, p *Pool, s *Services, e abi.ConnEvent) (bool, 
 		return false, err
 	}
 	if o.Status != abi.OK {
-		s.log().LogAttrs(ctx, slog.LevelWarn, "wsbind: connection refused", slog.String("conn", e.ConnID), slog.String("reason", o.Message))
+		msg := "wsbind: connection refused"
+		if e.Kind == abi.EventDisconnect {
+			msg = "wsbind: disconnect not recorded"
+		}
+		s.log().LogAttrs(ctx, slog.LevelWarn, msg, slog.String("conn", e.ConnID), slog.String("reason", o.Message))
 		return false, nil
 	}
 	return true, nil

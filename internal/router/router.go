@@ -157,6 +157,12 @@ type Push struct {
 // (the items table may hold other data); fan-out skips them.
 var ErrUnknownStream = errors.New("no binding for the stream")
 
+// ErrBadChange is returned for a change that can never become a push: an
+// unknown kind, or no image to push (a stream that does not carry old and
+// new images, say). Retrying it would block the stream, so fan-out logs
+// and skips it.
+var ErrBadChange = errors.New("bad change")
+
 // Push builds the push for a change. A delete carries the last stored
 // object. A frame that would exceed the message limit is replaced by one
 // without data, marked truncated.
@@ -171,10 +177,10 @@ func (r *Router) Push(ch Change) (Push, error) {
 	case KindDelete:
 		image = ch.Old
 	default:
-		return Push{}, fmt.Errorf("change of %s/%s: unknown kind %q", ch.Stream, ch.PK, ch.Kind)
+		return Push{}, fmt.Errorf("%w: change of %s/%s: unknown kind %q", ErrBadChange, ch.Stream, ch.PK, ch.Kind)
 	}
 	if image == nil {
-		return Push{}, fmt.Errorf("change of %s/%s: %s without its image", ch.Stream, ch.PK, ch.Kind)
+		return Push{}, fmt.Errorf("%w: change of %s/%s: %s without its image", ErrBadChange, ch.Stream, ch.PK, ch.Kind)
 	}
 	data, err := h.Represent(image)
 	if err != nil {
