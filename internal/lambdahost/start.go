@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,9 +48,15 @@ func (e *Env) getenv(key string) string {
 	return v
 }
 
+// hostOnly are the WSBIND_ settings that configure the host itself: where
+// the data lives and how tokens are verified. Guests never see them; the
+// auth secret in particular must not reach binding code.
+var hostOnly = []string{"WSBIND_BACKEND=", "WSBIND_TABLE_", "WSBIND_MANAGEMENT_ENDPOINT=", "WSBIND_AUTH_"}
+
 // guestEnv is what the guests see of the environment: the application's
-// settings (WSBIND_*) and nothing else. The process also holds the
-// function's AWS credentials; the sandbox has no use for them.
+// settings (WSBIND_*, host-only ones excepted) and nothing else. The
+// process also holds the function's AWS credentials; the sandbox has no
+// use for them.
 func (e *Env) guestEnv() []string {
 	vars := e.Vars
 	if vars == nil {
@@ -57,7 +64,7 @@ func (e *Env) guestEnv() []string {
 	}
 	var out []string
 	for _, kv := range vars {
-		if strings.HasPrefix(kv, "WSBIND_") {
+		if strings.HasPrefix(kv, "WSBIND_") && !slices.ContainsFunc(hostOnly, func(p string) bool { return strings.HasPrefix(kv, p) }) {
 			out = append(out, kv)
 		}
 	}
