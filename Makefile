@@ -46,7 +46,7 @@ run:
 
 ## test: every test, with the race detector
 test:
-	$(GO) test -race -count=1 ./...
+	./scripts/with-dynalite.sh $(GO) test -race -count=1 ./...
 
 ## build: the Lambda package for ARCH: bootstrap, each function's .wasm,
 ## and its compiled code (<name>.cache/) for that architecture
