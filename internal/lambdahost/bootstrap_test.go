@@ -309,9 +309,9 @@ func TestBootstrap_Settings(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{[]string{"_HANDLER=route", "LAMBDA_TASK_ROOT=" + root}, "WSBIND_BACKEND=memory runs without persistence"},
-		{[]string{"_HANDLER=route", "LAMBDA_TASK_ROOT=" + root, "WSBIND_BACKEND=dynamodb"}, "the DynamoDB backend is not built yet"},
-		{[]string{"_HANDLER=bootstrap", "WSBIND_BACKEND=memory"}, "want connect, route or streamfanout"},
+		{[]string{"_HANDLER=route", "LAMBDA_TASK_ROOT=" + root}, "or memory (in-process, no persistence)"},
+		{[]string{"_HANDLER=route", "LAMBDA_TASK_ROOT=" + root, "WSBIND_BACKEND=dynamodb"}, "WSBIND_BACKEND=dynamodb needs WSBIND_TABLE_ITEMS"},
+		{[]string{"_HANDLER=bootstrap", "WSBIND_BACKEND=memory"}, "want connect, route, streamfanout or authorizer"},
 		{[]string{"_HANDLER=connect", "LAMBDA_TASK_ROOT=" + root, "WSBIND_BACKEND=memory"}, "connect.wasm"},
 	}
 	for _, tt := range tests {

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/auth"
 	"github.com/wsbind/wsbind/internal/host"
 )
 
@@ -33,6 +34,7 @@ const (
 	Connect      = "connect"      // $connect and $disconnect
 	Route        = "route"        // $default: one frame in, its reply out
 	StreamFanout = "streamfanout" // the items table's stream: pushes
+	Authorizer   = "authorizer"   // $connect's REQUEST authorizer (host code, no guest)
 )
 
 // Config configures a Handler. Function and Pool are required.
@@ -91,6 +93,10 @@ func New(cfg Config) (*Handler, error) {
 // invocation; it is returned for events the function does not serve.
 func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	resp, err := h.invoke(ctx, payload)
+	if errors.Is(err, auth.ErrUnauthorized) {
+		// API Gateway answers 401 only to this exact message.
+		return nil, auth.ErrUnauthorized
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", h.cfg.Function, err)
 	}

@@ -190,15 +190,15 @@ func TestHandler_Connect(t *testing.T) {
 	f := newFixture()
 	h := f.handler(t, lambdahost.Connect, nil)
 
-	// AWS's $connect sample: its REQUEST authorizer's context names the
-	// user (principalId) and carries a number and a string.
+	// AWS's $connect sample: its REQUEST authorizer's context has a
+	// principalId, a number and a string, and no sub: no verified token,
+	// an anonymous connection.
 	if resp := proxyResponse(t, invoke(t, h, sample(t, sampleConnect))); resp.StatusCode != 200 {
 		t.Errorf("connect: got status %d, want 200", resp.StatusCode)
 	}
 	got, ok := f.store.Conn("TWegAcC4EowCHnA=")
 	want := abi.ConnEvent{
 		Kind: abi.EventConnect, ConnID: "TWegAcC4EowCHnA=", At: 1547230720092,
-		User: resource.User{ID: "admin", Claims: map[string]string{"clientId": "1", "clientName": "Exata"}},
 	}
 	if !ok || !sameEvent(got, want) {
 		t.Errorf("recorded connection: got %+v (%v), want %+v", got, ok, want)
@@ -239,13 +239,13 @@ func TestHandler_Connect_User(t *testing.T) {
 		want       resource.User
 	}{
 		{"none", "", resource.User{}},
-		{"sub", `{"sub":"u-1","principalId":"p-1","email":"a@example.com"}`,
-			resource.User{ID: "u-1", Claims: map[string]string{"principalId": "p-1", "email": "a@example.com"}}},
-		{"principalId", `{"principalId":"p-1","admin":true,"n":12345678901234567890.5}`,
-			resource.User{ID: "p-1", Claims: map[string]string{"admin": "true", "n": "12345678901234567890.5"}}},
+		{"sub", `{"sub":"u-1","principalId":"u-1","integrationLatency":12,"email":"a@example.com","admin":true,"n":12345678901234567890.5}`,
+			resource.User{ID: "u-1", Claims: map[string]string{"email": "a@example.com", "admin": "true", "n": "12345678901234567890.5"}}},
+		{"principalId alone is anonymous", `{"principalId":"anonymous"}`, resource.User{}},
+		{"principalId without sub", `{"principalId":"p-1","admin":true}`, resource.User{}},
 		{"number id", `{"sub":42}`, resource.User{ID: "42"}},
 		{"no id", `{"email":"a@example.com"}`, resource.User{}},
-		{"empty sub", `{"sub":"","principalId":"p"}`, resource.User{ID: "p", Claims: map[string]string{"sub": ""}}},
+		{"empty sub", `{"sub":"","principalId":"p"}`, resource.User{}},
 		{"not scalars", `{"sub":"u","obj":{"a":1},"list":[1],"nil":null}`, resource.User{ID: "u"}},
 		{"not an object", `"u-1"`, resource.User{}},
 	}

@@ -2,6 +2,7 @@ package lambdahost
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/tetratelabs/wazero"
+
+	"github.com/wsbind/wsbind/internal/auth"
+	"github.com/wsbind/wsbind/internal/backend/apigw"
+	"github.com/wsbind/wsbind/internal/backend/dynamo"
 
 	"github.com/wsbind/wsbind/internal/backend/memory"
 	"github.com/wsbind/wsbind/internal/host"
@@ -75,10 +83,12 @@ func (e *Env) guestEnv() []string {
 // runtime's bootstrap does at init:
 //
 //   - _HANDLER (the function's Handler setting) names the function:
-//     connect, route or streamfanout;
-//   - WSBIND_BACKEND selects the services: "memory" is the in-memory store
-//     and a Poster that logs and drops pushes (no persistence); the
-//     DynamoDB backend is not built yet;
+//     connect, route, streamfanout, or authorizer (host code, no guest);
+//   - WSBIND_BACKEND selects the services: "dynamodb" is the tables named
+//     by WSBIND_TABLE_ITEMS, _CONNECTIONS and _SUBSCRIPTIONS, and for
+//     streamfanout the management API at WSBIND_MANAGEMENT_ENDPOINT;
+//     "memory" is the in-memory store and a Poster that logs and drops
+//     pushes (no persistence);
 //   - $LAMBDA_TASK_ROOT (default: the executable's directory) holds
 //     <function>.wasm and its compiled code, <function>.cache/, which is
 //     linked into a writable cache (OpenCache) so that compiling is a
@@ -93,10 +103,12 @@ func FromEnv(ctx context.Context, env Env) (*Handler, error) {
 	name := env.getenv("_HANDLER")
 	switch name {
 	case Connect, Route, StreamFanout:
+	case Authorizer:
+		return authorizerFromEnv(ctx, &env, log)
 	default:
-		return nil, fmt.Errorf("_HANDLER=%q: want %s, %s or %s", name, Connect, Route, StreamFanout)
+		return nil, fmt.Errorf("_HANDLER=%q: want %s, %s, %s or %s", name, Connect, Route, StreamFanout, Authorizer)
 	}
-	svc, err := servicesFromEnv(&env, log)
+	svc, err := servicesFromEnv(ctx, &env, name, log)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +141,30 @@ func FromEnv(ctx context.Context, env Env) (*Handler, error) {
 	return h, nil
 }
 
+// authorizerFromEnv builds the $connect authorizer: host code only, no
+// guest and no database. A setting it cannot use (a short secret, a JWKS
+// URL that is not https) stops the start, rather than reject every token
+// at run time.
+func authorizerFromEnv(ctx context.Context, env *Env, log *slog.Logger) (*Handler, error) {
+	cfg := auth.ConfigFromEnv(env.getenv)
+	v, err := auth.NewVerifier(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Authorizer, err)
+	}
+	a := auth.NewAuthorizer(v, log)
+	h := &Handler{cfg: Config{Function: Authorizer}, log: log}
+	h.invoke = func(ctx context.Context, payload []byte) (any, error) {
+		var req events.APIGatewayCustomAuthorizerRequestTypeRequest
+		if err := json.Unmarshal(payload, &req); err != nil {
+			return nil, fmt.Errorf("not an authorizer request: %w", err)
+		}
+		return a.Authorize(ctx, req)
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", Authorizer),
+		slog.Bool("hs256", len(cfg.HS256Secret) > 0), slog.Bool("jwks", cfg.JWKSURL != ""))
+	return h, nil
+}
+
 // closers release what FromEnv opened, last opened first.
 type closers []func(context.Context) error
 
@@ -140,15 +176,51 @@ func (c closers) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// servicesFromEnv builds the Services WSBIND_BACKEND selects.
-func servicesFromEnv(env *Env, log *slog.Logger) (*host.Services, error) {
+// servicesFromEnv builds the Services WSBIND_BACKEND selects for the
+// function name.
+func servicesFromEnv(ctx context.Context, env *Env, name string, log *slog.Logger) (*host.Services, error) {
 	switch b := env.getenv("WSBIND_BACKEND"); b {
 	case "memory":
 		st := memory.New()
 		return &host.Services{Store: st, Subscribers: st, Conns: st, Poster: dropPoster{log}, Log: log}, nil
+	case "dynamodb":
+		return dynamoServices(ctx, env, name, log)
 	default:
-		return nil, fmt.Errorf("WSBIND_BACKEND=%q: the DynamoDB backend is not built yet (another issue); WSBIND_BACKEND=memory runs without persistence", b)
+		return nil, fmt.Errorf("WSBIND_BACKEND=%q: want dynamodb (the tables named by WSBIND_TABLE_*), or memory (in-process, no persistence)", b)
 	}
+}
+
+// dynamoServices are the AWS services: the DynamoDB tables and, for the
+// fan-out, the API Gateway management API. The SDK takes its credentials,
+// region and endpoint overrides (AWS_ENDPOINT_URL_DYNAMODB) from the
+// process's environment, as Lambda sets it.
+func dynamoServices(ctx context.Context, env *Env, name string, log *slog.Logger) (*host.Services, error) {
+	tables := dynamo.Tables{
+		Items:         env.getenv("WSBIND_TABLE_ITEMS"),
+		Connections:   env.getenv("WSBIND_TABLE_CONNECTIONS"),
+		Subscriptions: env.getenv("WSBIND_TABLE_SUBSCRIPTIONS"),
+	}
+	if tables.Items == "" || tables.Connections == "" || tables.Subscriptions == "" {
+		return nil, errors.New("WSBIND_BACKEND=dynamodb needs WSBIND_TABLE_ITEMS, WSBIND_TABLE_CONNECTIONS and WSBIND_TABLE_SUBSCRIPTIONS")
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	st := dynamo.New(dynamo.Config{Client: dynamodb.NewFromConfig(awsCfg), Tables: tables})
+	svc := &host.Services{Store: st, Subscribers: st, Conns: st, Log: log}
+	if name == StreamFanout {
+		endpoint := env.getenv("WSBIND_MANAGEMENT_ENDPOINT")
+		if endpoint == "" {
+			return nil, errors.New("streamfanout needs WSBIND_MANAGEMENT_ENDPOINT, https://{api-id}.execute-api.{region}.amazonaws.com/{stage}")
+		}
+		p, err := apigw.New(endpoint, awsCfg, apigw.Config{OnGone: st.DropConn, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		svc.Poster = p
+	}
+	return svc, nil
 }
 
 // dropPoster is the memory backend's Poster: there is no API Gateway to

@@ -102,8 +102,8 @@ func TestFromEnv_Errors(t *testing.T) {
 	}{
 		{nil, `_HANDLER=""`},
 		{[]string{"_HANDLER=bootstrap", "WSBIND_BACKEND=memory"}, `_HANDLER="bootstrap"`},
-		{[]string{"_HANDLER=connect"}, "WSBIND_BACKEND=memory runs without persistence"},
-		{[]string{"_HANDLER=connect", "WSBIND_BACKEND=dynamodb"}, "DynamoDB backend is not built yet"},
+		{[]string{"_HANDLER=connect"}, "or memory (in-process, no persistence)"},
+		{[]string{"_HANDLER=connect", "WSBIND_BACKEND=dynamodb"}, "WSBIND_BACKEND=dynamodb needs WSBIND_TABLE_ITEMS"},
 		{[]string{"_HANDLER=connect", "WSBIND_BACKEND=memory", "LAMBDA_TASK_ROOT=" + root}, "connect.wasm"},
 		// The last setting wins, as in os.Getenv.
 		{[]string{"_HANDLER=route", "_HANDLER=nope", "WSBIND_BACKEND=memory"}, `_HANDLER="nope"`},

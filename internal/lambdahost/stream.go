@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend/dynamo"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/jsonw"
 	"github.com/wsbind/wsbind/resource"
@@ -36,6 +38,15 @@ func (h *Handler) fanout(ctx context.Context, payload []byte) (any, error) {
 		return nil, err
 	}
 	resp := events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}
+	if dl, ok := ctx.Deadline(); ok {
+		// Stop posting a little before Lambda's deadline, so the batch
+		// response (which records were done) still gets out: a timed-out
+		// invocation retries the whole batch.
+		reserve := min(time.Until(dl)/10, time.Second)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-reserve))
+		defer cancel()
+	}
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		seq := rec.Change.SequenceNumber
@@ -281,7 +292,14 @@ func appendNumber(dst []byte, n string) ([]byte, error) {
 	if !isJSONNumber(n) {
 		return nil, fmt.Errorf("number %q is not a JSON number", n)
 	}
-	return append(dst, n...), nil
+	// The text the store reads back (plain decimal), so that a push and
+	// a retrieve of the same item carry the same number text whatever
+	// notation the stream used.
+	c, err := dynamo.Canonical(n)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, c...), nil
 }
 
 // isJSONNumber reports whether s is exactly a JSON number:

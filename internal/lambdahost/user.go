@@ -10,27 +10,25 @@ import (
 // userOf reads the connection's user from requestContext.authorizer: the
 // context a REQUEST authorizer returned on $connect, which API Gateway
 // delivers with every later event of the connection. The user's id is
-// "sub", else "principalId"; every other member whose value is a string,
-// a number (its text, as sent) or a boolean is a claim. Without an
-// authorizer or an id the user is anonymous: the zero User.
+// "sub", which the authorizer (internal/auth) sets only for a verified
+// token; every other member whose value is a string, a number (its text,
+// as sent) or a boolean is a claim, except API Gateway's own principalId
+// and integrationLatency. principalId is never the id: API Gateway
+// requires one on every Allow, anonymous connections included. Without
+// an authorizer or a sub the user is anonymous: the zero User.
 func userOf(authorizer any) resource.User {
 	m, ok := authorizer.(map[string]any)
 	if !ok {
 		return resource.User{}
 	}
-	var u resource.User
-	idKey := ""
-	for _, k := range [...]string{"sub", "principalId"} {
-		if s, ok := scalar(m[k]); ok && s != "" {
-			u.ID, idKey = s, k
-			break
-		}
-	}
-	if idKey == "" {
+	id, ok := scalar(m["sub"])
+	if !ok || id == "" {
 		return resource.User{}
 	}
+	u := resource.User{ID: id}
 	for k, v := range m {
-		if k == idKey {
+		switch k {
+		case "sub", "principalId", "integrationLatency":
 			continue
 		}
 		if s, ok := scalar(v); ok {
