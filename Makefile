@@ -112,3 +112,6 @@ fuzz:
 
 clean:
 	rm -rf $(BENCH_OUT) build
+
+# sam build: build-<LogicalId> targets of infra/template.yaml
+include infra/sam.mk
