@@ -13,6 +13,7 @@ require (
 	github.com/aws/smithy-go v1.28.9
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/tetratelabs/wazero v1.12.0
+	github.com/truora/minidyn v0.8.2
 	gopkg.in/yaml.v3 v3.0.1
 )
 
