@@ -36,13 +36,18 @@ else ifeq ($(ARCH),arm64)
 RUN_TARGET := QEMU_CPU=neoverse-n1 qemu-aarch64-static
 endif
 
-.PHONY: all run test check bench fuzz golden clean build wasm
+.PHONY: all run token test check bench fuzz golden clean build wasm
 
 all: check test
 
-## run: start wsbind locally (the console until the emulator lands)
-run:
-	$(GO) run ./local/console
+## run: the local emulator: WebSocket API, debugger page and DynamoDB on
+## this machine, running the guests `make wasm` builds for the host
+run: wasm
+	$(GO) run ./cmd/wsbind-local -guests $(BUILD)
+
+## token: a token for USER (make token USER=alice) for the emulator
+token:
+	@$(GO) run ./cmd/wsbind-local -token $(USER)
 
 ## test: every test, with the race detector
 test:

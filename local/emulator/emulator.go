@@ -1,0 +1,228 @@
+// Package emulator assembles the local emulator: the whole system in one
+// process. A WebSocket gateway with API Gateway's semantics and its
+// management API, a DynamoDB endpoint with a change stream, and the
+// event source mapping that feeds the stream to the fan-out, all on
+// 127.0.0.1, around the very guests and host code that run on Lambda,
+// talking to those endpoints with the real aws-sdk-go-v2 clients.
+package emulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/wsbind/wsbind/bindings"
+	"github.com/wsbind/wsbind/internal/backend/apigw"
+	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/internal/host"
+	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
+	"github.com/wsbind/wsbind/local/gateway"
+	"github.com/wsbind/wsbind/local/streams"
+	"github.com/wsbind/wsbind/local/web"
+)
+
+// Tables are the emulator's table names, as a stack with
+// TableNamePrefix "wsbind-local" would name them.
+var Tables = dynamo.Tables{
+	Items:         "wsbind-local-items",
+	Connections:   "wsbind-local-connections",
+	Subscriptions: "wsbind-local-subscriptions",
+}
+
+// Config configures the emulator. GuestDir and JWTSecret are required.
+type Config struct {
+	// Addr is the gateway's listen address (WebSocket API, management
+	// API, debugger page). "" means 127.0.0.1:8080; port 0 picks one.
+	Addr string
+	// DynamoDBAddr is the DynamoDB endpoint's listen address. "" means
+	// 127.0.0.1 on a free port.
+	DynamoDBAddr string
+	// JWTSecret is the HS256 secret the authorizer checks tokens with.
+	JWTSecret []byte
+	// GuestDir holds connect.wasm, route.wasm and streamfanout.wasm.
+	GuestDir string
+	// CacheDir holds wazero's compiled code, so a restart loads instead
+	// of compiling. "" means compile every start.
+	CacheDir string
+	// GuestEnv is the guests' environment (WSBIND_PAGE_SIZE, ...).
+	GuestEnv []string
+	// Instances bounds each function's calls in flight (and so its guest
+	// instances). 0 means 8.
+	Instances int
+	// IdleTimeout and MaxLifetime are the gateway's connection limits.
+	// 0 means API Gateway's: 10 minutes and 2 hours.
+	IdleTimeout, MaxLifetime time.Duration
+	// Log receives the emulator's logs. nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Emulator is a running emulator.
+type Emulator struct {
+	gwURL, dynamoURL string
+	gw               *gateway.Gateway
+	gwSrv, dynSrv    *http.Server
+	mapping          *streams.Mapping
+	fns              *functions
+	stop             context.CancelFunc
+	done             chan struct{}
+}
+
+// WebSocketURL is the URL clients connect to: ws://ADDR/.
+func (e *Emulator) WebSocketURL() string { return "ws" + e.gwURL[len("http"):] + "/" }
+
+// DebuggerURL is the debugger page's URL: http://ADDR/.
+func (e *Emulator) DebuggerURL() string { return e.gwURL + "/" }
+
+// DynamoDBEndpoint is the DynamoDB endpoint's URL, for
+// AWS_ENDPOINT_URL_DYNAMODB.
+func (e *Emulator) DynamoDBEndpoint() string { return e.dynamoURL }
+
+// ManagementEndpoint is the management API's URL, for
+// WSBIND_MANAGEMENT_ENDPOINT.
+func (e *Emulator) ManagementEndpoint() string { return e.gw.ManagementEndpoint(e.gwURL) }
+
+// AWSConfig is the configuration of the emulator's SDK clients: a fixed
+// region and static credentials, nothing from the environment, so a
+// developer's AWS settings can never point the emulator at AWS.
+func AWSConfig() aws.Config {
+	return aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
+	}
+}
+
+// DynamoDBClient is an SDK client of the emulator's DynamoDB endpoint.
+func DynamoDBClient(endpoint string) *dynamodb.Client {
+	return dynamodb.NewFromConfig(AWSConfig(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(endpoint) })
+}
+
+// Start starts the emulator; it runs until Close.
+func Start(ctx context.Context, cfg Config) (em *Emulator, err error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if cfg.DynamoDBAddr == "" {
+		cfg.DynamoDBAddr = "127.0.0.1:0"
+	}
+	if cfg.Instances <= 0 {
+		cfg.Instances = 8
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	em = &Emulator{done: make(chan struct{})}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	// DynamoDB, and the tables the template defines.
+	dyn := dynamodblocal.New(dynamodblocal.Config{})
+	dynLn, err := net.Listen("tcp", cfg.DynamoDBAddr)
+	if err != nil {
+		return nil, fmt.Errorf("DynamoDB endpoint: %w", err)
+	}
+	em.dynSrv = &http.Server{Handler: dyn, ReadHeaderTimeout: 10 * time.Second}
+	go em.dynSrv.Serve(dynLn)
+	cleanup = append(cleanup, func() { em.dynSrv.Close() })
+	em.dynamoURL = "http://" + dynLn.Addr().String()
+	client := DynamoDBClient(em.dynamoURL)
+	if err := dynamo.CreateTables(ctx, client, Tables); err != nil {
+		return nil, fmt.Errorf("create tables: %w", err)
+	}
+
+	// The gateway's address first: the Poster needs its management
+	// endpoint before the functions exist.
+	gwLn, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("WSBIND_ADDR=%s: %w", cfg.Addr, err)
+	}
+	cleanup = append(cleanup, func() { gwLn.Close() })
+	em.gwURL = "http://" + gwLn.Addr().String()
+
+	st := dynamo.New(dynamo.Config{Client: client, Tables: Tables})
+	svc := &host.Services{Store: st, Subscribers: st, Conns: st, Log: log}
+	// The gateway is built below; its management endpoint is known now.
+	mgmt := em.gwURL + "/" + gateway.DefaultStage
+	poster, err := apigw.New(mgmt, AWSConfig(), apigw.Config{OnGone: st.DropConn, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	svc.Poster = poster
+
+	em.fns, err = loadFunctions(ctx, &cfg, svc, log)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { em.fns.close(context.Background()) })
+
+	// The page describes the bindings the guests serve: the same
+	// registry, linked natively, under the same settings.
+	reg := bindings.Registry(guest.Settings(envLookup(cfg.GuestEnv)))
+	em.gw = gateway.New(gateway.Config{
+		Authorizer:  em.fns.authorizer,
+		Connect:     em.fns.connect,
+		Route:       em.fns.route,
+		Stage:       gateway.DefaultStage,
+		IdleTimeout: cfg.IdleTimeout,
+		MaxLifetime: cfg.MaxLifetime,
+		Fallback:    web.Handler(reg),
+		Log:         log,
+	})
+	em.gwSrv = &http.Server{Handler: em.gw, ReadHeaderTimeout: 10 * time.Second}
+	go em.gwSrv.Serve(gwLn)
+
+	stream, ok := dyn.Stream(Tables.Items)
+	if !ok {
+		return nil, errors.New("the items table has no stream")
+	}
+	mctx, stop := context.WithCancel(context.Background())
+	em.stop = stop
+	em.mapping = streams.New(stream, em.fns.fanout, streams.Config{Log: log})
+	go func() {
+		defer close(em.done)
+		em.mapping.Run(mctx)
+	}()
+	return em, nil
+}
+
+// Close stops the emulator: connections get their $disconnect, the
+// stream mapping finishes its batch, the servers stop.
+func (e *Emulator) Close(ctx context.Context) error {
+	errs := []error{e.gw.Shutdown(ctx), e.gwSrv.Shutdown(ctx)}
+	e.stop()
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	errs = append(errs, e.dynSrv.Shutdown(ctx), e.fns.close(ctx))
+	return errors.Join(errs...)
+}
+
+// envLookup is getenv over KEY=VALUE pairs.
+func envLookup(env []string) func(string) string {
+	return func(key string) string {
+		v := ""
+		for _, kv := range env {
+			if len(kv) > len(key) && kv[:len(key)] == key && kv[len(key)] == '=' {
+				v = kv[len(key)+1:]
+			}
+		}
+		return v
+	}
+}

@@ -1,0 +1,131 @@
+package emulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/wsbind/wsbind/internal/auth"
+	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/lambdahost"
+)
+
+// Invoker is a Lambda function as the gateway and the stream mapping call
+// it: the event's JSON in, the response's JSON out. lambdahost.Handler is
+// one.
+type Invoker interface {
+	Invoke(ctx context.Context, payload []byte) ([]byte, error)
+}
+
+// functions are the four Lambda functions of the deployment, running the
+// very guests `make build` ships, through the host code the bootstrap
+// runs.
+type functions struct {
+	authorizer Invoker
+	connect    Invoker
+	route      Invoker
+	fanout     Invoker
+
+	closers []func(context.Context) error
+}
+
+func (f *functions) close(ctx context.Context) error {
+	var errs []error
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		errs = append(errs, f.closers[i](ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// loadFunctions compiles connect.wasm, route.wasm and streamfanout.wasm
+// from cfg.GuestDir (through a compilation cache under cfg.CacheDir, so
+// a restart loads instead of compiling) and makes the functions over svc.
+// Guests are interruptible here: a runaway guest must not hang the
+// emulator (on Lambda the timeout ends the environment instead).
+func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *slog.Logger) (*functions, error) {
+	f := &functions{}
+	fail := func(err error) (*functions, error) {
+		f.close(ctx)
+		return nil, err
+	}
+
+	v, err := auth.NewVerifier(auth.Config{HS256Secret: cfg.JWTSecret})
+	if err != nil {
+		return fail(fmt.Errorf("authorizer: %w", err))
+	}
+	f.authorizer = auth.NewAuthorizer(v, log)
+
+	wcfg := host.WazeroConfig{Interruptible: true, Env: cfg.GuestEnv}
+	if cfg.CacheDir != "" {
+		c, err := host.OpenCache("", cfg.CacheDir, log)
+		if err != nil {
+			log.Warn("wsbind: compiling without a cache", "err", err)
+		} else {
+			wcfg.Cache = c
+			f.closers = append(f.closers, c.Close)
+		}
+	}
+	eng, err := host.NewWazero(ctx, wcfg)
+	if err != nil {
+		return fail(err)
+	}
+	f.closers = append(f.closers, eng.Close)
+
+	for _, fn := range []struct {
+		name string
+		dst  *Invoker
+	}{
+		{lambdahost.Connect, &f.connect},
+		{lambdahost.Route, &f.route},
+		{lambdahost.StreamFanout, &f.fanout},
+	} {
+		wasm, err := os.ReadFile(filepath.Join(cfg.GuestDir, fn.name+".wasm"))
+		if err != nil {
+			return fail(fmt.Errorf("%w (make run builds the guests; make wasm alone does too)", err))
+		}
+		mod, out, err := eng.CompileCached(ctx, wasm, cfg.CacheDir)
+		if err != nil {
+			return fail(fmt.Errorf("compile %s.wasm: %w", fn.name, err))
+		}
+		if !out.Hit {
+			log.Info("wsbind: compiled "+fn.name+".wasm", "cache", cfg.CacheDir)
+		}
+		pool := host.NewPool(mod, cfg.Instances)
+		f.closers = append(f.closers, func(ctx context.Context) error { pool.Close(ctx); return nil })
+		if err := pool.Warm(ctx); err != nil {
+			return fail(fmt.Errorf("%s: %w", fn.name, err))
+		}
+		h, err := lambdahost.New(lambdahost.Config{Function: fn.name, Pool: pool, Services: svc})
+		if err != nil {
+			return fail(err)
+		}
+		*fn.dst = newLimited(h, cfg.Instances)
+	}
+	return f, nil
+}
+
+// limited runs at most n calls of a function at once. Each call in flight
+// holds a guest instance (a Go runtime with its own heap), so a thousand
+// connections sending at once would otherwise make a thousand instances;
+// on Lambda each would be its own environment.
+type limited struct {
+	inv Invoker
+	sem chan struct{}
+}
+
+func newLimited(inv Invoker, n int) *limited {
+	return &limited{inv: inv, sem: make(chan struct{}, n)}
+}
+
+func (l *limited) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-l.sem }()
+	return l.inv.Invoke(ctx, payload)
+}
