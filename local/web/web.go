@@ -4,18 +4,11 @@
 //
 // It is a development tool, as channels-api's was (served only with DEBUG):
 // only the local emulator mounts it, never the cloud. The page opens its
-// WebSocket at the origin that served it, at "/", so mount Handler at "/"
-// of the gateway's address and send it every request that is not a
-// WebSocket upgrade (IsWebSocket):
+// WebSocket at the origin that served it, at "/", so it is the gateway's
+// fallback: every request at the gateway's address that is neither a
+// WebSocket upgrade nor the management API.
 //
-//	page := web.Handler(reg)
-//	http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-//		if web.IsWebSocket(r) {
-//			gateway.ServeHTTP(w, r)
-//			return
-//		}
-//		page.ServeHTTP(w, r)
-//	})
+//	gateway.New(gateway.Config{..., Fallback: web.Handler(reg)})
 package web
 
 import (
@@ -23,7 +16,6 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
-	"strings"
 
 	"github.com/wsbind/wsbind/resource"
 )
@@ -109,22 +101,3 @@ func Handler(reg *resource.Registry) http.Handler {
 // csp lets the page load only its own files and talk only to its own
 // origin ('self' covers ws: and wss: of the same host).
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
-// IsWebSocket reports whether r asks for a WebSocket upgrade, the requests
-// the gateway serves at "/" rather than the page.
-func IsWebSocket(r *http.Request) bool {
-	return headerHas(r.Header, "Connection", "upgrade") && headerHas(r.Header, "Upgrade", "websocket")
-}
-
-// headerHas reports whether a comma-separated header lists token, ignoring
-// case.
-func headerHas(h http.Header, key, token string) bool {
-	for _, v := range h.Values(key) {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
-}

@@ -162,28 +162,3 @@ func TestHandler_Refusals(t *testing.T) {
 		}
 	}
 }
-
-func TestIsWebSocket(t *testing.T) {
-	tests := []struct {
-		connection, upgrade string
-		want                bool
-	}{
-		{"Upgrade", "websocket", true},
-		{"keep-alive, Upgrade", "WebSocket", true},
-		{"upgrade", "h2c", false},
-		{"keep-alive", "websocket", false},
-		{"", "", false},
-	}
-	for _, tt := range tests {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		if tt.connection != "" {
-			r.Header.Set("Connection", tt.connection)
-		}
-		if tt.upgrade != "" {
-			r.Header.Set("Upgrade", tt.upgrade)
-		}
-		if got := web.IsWebSocket(r); got != tt.want {
-			t.Errorf("Connection %q, Upgrade %q: got %v, want %v", tt.connection, tt.upgrade, got, tt.want)
-		}
-	}
-}
