@@ -114,7 +114,7 @@ var tableSpecs = map[string]tableSpec{
 	tItems:       {hash: "_stream", rng: "id", stream: "NEW_AND_OLD_IMAGES"},
 	tConnections: {hash: "conn_id", ttl: "ttl"},
 	tSubscriptions: {hash: "topic", rng: "conn_id", ttl: "ttl",
-		gsi: &gsiSpec{name: "by_conn", hash: "conn_id", rng: "topic", projection: "ALL"}},
+		gsi: &gsiSpec{name: "by_conn", hash: "conn_id", rng: "topic", projection: "KEYS_ONLY"}},
 }
 
 // The WebSocket routes: each key and the function that serves it.

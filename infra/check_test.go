@@ -406,10 +406,10 @@ func TestCheck_Mutations(t *testing.T) {
 			mutate: func(t *testing.T, tpl Template) {
 				del(t, props(t, tpl, "SubscriptionsTable"), "GlobalSecondaryIndexes")
 			}},
-		{name: "by_conn keys only", check: CheckTable, want: "projects",
+		{name: "by_conn projects all", check: CheckTable, want: "projects",
 			mutate: func(t *testing.T, tpl Template) {
 				g := mapOf(listOf(props(t, tpl, "SubscriptionsTable")["GlobalSecondaryIndexes"])[0])
-				g["Projection"] = map[string]any{"ProjectionType": "KEYS_ONLY"}
+				g["Projection"] = map[string]any{"ProjectionType": "ALL"}
 			}},
 		{name: "connections without TTL", check: CheckTable, want: "TTL",
 			mutate: func(t *testing.T, tpl Template) {

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/wsbind/wsbind/bindings"
+	"github.com/wsbind/wsbind/infra"
 	"github.com/wsbind/wsbind/internal/backend/apigw"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
 	"github.com/wsbind/wsbind/internal/guest"
@@ -31,7 +32,8 @@ import (
 )
 
 // Tables are the emulator's table names, as a stack with
-// TableNamePrefix "wsbind-local" would name them.
+// TableNamePrefix "wsbind-local" would name them. The tables themselves
+// are created from infra/template.yaml.
 var Tables = dynamo.Tables{
 	Items:         "wsbind-local-items",
 	Connections:   "wsbind-local-connections",
@@ -141,8 +143,8 @@ func Start(ctx context.Context, cfg Config) (em *Emulator, err error) {
 	cleanup = append(cleanup, func() { em.dynSrv.Close() })
 	em.dynamoURL = "http://" + dynLn.Addr().String()
 	client := DynamoDBClient(em.dynamoURL)
-	if err := dynamo.CreateTables(ctx, client, Tables); err != nil {
-		return nil, fmt.Errorf("create tables: %w", err)
+	if err := createTables(ctx, client); err != nil {
+		return nil, err
 	}
 
 	// The gateway's address first: the Poster needs its management
@@ -212,6 +214,27 @@ func (e *Emulator) Close(ctx context.Context) error {
 	}
 	errs = append(errs, e.dynSrv.Shutdown(ctx), e.fns.close(ctx))
 	return errors.Join(errs...)
+}
+
+// createTables creates the tables infra/template.yaml declares, named
+// as Tables names them.
+func createTables(ctx context.Context, client *dynamodb.Client) error {
+	tmpl, err := infra.Parse(infra.TemplateYAML)
+	if err != nil {
+		return fmt.Errorf("template: %w", err)
+	}
+	ins, err := infra.TableInputs(tmpl, map[string]string{
+		"ItemsTable":         Tables.Items,
+		"ConnectionsTable":   Tables.Connections,
+		"SubscriptionsTable": Tables.Subscriptions,
+	})
+	if err != nil {
+		return fmt.Errorf("template: %w", err)
+	}
+	if err := dynamo.CreateTablesFrom(ctx, client, ins); err != nil {
+		return fmt.Errorf("create tables: %w", err)
+	}
+	return nil
 }
 
 // envLookup is getenv over KEY=VALUE pairs.

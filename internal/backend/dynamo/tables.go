@@ -31,6 +31,12 @@ const pollEvery = 50 * time.Millisecond
 // is left to the deployment's template: emulators lack the call, and the
 // store ignores expired records whether or not DynamoDB deletes them.
 func CreateTables(ctx context.Context, c TableClient, t Tables) error {
+	return CreateTablesFrom(ctx, c, TableInputs(t))
+}
+
+// TableInputs are the definitions of the three tables, named t: what
+// infra/template.yaml declares (infra's tests check the two agree).
+func TableInputs(t Tables) []*dynamodb.CreateTableInput {
 	s := types.ScalarAttributeTypeS
 	key := func(name string, kt types.KeyType) types.KeySchemaElement {
 		return types.KeySchemaElement{AttributeName: aws.String(name), KeyType: kt}
@@ -38,7 +44,7 @@ func CreateTables(ctx context.Context, c TableClient, t Tables) error {
 	def := func(name string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: s}
 	}
-	ins := []*dynamodb.CreateTableInput{{
+	return []*dynamodb.CreateTableInput{{
 		TableName:            aws.String(t.Items),
 		BillingMode:          types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{def(attrStream), def(attrID)},
@@ -63,6 +69,11 @@ func CreateTables(ctx context.Context, c TableClient, t Tables) error {
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
 		}},
 	}}
+}
+
+// CreateTablesFrom creates tables and waits until they and their indexes
+// are ACTIVE.
+func CreateTablesFrom(ctx context.Context, c TableClient, ins []*dynamodb.CreateTableInput) error {
 	for _, in := range ins {
 		if _, err := c.CreateTable(ctx, in); err != nil {
 			return fmt.Errorf("dynamo: create table %s: %w", *in.TableName, err)
