@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
@@ -252,7 +253,11 @@ func (c *conn) route(typ websocket.MessageType, data []byte) {
 	rc := c.g.requestContext(c.cl, eventMessage, routeDefault)
 	rc.MessageID = newID()
 	ev := events.APIGatewayWebsocketProxyRequest{RequestContext: rc}
-	if typ == websocket.MessageBinary {
+	// JSON cannot carry bytes that are not UTF-8: encoding the event
+	// would turn them into U+FFFD and hand the function a different
+	// message. Such a text frame travels as a binary one does, so the
+	// router sees the bytes sent and refuses them itself.
+	if typ == websocket.MessageBinary || !utf8.Valid(data) {
 		ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(data), true
 	} else {
 		ev.Body = string(data)

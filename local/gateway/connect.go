@@ -84,7 +84,7 @@ func (g *Gateway) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 
 	var fw *frameWatch
 	if g.cfg.MaxFrameBytes > 0 {
-		fw = &frameWatch{max: g.cfg.MaxFrameBytes}
+		fw = &frameWatch{max: g.cfg.MaxFrameBytes, msgMax: g.cfg.MaxMessageBytes}
 		w = &watchedWriter{ResponseWriter: w, watch: fw}
 	}
 	ws, err := websocket.Accept(w, r, opts)
