@@ -48,9 +48,9 @@ type Config struct {
 	// Lambda's; at most 10,000.
 	BatchSize int
 	// MaximumBatchingWindow is how long to gather records for a batch
-	// once the first one is there. Default 50 ms: Lambda's default is to
-	// not wait, but locally a burst of writes is better seen as one batch,
-	// like the deployed fan-out sees it. Negative means not to wait.
+	// once the first one is there. Default 0, Lambda's and the
+	// template's: invoke with what is there. Records that arrive while a
+	// batch is in flight still make one batch.
 	MaximumBatchingWindow time.Duration
 	// MaximumRetryAttempts is how often a failed batch is retried before
 	// its records are given up (logged, and passed to OnFailure). Default
@@ -92,9 +92,6 @@ func (c *Config) defaults() {
 		c.BatchSize = 100
 	}
 	c.BatchSize = min(c.BatchSize, 10000)
-	if c.MaximumBatchingWindow == 0 {
-		c.MaximumBatchingWindow = 50 * time.Millisecond
-	}
 	if c.MaximumRetryAttempts == 0 {
 		c.MaximumRetryAttempts = 10
 	}
