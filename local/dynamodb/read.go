@@ -33,6 +33,11 @@ func (s *Server) read(op string, body []byte) (any, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if op == "Query" {
+		if out, ok := s.query(body); ok {
+			return out, nil
+		}
+	}
 	var whole bool
 	if op == "GetItem" || op == "Query" || op == "Scan" {
 		var err error

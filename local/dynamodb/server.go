@@ -74,7 +74,8 @@ type table struct {
 	keys    []string // hash key, then range key if any
 	keysS   bool     // every key attribute is a string
 	items   map[string]item
-	stream  *Stream // nil without a stream
+	indexes map[string]*index // "" is the table's own; see query.go
+	stream  *Stream           // nil without a stream
 	created time.Time
 	ttl     *ttlSpec
 }
@@ -292,7 +293,8 @@ func (s *Server) createTable(body []byte) (any, error) {
 			AttributeName string
 			KeyType       string
 		}
-		StreamSpecification *struct {
+		GlobalSecondaryIndexes []indexDef
+		StreamSpecification    *struct {
 			StreamEnabled  bool
 			StreamViewType string
 		}
@@ -329,6 +331,19 @@ func (s *Server) createTable(body []byte) (any, error) {
 			if d.AttributeName == k && d.AttributeType != "S" {
 				t.keysS = false
 			}
+		}
+	}
+	types := map[string]string{}
+	for _, d := range in.AttributeDefinitions {
+		types[d.AttributeName] = d.AttributeType
+	}
+	t.indexes = map[string]*index{}
+	if ix := newIndex(indexDef{KeySchema: in.KeySchema}, types, false); ix != nil {
+		t.indexes[""] = ix
+	}
+	for _, g := range in.GlobalSecondaryIndexes {
+		if ix := newIndex(g, types, true); ix != nil && g.IndexName != "" {
+			t.indexes[g.IndexName] = ix
 		}
 	}
 	if sp := in.StreamSpecification; sp != nil && sp.StreamEnabled {

@@ -141,11 +141,7 @@ func (s *Server) apply(op string, in *writeInput, body []byte) (change, error) {
 			return change{}, fmt.Errorf("update of %s applied, but: %w", in.TableName, err)
 		}
 	}
-	if ch.new == nil {
-		delete(t.items, key)
-	} else {
-		t.items[key] = ch.new
-	}
+	t.put(key, ch.new)
 	return ch, nil
 }
 
@@ -405,11 +401,7 @@ func (s *Server) transactWrite(body []byte) (any, error) {
 				return nil, fmt.Errorf("transaction applied, but: %w", err)
 			}
 		}
-		if ch.new == nil {
-			delete(a.t.items, a.key)
-		} else {
-			a.t.items[a.key] = ch.new
-		}
+		a.t.put(a.key, ch.new)
 		s.emit(ch)
 	}
 	return struct{}{}, nil
