@@ -259,11 +259,20 @@ var errTooLarge = errors.New("payload too large")
 // connection is gone, errTooLarge on 413, and otherwise the error.
 func (p *Poster) postOne(ctx context.Context, frame []byte, id string) error {
 	in := &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: frame}
+	// throttled is the last throttling: when ctx ends during the next
+	// attempt, it says more than the deadline alone.
+	var throttled error
+	ended := func(err error) error {
+		if throttled != nil {
+			return fmt.Errorf("%w (last: %w)", err, throttled)
+		}
+		return err
+	}
 	for attempt := 0; ; attempt++ {
 		select {
 		case p.slots <- struct{}{}:
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			return ended(context.Cause(ctx))
 		}
 		_, err := p.client.PostToConnection(ctx, in)
 		<-p.slots
@@ -282,9 +291,12 @@ func (p *Poster) postOne(ctx context.Context, frame []byte, id string) error {
 			return nil
 		case errors.As(err, &large):
 			return errTooLarge
-		case !isThrottle(err) || ctx.Err() != nil:
+		case ctx.Err() != nil:
+			return ended(err)
+		case !isThrottle(err):
 			return err
 		}
+		throttled = err
 		// Throttled: wait (not holding a slot, so the others go on), and
 		// give up now if the wait would outlast ctx: the record is
 		// retried, which is better than a handler cut off mid-reply.
@@ -297,7 +309,7 @@ func (p *Poster) postOne(ctx context.Context, frame []byte, id string) error {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w (last: %w)", context.Cause(ctx), err)
+			return ended(context.Cause(ctx))
 		}
 	}
 }
