@@ -13,20 +13,25 @@ import (
 	"github.com/wsbind/wsbind/internal/host"
 )
 
-// benchEngines are the engines every benchmark compares: the native
-// baseline first, then the same guest code under wazero. pkg is the wasm
-// guest of the function benchmarked.
-func benchEngines(pkg string) []struct {
+// benchEngine is an engine of the benchmarks: mod returns the module of
+// the wasm guest package pkg, compiled before the timer starts.
+type benchEngine struct {
 	name string
-	mod  func(*testing.B) host.Module
-} {
-	return []struct {
-		name string
-		mod  func(*testing.B) host.Module
-	}{
-		{"engine=native", func(*testing.B) host.Module { return host.NativeModule(nativeApp) }},
-		{"engine=wazero", func(b *testing.B) host.Module { return sharedModule(b, pkg) }},
-	}
+	mod  func(b *testing.B, pkg string) host.Module
+}
+
+// taggedBenchEngines are the engines a build tag adds
+// (wasmtime_test.go).
+var taggedBenchEngines []benchEngine
+
+// benchEngines are the engines every benchmark compares: the native
+// baseline first, then the same guest code under wazero, and under the
+// engines the build's tags add.
+func benchEngines() []benchEngine {
+	return append([]benchEngine{
+		{"engine=native", func(*testing.B, string) host.Module { return host.NativeModule(nativeApp) }},
+		{"engine=wazero", func(b *testing.B, pkg string) host.Module { return sharedModule(b, pkg) }},
+	}, taggedBenchEngines...)
 }
 
 // benchServices are the services of a benchmark: the memory store, a
@@ -41,9 +46,9 @@ func BenchmarkRoute(b *testing.B) {
 	ctx := context.Background()
 	for _, action := range []string{"create", "retrieve"} {
 		b.Run(action, func(b *testing.B) {
-			for _, e := range benchEngines(routePkg) {
+			for _, e := range benchEngines() {
 				b.Run(e.name, func(b *testing.B) {
-					mod := e.mod(b) // compiled before the timer starts
+					mod := e.mod(b, routePkg)
 					st := memory.New()
 					svc := benchServices(st, nil)
 					pool := host.NewPool(mod, 1)
@@ -89,9 +94,9 @@ func (p *countingPoster) Post(_ context.Context, _ []byte, ids []string) error {
 func BenchmarkFanout(b *testing.B) {
 	const subscribers = 100
 	ctx := context.Background()
-	for _, e := range benchEngines(fanoutPkg) {
+	for _, e := range benchEngines() {
 		b.Run(e.name, func(b *testing.B) {
-			mod := e.mod(b)
+			mod := e.mod(b, fanoutPkg)
 			st := memory.New()
 			poster := &countingPoster{}
 			svc := benchServices(st, poster)

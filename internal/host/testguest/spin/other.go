@@ -1,0 +1,6 @@
+//go:build !wasip1
+
+// Command spin is a wasm test guest; it does nothing natively.
+package main
+
+func main() {}
