@@ -1,12 +1,15 @@
 // Command bootstrap is the Lambda custom runtime (provided.al2023) of the
 // three functions. _HANDLER names the function (connect, route or
-// streamfanout); its guest, <name>.wasm, and compiled code, <name>.cache/,
-// sit beside the binary (lambdahost.FromEnv says the rest).
+// streamfanout); its guest, <name>.wasm, and compiled code, <name>.cache/
+// for wazero and <name>.cwasm for wasmtime, sit beside the binary
+// (lambdahost.FromEnv says the rest). Built with -tags wsbind_wasmtime
+// (cgo) it runs guests in wasmtime; without, in wazero.
 //
 //	bootstrap -compile-cache DIR FILE.wasm...
 //
-// compiles each guest into DIR/<name>.cache and exits: `make build` runs it
-// on the target architecture to make the compiled code it ships.
+// compiles each guest into DIR/<name>.cache (and, with wasmtime,
+// DIR/<name>.cwasm) and exits: `make build` runs it on the target
+// architecture to make the compiled code it ships.
 package main
 
 import (

@@ -4,5 +4,6 @@ package main
 
 import "github.com/wsbind/wsbind/internal/host"
 
-// program is nil: the guest is <name>.wasm, run by wazero.
+// program is nil: the guest is <name>.cwasm in wasmtime (-tags
+// wsbind_wasmtime) or <name>.wasm in wazero.
 var program host.Program

@@ -25,7 +25,7 @@ import (
 const routePkg = "github.com/wsbind/wsbind/functions/route"
 
 // built holds what `make build` makes, built once per test binary: the
-// bootstrap, route.wasm, and route.cache/ made by `bootstrap
+// bootstrap, each function's .wasm, and its .cache/ made by `bootstrap
 // -compile-cache`.
 var built struct {
 	once sync.Once
@@ -42,11 +42,16 @@ func TestMain(m *testing.M) {
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
 	}
+	for _, b := range aotBuilds {
+		if b.dir != "" {
+			os.RemoveAll(b.dir)
+		}
+	}
 	os.Exit(code)
 }
 
-// buildDir returns the directory holding bootstrap, route.wasm and
-// route.cache/.
+// buildDir returns the directory holding bootstrap, <function>.wasm and
+// <function>.cache/.
 func buildDir(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
@@ -56,15 +61,19 @@ func buildDir(t testing.TB) string {
 		if built.err = goBuild(filepath.Join(built.dir, "bootstrap")); built.err != nil {
 			return
 		}
-		var wasm []byte
-		if wasm, built.err = wasmbuild.Build(routePkg); built.err != nil {
-			return
+		var files []string
+		for _, fn := range []string{lambdahost.Connect, lambdahost.Route, lambdahost.StreamFanout} {
+			var wasm []byte
+			if wasm, built.err = wasmbuild.Build("github.com/wsbind/wsbind/functions/" + fn); built.err != nil {
+				return
+			}
+			f := filepath.Join(built.dir, fn+".wasm")
+			if built.err = os.WriteFile(f, wasm, 0o644); built.err != nil {
+				return
+			}
+			files = append(files, f)
 		}
-		route := filepath.Join(built.dir, "route.wasm")
-		if built.err = os.WriteFile(route, wasm, 0o644); built.err != nil {
-			return
-		}
-		cmd := exec.Command(filepath.Join(built.dir, "bootstrap"), "-compile-cache", built.dir, route)
+		cmd := exec.Command(filepath.Join(built.dir, "bootstrap"), append([]string{"-compile-cache", built.dir}, files...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			built.err = fmt.Errorf("bootstrap -compile-cache: %v\n%s", err, out)
 		}
@@ -162,8 +171,14 @@ type process struct {
 // poll of the Runtime API: its init is over.
 func start(t *testing.T, bin string, rt *lambdahost.RuntimeAPI, env ...string) *process {
 	t.Helper()
+	return startCmd(t, []string{bin}, rt, env...)
+}
+
+// startCmd is start with a command line: an emulator before the binary.
+func startCmd(t *testing.T, argv []string, rt *lambdahost.RuntimeAPI, env ...string) *process {
+	t.Helper()
 	p := &process{logs: &logBuffer{}, done: make(chan error, 1)}
-	cmd := exec.Command(bin)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(env, "AWS_LAMBDA_RUNTIME_API="+rt.Addr(), "TMPDIR="+t.TempDir())
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {

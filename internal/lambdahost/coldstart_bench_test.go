@@ -2,13 +2,13 @@ package lambdahost_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,16 +20,19 @@ import (
 	"github.com/wsbind/wsbind/internal/lambdahost"
 )
 
-// BenchmarkColdStart measures what a Lambda cold start costs the route
-// function: from exec of the bootstrap to the reply to its first $default
-// event (a create, which runs the whole guest: decode, validate, store,
-// reply), with the Runtime API stand-in on loopback. Each start has an
-// empty TMPDIR, as a new Lambda environment has an empty /tmp, and ends
-// with the process killed.
+// BenchmarkColdStart measures what a Lambda cold start costs each
+// function: from exec of the bootstrap to the reply to its first event,
+// with the Runtime API stand-in on loopback. The events run the whole
+// guest: connect records a connection; route a create (decode, validate,
+// store, reply); streamfanout the INSERT of a question (serialize, look
+// up subscribers). Each start has an empty TMPDIR, as a new Lambda
+// environment has an empty /tmp, and ends with the process killed.
 //
 //   - engine=native: the bootstrap built with -tags wsbind_native, the baseline;
-//   - engine=wazero-shipped: route.wasm with the compiled code `make build` ships;
-//   - engine=wazero-compile: route.wasm alone, compiled at start.
+//   - engine=wasmtime-aot: the bootstrap built with wasmtime, mapping the
+//     <function>.cwasm `make build` ships (skipped without a C compiler);
+//   - engine=wazero-shipped: <function>.wasm with the compiled code `make build` ships;
+//   - engine=wazero-compile: <function>.wasm alone, compiled at start.
 //
 // Reported per variant, as medians of the starts of one run:
 // ms-to-reply (exec to first reply), ms-to-init (exec to the first poll
@@ -39,32 +42,76 @@ import (
 func BenchmarkColdStart(b *testing.B) {
 	dir := buildDir(b)
 	variants := []struct {
-		name  string
-		bin   string
-		files []string
+		name   string
+		engine string        // the ready line's
+		bin    func() string // built on first use
+		dir    func() string
+		files  []string // of dir, with %s for the function
 	}{
-		{"engine=native", nativeBootstrap(b), nil},
-		{"engine=wazero-shipped", filepath.Join(dir, "bootstrap"), []string{"route.wasm", "route.cache"}},
-		{"engine=wazero-compile", filepath.Join(dir, "bootstrap"), []string{"route.wasm"}},
+		{"engine=native", "native", func() string { return nativeBootstrap(b) }, nil, nil},
+		{"engine=wasmtime-aot", "wasmtime", func() string { return filepath.Join(wasmtimeDir(b, runtime.GOARCH), "bootstrap") },
+			func() string { return wasmtimeDir(b, runtime.GOARCH) }, []string{"%s.cwasm", "%s.wasm"}},
+		{"engine=wazero-shipped", "wazero", func() string { return filepath.Join(dir, "bootstrap") }, nil, []string{"%s.wasm", "%s.cache"}},
+		{"engine=wazero-compile", "wazero", func() string { return filepath.Join(dir, "bootstrap") }, nil, []string{"%s.wasm"}},
 	}
-	event := coldEvent(b)
-	for _, v := range variants {
-		b.Run(v.name, func(b *testing.B) {
-			root := taskRoot(b, v.files...)
-			var reply, initd, rss, hwm []float64
-			for b.Loop() {
-				s := coldStart(b, v.bin, root, event)
-				reply = append(reply, ms(s.reply))
-				initd = append(initd, ms(s.init))
-				rss = append(rss, s.rss)
-				hwm = append(hwm, s.hwm)
-			}
-			b.ReportMetric(median(reply), "ms-to-reply")
-			b.ReportMetric(median(initd), "ms-to-init")
-			b.ReportMetric(median(rss), "MiB-rss")
-			b.ReportMetric(median(hwm), "MiB-hwm")
-		})
+	for _, fn := range []coldFunction{coldConnect(b), coldRoute(b), coldFanout(b)} {
+		for _, v := range variants {
+			b.Run("fn="+fn.name+"/"+v.name, func(b *testing.B) {
+				bin := v.bin()
+				var files []string
+				for _, f := range v.files {
+					files = append(files, fmt.Sprintf(f, fn.name))
+				}
+				var root string
+				if v.dir != nil {
+					root = wasmtimeRoot(b, v.dir(), files...)
+				} else {
+					root = taskRoot(b, files...)
+				}
+				var reply, initd, rss, hwm []float64
+				for b.Loop() {
+					s := coldStart(b, bin, root, v.engine, fn)
+					reply = append(reply, ms(s.reply))
+					initd = append(initd, ms(s.init))
+					rss = append(rss, s.rss)
+					hwm = append(hwm, s.hwm)
+				}
+				b.ReportMetric(median(reply), "ms-to-reply")
+				b.ReportMetric(median(initd), "ms-to-init")
+				b.ReportMetric(median(rss), "MiB-rss")
+				b.ReportMetric(median(hwm), "MiB-hwm")
+			})
+		}
 	}
+}
+
+// coldFunction is a function's first event and what its reply must be.
+type coldFunction struct {
+	name  string
+	event []byte
+	ok    func(reply []byte) bool
+}
+
+func coldConnect(b *testing.B) coldFunction {
+	return coldFunction{lambdahost.Connect, sample(b, sampleConnect), func(reply []byte) bool {
+		var pr events.APIGatewayProxyResponse
+		return json.Unmarshal(reply, &pr) == nil && pr.StatusCode == 200
+	}}
+}
+
+func coldRoute(b *testing.B) coldFunction {
+	return coldFunction{lambdahost.Route, coldEvent(b), func(reply []byte) bool {
+		var pr events.APIGatewayProxyResponse
+		return json.Unmarshal(reply, &pr) == nil && strings.Contains(pr.Body, `"response_status":201`)
+	}}
+}
+
+func coldFanout(*testing.B) coldFunction {
+	ev := batch(record("1", "INSERT", questionKeys("cold"), "", questionImage("cold", "Cold?", false, 1), ""))
+	return coldFunction{lambdahost.StreamFanout, ev, func(reply []byte) bool {
+		var r events.DynamoDBEventResponse
+		return json.Unmarshal(reply, &r) == nil && len(r.BatchItemFailures) == 0
+	}}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -100,7 +147,7 @@ type startSample struct {
 
 // coldStart runs one process to its first reply. Only exec → reply is
 // timed; setting up and tearing down are not.
-func coldStart(b *testing.B, bin, root string, event []byte) startSample {
+func coldStart(b *testing.B, bin, root, engine string, fn coldFunction) startSample {
 	b.StopTimer()
 	rt, err := lambdahost.NewRuntimeAPI()
 	if err != nil {
@@ -112,9 +159,9 @@ func coldStart(b *testing.B, bin, root string, event []byte) startSample {
 		b.Fatal(err)
 	}
 	defer os.RemoveAll(tmp)
-	var logs bytes.Buffer
+	var logs logBuffer
 	cmd := exec.Command(bin)
-	cmd.Env = []string{"_HANDLER=route", "LAMBDA_TASK_ROOT=" + root, "WSBIND_BACKEND=memory",
+	cmd.Env = []string{"_HANDLER=" + fn.name, "LAMBDA_TASK_ROOT=" + root, "WSBIND_BACKEND=memory",
 		"AWS_LAMBDA_RUNTIME_API=" + rt.Addr(), "TMPDIR=" + tmp}
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -134,7 +181,7 @@ func coldStart(b *testing.B, bin, root string, event []byte) startSample {
 			inited <- 0
 		}
 	}()
-	resp, err := rt.Invoke(ctx, event)
+	resp, err := rt.Invoke(ctx, fn.event)
 	var s startSample
 	s.reply = time.Since(start)
 	b.StopTimer()
@@ -146,9 +193,11 @@ func coldStart(b *testing.B, bin, root string, event []byte) startSample {
 	if err != nil || resp.Error {
 		b.Fatalf("first invoke: %+v, %v\n%s", resp, err, logs.String())
 	}
-	var pr events.APIGatewayProxyResponse
-	if err := json.Unmarshal(resp.Body, &pr); err != nil || !strings.Contains(pr.Body, `"response_status":201`) {
-		b.Fatalf("first reply: %s (%v)\n%s", resp.Body, err, logs.String())
+	if !fn.ok(resp.Body) {
+		b.Fatalf("first reply: %s\n%s", resp.Body, logs.String())
+	}
+	if want := "engine=" + engine; !strings.Contains(logs.String(), want) {
+		b.Fatalf("not started with %s:\n%s", want, logs.String())
 	}
 	s.init = <-inited
 	if s.rss, s.hwm, err = memoryOf(cmd.Process.Pid); err != nil {

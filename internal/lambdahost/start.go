@@ -32,8 +32,9 @@ type Env struct {
 	Vars []string
 	// Program, when not nil, is the guest code linked into the binary:
 	// the native engine, for the native baseline (bootstrap built with
-	// -tags wsbind_native). nil means the wazero engine running
-	// <task root>/<function>.wasm.
+	// -tags wsbind_native). nil means a wasm engine (WSBIND_ENGINE):
+	// wasmtime running <task root>/<function>.cwasm, or wazero running
+	// <function>.wasm.
 	Program host.Program
 	// CacheRoot holds the writable compilation caches, one directory per
 	// function. "" means wsbind-cache in os.TempDir() (/tmp on Lambda).
@@ -59,7 +60,7 @@ func (e *Env) getenv(key string) string {
 // hostOnly are the WSBIND_ settings that configure the host itself: where
 // the data lives and how tokens are verified. Guests never see them; the
 // auth secret in particular must not reach binding code.
-var hostOnly = []string{"WSBIND_BACKEND=", "WSBIND_TABLE_", "WSBIND_MANAGEMENT_ENDPOINT=", "WSBIND_AUTH_"}
+var hostOnly = []string{"WSBIND_BACKEND=", "WSBIND_TABLE_", "WSBIND_MANAGEMENT_ENDPOINT=", "WSBIND_AUTH_", "WSBIND_ENGINE="}
 
 // guestEnv is what the guests see of the environment: the application's
 // settings (WSBIND_*, host-only ones excepted) and nothing else. The
@@ -90,9 +91,12 @@ func (e *Env) guestEnv() []string {
 //     "memory" is the in-memory store and a Poster that logs and drops
 //     pushes (no persistence);
 //   - $LAMBDA_TASK_ROOT (default: the executable's directory) holds
-//     <function>.wasm and its compiled code, <function>.cache/, which is
-//     linked into a writable cache (OpenCache) so that compiling is a
-//     cache hit; a miss compiles and logs one line;
+//     <function>.cwasm, the guest compiled ahead of time, which wasmtime
+//     maps (WSBIND_ENGINE=wasmtime, the default of a bootstrap built
+//     with it); and <function>.wasm with wazero's compiled code,
+//     <function>.cache/, linked into a writable cache (OpenCache) so
+//     that compiling is a cache hit. Each step that fails falls back to
+//     the next with one log line: wasmtime, wazero's cache, compiling;
 //   - the guest is instantiated now (Pool.Warm), so the first event pays
 //     no start-up.
 func FromEnv(ctx context.Context, env Env) (*Handler, error) {
@@ -118,11 +122,11 @@ func FromEnv(ctx context.Context, env Env) (*Handler, error) {
 		return nil, err
 	}
 	start := time.Now()
-	engine := "wazero"
+	engine := "native"
 	var mod host.Module
 	if env.Program != nil {
-		engine, mod = "native", host.NativeModule(env.Program)
-	} else if mod, err = loadWasm(ctx, &env, name, log, &cl); err != nil {
+		mod = host.NativeModule(env.Program)
+	} else if mod, engine, err = loadGuest(ctx, &env, name, log, &cl); err != nil {
 		return fail(err)
 	}
 	loaded := time.Since(start)
@@ -236,15 +240,7 @@ func (p dropPoster) Post(ctx context.Context, frame []byte, connIDs []string) er
 // loadWasm compiles <task root>/<name>.wasm with the shipped compiled
 // code, adding what it opens to cl. Whatever the cache holds or lacks, it
 // compiles: the cache can slow a start, never fail it.
-func loadWasm(ctx context.Context, env *Env, name string, log *slog.Logger, cl *closers) (host.Module, error) {
-	root := env.getenv("LAMBDA_TASK_ROOT")
-	if root == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("task root: %w", err)
-		}
-		root = filepath.Dir(exe)
-	}
+func loadWasm(ctx context.Context, env *Env, root, name string, log *slog.Logger, cl *closers) (host.Module, error) {
 	wasm, err := os.ReadFile(filepath.Join(root, name+".wasm"))
 	if err != nil {
 		return nil, err
@@ -300,10 +296,12 @@ func compile(ctx context.Context, cfg host.WazeroConfig, wasm []byte, work strin
 }
 
 // CompileCaches compiles each wasm file into dir/<name>.cache, name being
-// the file's base name without ".wasm": the compiled code that `make
+// the file's base name without ".wasm", and in a bootstrap built with
+// wasmtime also into dir/<name>.cwasm: the compiled code that `make
 // build` ships beside the guests (`bootstrap -compile-cache`). It must run
 // on the target's architecture (natively, or under qemu for arm64): the
-// code is native code, and its entries are keyed by the CPU's features.
+// code is native code, and wazero's entries are keyed by the CPU's
+// features (wasmtime's code is made for the architecture's baseline).
 // It goes through host.NewWazero like FromEnv does, since the cache key
 // also depends on the runtime's configuration. The files are made
 // world-readable, as Lambda requires of a package (wazero writes them
@@ -327,6 +325,14 @@ func CompileCaches(ctx context.Context, dir string, files []string, log *slog.Lo
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "compiled "+f, slog.String("cache", cacheDir),
 			slog.Int("files", host.CacheFiles(cacheDir)), slog.Duration("took", time.Since(start)))
+		start = time.Now()
+		cwasm := filepath.Join(dir, name+".cwasm")
+		if made, err := precompile(f, cwasm); err != nil {
+			return fmt.Errorf("%s: ahead of time: %w", f, err)
+		} else if made {
+			log.LogAttrs(ctx, slog.LevelInfo, "compiled "+f+" ahead of time", slog.String("cwasm", cwasm),
+				slog.Duration("took", time.Since(start)))
+		}
 	}
 	return nil
 }
