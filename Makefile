@@ -32,8 +32,28 @@ BUILD := build/$(ARCH)
 # qemu, as a Graviton2-class CPU (neoverse-n1).
 ifeq ($(ARCH),$(shell $(GO) env GOHOSTARCH))
 RUN_TARGET :=
+CROSS_CC   := gcc
 else ifeq ($(ARCH),arm64)
 RUN_TARGET := QEMU_CPU=neoverse-n1 qemu-aarch64-static
+CROSS_CC   := aarch64-linux-gnu-gcc
+endif
+
+# The engine the Lambda package runs its guests with. wasmtime: the
+# bootstrap links wasmtime (cgo, static) and the package ships each
+# guest compiled ahead of time (<name>.cwasm) beside wazero's code, the
+# fallback. wazero: a pure-Go bootstrap. wasmtime starts faster (make
+# bench, engine=wasmtime-aot against engine=wazero-shipped).
+ENGINE ?= wasmtime
+ifeq ($(ENGINE),wasmtime)
+BOOTSTRAP_ENV   := CGO_ENABLED=1 CC=$(CROSS_CC)
+BOOTSTRAP_TAGS  := lambda.norpc,wsbind_wasmtime,netgo,osusergo
+BOOTSTRAP_LDFLAGS := -s -extldflags=-static
+else ifeq ($(ENGINE),wazero)
+BOOTSTRAP_ENV   := CGO_ENABLED=0
+BOOTSTRAP_TAGS  := lambda.norpc
+BOOTSTRAP_LDFLAGS := -s
+else
+$(error ENGINE=$(ENGINE): want wasmtime or wazero)
 endif
 
 .PHONY: all run token test check bench fuzz golden clean build wasm
@@ -49,14 +69,17 @@ run: wasm
 token:
 	@$(GO) run ./cmd/wsbind-local -token $(USER)
 
-## test: every test, with the race detector
+## test: every test, with the race detector; then the wasm host's
+## tests again on the wasmtime engine (cgo, build tag wsbind_wasmtime)
 test:
 	./scripts/with-dynalite.sh $(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -tags wsbind_wasmtime -run Wasmtime ./internal/host
 
-## build: the Lambda package for ARCH: bootstrap, each function's .wasm,
-## and its compiled code (<name>.cache/) for that architecture
+## build: the Lambda package for ARCH and ENGINE: bootstrap, each
+## function's .wasm, its compiled code (<name>.cache/) and, for wasmtime,
+## its ahead-of-time code (<name>.cwasm) for that architecture
 build: wasm $(BUILD)/bootstrap
-	rm -rf $(addprefix $(BUILD)/,$(addsuffix .cache,$(FUNCS)))
+	rm -rf $(addprefix $(BUILD)/,$(addsuffix .cache,$(FUNCS)) $(addsuffix .cwasm,$(FUNCS)))
 	$(RUN_TARGET) $(BUILD)/bootstrap -compile-cache $(BUILD) $(addprefix $(BUILD)/,$(addsuffix .wasm,$(FUNCS)))
 	@ls -l $(BUILD)
 
@@ -70,7 +93,7 @@ wasm:
 
 $(BUILD)/bootstrap: FORCE
 	@mkdir -p $(BUILD)
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -ldflags=-s -tags lambda.norpc -o $@ ./cmd/bootstrap
+	$(BOOTSTRAP_ENV) GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -ldflags='$(BOOTSTRAP_LDFLAGS)' -tags $(BOOTSTRAP_TAGS) -o $@ ./cmd/bootstrap
 
 .PHONY: FORCE
 FORCE:
@@ -84,9 +107,11 @@ golden:
 check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags wsbind_wasmtime ./internal/host/... ./internal/lambdahost/... ./cmd/bootstrap/...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet $(GUEST_PKGS)
 	GOOS=wasip1 GOARCH=wasm $(GO) build $(GUEST_PKGS)
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags wsbind_wasmtime ./internal/host/... ./internal/lambdahost/... ./cmd/bootstrap/...
 	$(GO) mod tidy -diff
 	@bad=$$(GOOS=wasip1 GOARCH=wasm $(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(GUEST_PKGS) \
 		| grep -v '^github.com/wsbind/wsbind\(/\|$$\)' || true); \
@@ -98,9 +123,10 @@ check:
 	@echo "check: ok"
 
 ## bench: benchmarks, several runs, medians by benchstat; the WASI
-## figures (engine=...) in columns beside their native baseline
+## figures (engine=...: wasmtime, wazero) in columns beside their native
+## baseline; cold starts of each function by engine
 bench:
-	$(GO) test -run '^$$' -bench . -skip ColdStart -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
+	$(GO) test -tags wsbind_wasmtime -run '^$$' -bench . -skip ColdStart -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench ColdStart -benchtime $(COLD_STARTS)x -count $(COLD_COUNT) ./internal/lambdahost | tee -a $(BENCH_OUT)
 	@echo; echo "== framework (native)"
 	@awk '!/engine=/' $(BENCH_OUT) > $(BENCH_OUT).native; $(GO) run $(BENCHSTAT) $(BENCH_OUT).native

@@ -61,6 +61,14 @@ func TestSAMBuild_Route(t *testing.T) {
 	if files == 0 {
 		t.Error("route.cache/: no compiled code")
 	}
+	// The default engine, wasmtime: the route guest compiled ahead of
+	// time, readable by Lambda's user.
+	if fi, err := os.Stat(filepath.Join(art, "route.cwasm")); err != nil || fi.Size() == 0 || fi.Mode().Perm()&0o444 != 0o444 {
+		t.Errorf("route.cwasm: %v, %v: want the ahead-of-time code, readable by all", fi, err)
+	}
+	if _, err := f.DynamicSymbols(); err == nil {
+		t.Error("bootstrap is dynamically linked: Lambda's C library may not be the one it was built against")
+	}
 	for _, other := range []string{"connect.wasm", "streamfanout.wasm"} {
 		if _, err := os.Stat(filepath.Join(art, other)); err == nil {
 			t.Errorf("%s in Route's package: each function ships only its own guest", other)

@@ -6,8 +6,10 @@
 #     make --makefile <copy>/Makefile build-<LogicalId>
 # with ARTIFACTS_DIR in the environment; whatever the target leaves in
 # ARTIFACTS_DIR is the function's package. Here that is the bootstrap for
-# the Lambda architecture, and for a guest function <name>.wasm and its
-# compiled code, <name>.cache/ (the authorizer is native: bootstrap only).
+# the Lambda architecture, and for a guest function <name>.wasm, its
+# compiled code, <name>.cache/, and with ENGINE=wasmtime (the default) its
+# ahead-of-time code, <name>.cwasm (the authorizer is native: bootstrap
+# only). ENGINE=wazero sam build ... makes pure-Go packages.
 #
 # SAM does not tell make the function's architecture. SAM_ARCH does, in
 # Lambda's names, and defaults to the template's Architecture default:
@@ -57,7 +59,7 @@ sam-bootstrap: $(BUILD)/bootstrap
 sam-guest: sam-bootstrap
 	@test -n "$(SAM_FUNCTION)" -a -d functions/$(SAM_FUNCTION) || { echo "SAM_FUNCTION=$(SAM_FUNCTION): no guest functions/$(SAM_FUNCTION)"; exit 1; }
 	GOOS=wasip1 GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(ARTIFACTS_DIR)/$(SAM_FUNCTION).wasm ./functions/$(SAM_FUNCTION)
-	rm -rf $(ARTIFACTS_DIR)/$(SAM_FUNCTION).cache
+	rm -rf $(ARTIFACTS_DIR)/$(SAM_FUNCTION).cache $(ARTIFACTS_DIR)/$(SAM_FUNCTION).cwasm
 	$(RUN_TARGET) $(ARTIFACTS_DIR)/bootstrap -compile-cache $(ARTIFACTS_DIR) $(ARTIFACTS_DIR)/$(SAM_FUNCTION).wasm
 
 endif
