@@ -116,7 +116,12 @@ func goBuild(out string, flags ...string) error {
 // build directory, as Lambda unpacks a package.
 func taskRoot(t testing.TB, names ...string) string {
 	t.Helper()
-	dir := buildDir(t)
+	return taskRootFrom(t, buildDir(t), names...)
+}
+
+// taskRootFrom is taskRoot with the files of dir.
+func taskRootFrom(t testing.TB, dir string, names ...string) string {
+	t.Helper()
 	root := filepath.Join(t.TempDir(), "task")
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func BenchmarkColdStart(b *testing.B) {
 				}
 				var root string
 				if v.dir != nil {
-					root = wasmtimeRoot(b, v.dir(), files...)
+					root = taskRootFrom(b, v.dir(), files...)
 				} else {
 					root = taskRoot(b, files...)
 				}

@@ -114,31 +114,6 @@ func buildWasmtime(t testing.TB, goarch, cc string, runner []string) (string, er
 	return dir, nil
 }
 
-// wasmtimeRoot lays out a task root of the wasmtime build's files.
-func wasmtimeRoot(t testing.TB, dir string, names ...string) string {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), "task")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		from, to := filepath.Join(dir, name), filepath.Join(root, name)
-		fi, err := os.Stat(from)
-		if err == nil && fi.IsDir() {
-			err = os.CopyFS(to, os.DirFS(from))
-		} else if err == nil {
-			var b []byte
-			if b, err = os.ReadFile(from); err == nil {
-				err = os.WriteFile(to, b, 0o644)
-			}
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
-
 // TestWasmtime_Bootstrap: the bootstrap built with wasmtime serves from
 // the ahead-of-time code, and falls back to wazero, with one line, when
 // that code is missing, damaged or not wanted.
@@ -160,11 +135,15 @@ func TestWasmtime_Bootstrap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			root := wasmtimeRoot(t, dir, tt.files...)
+			root := taskRootFrom(t, dir, tt.files...)
 			if tt.damage {
 				cw := filepath.Join(root, "route.cwasm")
 				b, err := os.ReadFile(cw)
 				if err != nil {
+					t.Fatal(err)
+				}
+				// The task root is read-only, as Lambda's is.
+				if err := os.Chmod(cw, 0o644); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.WriteFile(cw, b[:len(b)/2], 0o644); err != nil {
@@ -203,7 +182,7 @@ func TestWasmtime_Arm64(t *testing.T) {
 		t.Skip("builds and runs under qemu")
 	}
 	dir := wasmtimeDir(t, "arm64")
-	root := wasmtimeRoot(t, dir, "route.cwasm", "route.wasm", "route.cache")
+	root := taskRootFrom(t, dir, "route.cwasm", "route.wasm", "route.cache")
 	rt, err := lambdahost.NewRuntimeAPI()
 	if err != nil {
 		t.Fatal(err)
