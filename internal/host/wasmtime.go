@@ -166,14 +166,22 @@ var errClosed = errors.New("wasmtime engine is closed")
 
 // Compile compiles a guest in memory.
 func (w *Wasmtime) Compile(wasm []byte) (Module, error) {
+	return w.module("compile guest", func(e *wasmtime.Engine) (*wasmtime.Module, error) {
+		return wasmtime.NewModule(e, wasm)
+	})
+}
+
+// module makes a module with the engine, unless it is closed; what
+// failed is an error that starts with what.
+func (w *Wasmtime) module(what string, newModule func(*wasmtime.Engine) (*wasmtime.Module, error)) (Module, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.engine == nil {
 		return nil, errClosed
 	}
-	m, err := wasmtime.NewModule(w.engine, wasm)
+	m, err := newModule(w.engine)
 	if err != nil {
-		return nil, fmt.Errorf("compile guest: %w", wasmtimeError(err))
+		return nil, fmt.Errorf("%s: %w", what, wasmtimeError(err))
 	}
 	return &wasmtimeModule{w: w, m: m}, nil
 }
@@ -234,16 +242,10 @@ func (w *Wasmtime) Load(path string) (Module, error) {
 	if err := checkPrecompiledFile(path); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.engine == nil {
-		return nil, errClosed
-	}
-	m, err := wasmtime.NewModuleDeserializeFile(w.engine, path)
-	if err != nil { // wasmtime's message names the file
-		return nil, fmt.Errorf("load guest: %w", wasmtimeError(err))
-	}
-	return &wasmtimeModule{w: w, m: m}, nil
+	// wasmtime's message names the file.
+	return w.module("load guest", func(e *wasmtime.Engine) (*wasmtime.Module, error) {
+		return wasmtime.NewModuleDeserializeFile(e, path)
+	})
 }
 
 // LoadBytes loads a precompiled module from memory (wasmtime copies it).
@@ -251,16 +253,9 @@ func (w *Wasmtime) LoadBytes(b []byte) (Module, error) {
 	if err := checkPrecompiled(b); err != nil {
 		return nil, fmt.Errorf("load guest: %w", err)
 	}
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.engine == nil {
-		return nil, errClosed
-	}
-	m, err := wasmtime.NewModuleDeserialize(w.engine, b)
-	if err != nil {
-		return nil, fmt.Errorf("load guest: %w", wasmtimeError(err))
-	}
-	return &wasmtimeModule{w: w, m: m}, nil
+	return w.module("load guest", func(e *wasmtime.Engine) (*wasmtime.Module, error) {
+		return wasmtime.NewModuleDeserialize(e, b)
+	})
 }
 
 var errNotPrecompiled = errors.New("not a precompiled wsbind module (no trailer)")

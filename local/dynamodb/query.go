@@ -1,6 +1,7 @@
 package dynamodblocal
 
 import (
+	"bytes"
 	"encoding/json"
 	"regexp"
 	"slices"
@@ -158,15 +159,6 @@ func (t *table) put(key string, it item) {
 // queryPage is DynamoDB's cut of a Query's page: 1 MB of items read.
 const queryPage = 1 << 20
 
-// queryFields are the members of a Query the wrapper answers itself.
-var queryFields = map[string]bool{
-	"TableName": true, "IndexName": true, "KeyConditionExpression": true,
-	"ExpressionAttributeNames": true, "ExpressionAttributeValues": true,
-	"Limit": true, "ExclusiveStartKey": true, "ScanIndexForward": true,
-	"Select": true, "ProjectionExpression": true, "ConsistentRead": true,
-	"ReturnConsumedCapacity": true,
-}
-
 var (
 	partitionCondition = regexp.MustCompile(`^\s*(#[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)\s*$`)
 	nameRef            = regexp.MustCompile(`^#[A-Za-z0-9_]+$`)
@@ -175,15 +167,8 @@ var (
 // query answers a Query of one partition from the partition index; ok is
 // false for a request it leaves to minidyn. The caller holds s.mu.
 func (s *Server) query(body []byte) (out rawJSON, ok bool) {
-	var raw map[string]json.RawMessage
-	if json.Unmarshal(body, &raw) != nil {
-		return nil, false
-	}
-	for k := range raw {
-		if !queryFields[k] {
-			return nil, false
-		}
-	}
+	// The members of a Query the wrapper answers itself: any other
+	// (a filter, legacy parameters) leaves it to minidyn.
 	var in struct {
 		TableName                 string
 		IndexName                 *string
@@ -196,8 +181,11 @@ func (s *Server) query(body []byte) (out rawJSON, ok bool) {
 		Select                    string
 		ProjectionExpression      *string
 		ConsistentRead            bool
+		ReturnConsumedCapacity    string
 	}
-	if json.Unmarshal(body, &in) != nil {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if d.Decode(&in) != nil {
 		return nil, false
 	}
 	t, found := s.tables[in.TableName]

@@ -13,7 +13,17 @@ import (
 // projections); the wrapper then replaces each attribute minidyn returned
 // with the exact value written, since minidyn's rendering may have been
 // through float64 (projections, updates) or lost an empty list or map.
+// A Query of one partition is answered from the partition index first
+// (query.go), without minidyn.
 func (s *Server) read(op string, body []byte) (any, error) {
+	if op == "Query" {
+		s.mu.RLock()
+		out, ok := s.query(body)
+		s.mu.RUnlock()
+		if ok {
+			return out, nil
+		}
+	}
 	var in struct {
 		TableName            string
 		Key                  item
@@ -33,11 +43,6 @@ func (s *Server) read(op string, body []byte) (any, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if op == "Query" {
-		if out, ok := s.query(body); ok {
-			return out, nil
-		}
-	}
 	var whole bool
 	if op == "GetItem" || op == "Query" || op == "Scan" {
 		var err error
