@@ -8,6 +8,8 @@ BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4d
 # Guest packages: compiled to WebAssembly, so they may import only the
 # standard library and this module. `make check` enforces it.
 GUEST_PKGS := ./resource/... ./bindings/... ./internal/protocol/... \
+              ./internal/backend ./internal/apierr/... ./internal/call/... \
+              ./internal/identity/... \
               ./internal/router/... ./internal/jsonw/... ./internal/abi/... \
               ./internal/guest/... ./functions/... ./internal/host/testguest/... \
               ./internal/protocoltest/testbindings/...
@@ -65,9 +67,11 @@ all: check test
 run: wasm
 	$(GO) run ./cmd/wsbind-local -guests $(BUILD)
 
-## token: a token for USER (make token USER=alice) for the emulator
+## token: a token for USER (make token USER=alice) for the emulator;
+## ROLES (comma-separated) become its "groups" (ROLES=admin,editor)
+ROLES ?=
 token:
-	@$(GO) run ./cmd/wsbind-local -token $(USER)
+	@$(GO) run ./cmd/wsbind-local -token $(USER) -roles '$(ROLES)'
 
 ## test: every test, with the race detector; then the wasm host's
 ## tests again on the wasmtime engine (cgo, build tag wsbind_wasmtime)

@@ -81,7 +81,9 @@ var tableVars = map[string]string{
 var wantGrants = map[string][]string{
 	hRoute: {
 		"dynamodb:GetItem items", "dynamodb:PutItem items", "dynamodb:DeleteItem items", "dynamodb:Query items",
-		"dynamodb:PutItem subscriptions",
+		"dynamodb:Query items/index/by_binding",
+		"dynamodb:PutItem subscriptions", "dynamodb:DeleteItem subscriptions",
+		"dynamodb:GetItem connections",
 	},
 	hConnect: {
 		"dynamodb:PutItem connections", "dynamodb:DeleteItem connections",
@@ -111,10 +113,11 @@ type tableSpec struct {
 type gsiSpec struct{ name, hash, rng, projection string }
 
 var tableSpecs = map[string]tableSpec{
-	tItems:       {hash: "_stream", rng: "id", stream: "NEW_AND_OLD_IMAGES"},
+	tItems: {hash: "_stream", rng: "id", stream: "NEW_AND_OLD_IMAGES",
+		gsi: &gsiSpec{name: "by_binding", hash: "_binding", rng: "id", projection: "ALL"}},
 	tConnections: {hash: "conn_id", ttl: "ttl"},
-	tSubscriptions: {hash: "topic", rng: "conn_id", ttl: "ttl",
-		gsi: &gsiSpec{name: "by_conn", hash: "conn_id", rng: "topic", projection: "KEYS_ONLY"}},
+	tSubscriptions: {hash: "topic", rng: "sub", ttl: "ttl",
+		gsi: &gsiSpec{name: "by_conn", hash: "conn_id", rng: "sub", projection: "KEYS_ONLY"}},
 }
 
 // The WebSocket routes: each key and the function that serves it.

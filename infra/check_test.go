@@ -375,6 +375,12 @@ func TestCheck_Mutations(t *testing.T) {
 			}},
 		{name: "a grant missing", check: CheckIAMGrants, want: "lacks dynamodb:PutItem subscriptions",
 			mutate: func(t *testing.T, tpl Template) { dropStmt(t, tpl, "Route", "Subscribe") }},
+		{name: "every scope unreadable", check: CheckIAMGrants, want: "lacks dynamodb:Query items/index/by_binding",
+			mutate: func(t *testing.T, tpl Template) { dropStmt(t, tpl, "Route", "ObjectsOfEveryScope") }},
+		{name: "unsubscribe not granted", check: CheckIAMGrants, want: "lacks dynamodb:DeleteItem subscriptions",
+			mutate: func(t *testing.T, tpl Template) {
+				stmt(t, tpl, "Route", "Subscribe")["Action"] = []any{"dynamodb:PutItem"}
+			}},
 		{name: "failure queue not writable", check: CheckIAMGrants, want: "lacks sqs:SendMessage dlq",
 			mutate: func(t *testing.T, tpl Template) { dropStmt(t, tpl, "StreamFanout", "ParkFailedBatches") }},
 		{name: "the authorizer given a table", check: CheckIAMGrants, want: "beyond what the authorizer function needs",
@@ -410,6 +416,23 @@ func TestCheck_Mutations(t *testing.T) {
 			mutate: func(t *testing.T, tpl Template) {
 				g := mapOf(listOf(props(t, tpl, "SubscriptionsTable")["GlobalSecondaryIndexes"])[0])
 				g["Projection"] = map[string]any{"ProjectionType": "ALL"}
+			}},
+		{name: "subscriptions keyed by connection alone", check: CheckTable, want: `want partition "topic" and sort "sub"`,
+			mutate: func(t *testing.T, tpl Template) {
+				k := mapOf(listOf(props(t, tpl, "SubscriptionsTable")["KeySchema"])[1])
+				k["AttributeName"] = "conn_id"
+			}},
+		{name: "items without by_binding", check: CheckTable, want: "no global secondary index by_binding",
+			mutate: func(t *testing.T, tpl Template) { del(t, props(t, tpl, "ItemsTable"), "GlobalSecondaryIndexes") }},
+		{name: "by_binding projects keys only", check: CheckTable, want: "index by_binding projects",
+			mutate: func(t *testing.T, tpl Template) {
+				g := mapOf(listOf(props(t, tpl, "ItemsTable")["GlobalSecondaryIndexes"])[0])
+				g["Projection"] = map[string]any{"ProjectionType": "KEYS_ONLY"}
+			}},
+		{name: "by_binding on the stream", check: CheckTable, want: `index by_binding ("_stream", "id")`,
+			mutate: func(t *testing.T, tpl Template) {
+				g := mapOf(listOf(props(t, tpl, "ItemsTable")["GlobalSecondaryIndexes"])[0])
+				mapOf(listOf(g["KeySchema"])[0])["AttributeName"] = "_stream"
 			}},
 		{name: "connections without TTL", check: CheckTable, want: "TTL",
 			mutate: func(t *testing.T, tpl Template) {

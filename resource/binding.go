@@ -2,11 +2,13 @@ package resource
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/call"
 )
 
 // Binding declares a resource: channels-api's ResourceBinding. Fill it in as
@@ -21,9 +23,19 @@ type Binding[T any] struct {
 	ID func(*T) *string
 	// Fields is the serializer, in output order (after "id").
 	Fields []Field[T]
-	// Permissions must all allow an action. nil means the application's
-	// default (Settings.Permissions).
+	// Permissions must all allow an action (DRF's has_permission, before
+	// the object is read). nil means the application's default
+	// (Settings.Permissions).
 	Permissions []Permission
+	// ObjectPermissions must all allow an action on an object (DRF's
+	// has_object_permission): checked after Permissions, on the object as
+	// stored before a detail action, as it would be stored for a create,
+	// and on every pushed image for every subscriber, with action
+	// "retrieve".
+	ObjectPermissions []ObjectPermission[T]
+	// Scope confines each caller to its own objects (OwnedBy: a user's
+	// own). The zero Scope leaves the binding unscoped.
+	Scope Scope[T]
 	// Actions are the custom actions, found by their wire name.
 	Actions []Action[T]
 	// ReadOnly offers only retrieve and list (and the custom actions), as
@@ -70,37 +82,32 @@ func ListAction[T any](name string, run func(c *Call[T]) (any, int, error)) Acti
 
 // The built-in actions.
 const (
-	ActionCreate    = "create"
-	ActionRetrieve  = "retrieve"
-	ActionUpdate    = "update"
-	ActionPatch     = "patch"
-	ActionDelete    = "delete"
-	ActionList      = "list"
-	ActionSubscribe = "subscribe"
+	actionCreate      = "create"
+	actionRetrieve    = "retrieve"
+	actionUpdate      = "update"
+	actionPatch       = "patch"
+	actionDelete      = "delete"
+	actionList        = "list"
+	actionSubscribe   = "subscribe"
+	actionUnsubscribe = "unsubscribe"
 )
 
-var builtins = []string{ActionCreate, ActionRetrieve, ActionUpdate, ActionPatch, ActionDelete, ActionList, ActionSubscribe}
+var builtins = []string{actionCreate, actionRetrieve, actionUpdate, actionPatch, actionDelete, actionList, actionSubscribe, actionUnsubscribe}
 
 // Handler is a compiled binding, ready to serve. It is not generic, so a
-// registry holds bindings of any type.
+// registry holds bindings of any type. Its methods other than Stream and
+// Model are for wsbind's router.
 type Handler struct {
 	stream, model string
-	actions       []ActionInfo
 	b             served
 }
 
 // served is what a Binding[T] compiles to.
 type served interface {
-	serve(ctx context.Context, env Env, req Request) (Result, error)
-	represent(stored []byte) ([]byte, error)
+	serve(ctx context.Context, s *Settings, st backend.Store, req call.Request) (call.Result, error)
+	images(old, new []byte) (call.Images, error)
+	list() []call.Action
 	permissions(s *Settings) []Permission
-}
-
-// ActionInfo describes an action a binding offers.
-type ActionInfo struct {
-	Name   string
-	Detail bool // takes a pk
-	Custom bool
 }
 
 // New compiles a binding. It checks the declaration, so a typo fails at
@@ -132,27 +139,27 @@ func New[T any](def Binding[T]) (*Handler, error) {
 		}
 		seen[f.name] = true
 	}
-	h := &Handler{stream: def.Stream, model: def.Model, b: b}
-	for _, name := range builtins {
-		if def.ReadOnly && name != ActionRetrieve && name != ActionList {
-			continue
+	if err := b.compileFields(); err != nil {
+		return nil, err
+	}
+	if (def.Scope.Key == nil) != (def.Scope.Of == nil) {
+		return nil, fmt.Errorf("binding %s: a Scope needs both Key and Of", def.Stream)
+	}
+	for _, p := range def.ObjectPermissions {
+		if p == nil {
+			return nil, fmt.Errorf("binding %s: nil object permission", def.Stream)
 		}
-		detail := name == ActionRetrieve || name == ActionUpdate || name == ActionPatch || name == ActionDelete
-		h.actions = append(h.actions, ActionInfo{Name: name, Detail: detail})
 	}
 	for _, a := range def.Actions {
 		if a.run == nil || a.name == "" {
 			return nil, fmt.Errorf("binding %s: action %q has no name or no function", def.Stream, a.name)
 		}
-		for _, existing := range h.actions {
-			if existing.Name == a.name {
-				return nil, fmt.Errorf("binding %s: action %q declared twice or shadows a built-in", def.Stream, a.name)
-			}
+		if slices.Contains(builtins, a.name) || b.actions[a.name].run != nil {
+			return nil, fmt.Errorf("binding %s: action %q declared twice or shadows a built-in", def.Stream, a.name)
 		}
 		b.actions[a.name] = a
-		h.actions = append(h.actions, ActionInfo{Name: a.name, Detail: a.detail, Custom: true})
 	}
-	return h, nil
+	return &Handler{stream: def.Stream, model: def.Model, b: b}, nil
 }
 
 // MustNew is New for package-level declarations: it panics on error.
@@ -185,49 +192,20 @@ func (h *Handler) Stream() string { return h.stream }
 // Model is the binding's model label.
 func (h *Handler) Model() string { return h.model }
 
-// Actions lists the actions the binding offers: built-ins first, then the
-// custom ones in declaration order.
-func (h *Handler) Actions() []ActionInfo { return append([]ActionInfo(nil), h.actions...) }
-
-// Env is what the host provides for one message: the store and the
-// application's settings.
-type Env struct {
-	Store    Store
-	Settings Settings
-}
-
-// Request is one action call on a binding, decoded from a frame.
-type Request struct {
-	Action string
-	// PK is payload.pk; "" when absent. Detail actions (retrieve, update,
-	// patch, delete, subscribe, custom detail actions) fall back to data.pk
-	// when it is "", as channels-api's README sends it.
-	PK string
-	// Data is payload.data; nil when absent or null.
-	Data json.RawMessage
-	// User is the connection's user; ConnID is the connection.
-	User   User
-	ConnID string
-	// Now is when the message is handled; it stamps ids and timestamps.
-	Now time.Time
-}
-
-// Result is a successful action's reply: status and JSON data.
-type Result struct {
-	Status int
-	Data   []byte
-}
-
 // Serve runs one request: permission, then the action, then the object,
 // then validation, as channels-api orders them. Failures come back as
-// *Error (or plain errors, which mean 500).
-func (h *Handler) Serve(ctx context.Context, env Env, req Request) (Result, error) {
-	return h.b.serve(ctx, env, req)
+// *apierr.Error (or plain errors, which mean 500).
+func (h *Handler) Serve(ctx context.Context, s *Settings, st backend.Store, req call.Request) (call.Result, error) {
+	return h.b.serve(ctx, s, st, req)
 }
 
-// Represent turns a stored item (Item.Data) into its wire form: the
-// serializer's output, without write-only fields. Pushes are built with it.
-func (h *Handler) Represent(stored []byte) ([]byte, error) { return h.b.represent(stored) }
+// Images prepares a change's stored images (nil where absent) for
+// fan-out: their wire form, and who may see them.
+func (h *Handler) Images(old, new []byte) (call.Images, error) { return h.b.images(old, new) }
+
+// Actions lists the actions the binding offers: built-ins first, then the
+// custom ones in declaration order.
+func (h *Handler) Actions() []call.Action { return h.b.list() }
 
 // Allowed reports whether the binding's permissions (or the settings'
 // default) let user run action on pk.
@@ -241,5 +219,44 @@ type Appender interface {
 	AppendJSON(dst []byte) []byte
 }
 
-// ErrCorrupt marks a stored item that the serializer cannot read.
-var ErrCorrupt = errors.New("stored item does not match the binding")
+// compileFields indexes the fields by name and checks each one's options
+// against its kind, and its Default as input.
+func (b *binding[T]) compileFields() error {
+	b.fields = make(map[string]*Field[T], len(b.def.Fields))
+	for i := range b.def.Fields {
+		f := &b.def.Fields[i]
+		b.fields[f.name] = f
+		for _, opt := range f.opts.set {
+			if kinds := fits[opt]; !slices.Contains(kinds, f.kind) {
+				return fmt.Errorf("binding %s: field %q: %s does not apply to a field of kind %s", b.def.Stream, f.name, opt, f.kind)
+			}
+		}
+		if f.opts.def == nil {
+			continue
+		}
+		if f.opts.required {
+			return fmt.Errorf("binding %s: field %q is Required and has a Default", b.def.Stream, f.name)
+		}
+		if len(f.opts.def) == 0 {
+			return fmt.Errorf("binding %s: field %q: the Default has no JSON form", b.def.Stream, f.name)
+		}
+		if msgs := f.parse(f.opts.def, new(T)); len(msgs) > 0 {
+			return fmt.Errorf("binding %s: field %q: Default %s: %s", b.def.Stream, f.name, f.opts.def, strings.Join(msgs, " "))
+		}
+	}
+	return nil
+}
+
+func (b *binding[T]) list() []call.Action {
+	var out []call.Action
+	for _, name := range builtins {
+		if b.offers(name) {
+			detail := name == actionRetrieve || name == actionUpdate || name == actionPatch || name == actionDelete
+			out = append(out, call.Action{Name: name, Detail: detail})
+		}
+	}
+	for _, a := range b.def.Actions {
+		out = append(out, call.Action{Name: a.name, Detail: a.detail, Custom: true})
+	}
+	return out
+}

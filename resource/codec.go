@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/wsbind/wsbind/internal/apierr"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/jsonw"
 )
 
@@ -29,6 +31,9 @@ func (b *binding[T]) validate(data json.RawMessage, obj *T, partial bool) error 
 			continue
 		}
 		raw, ok := jsonw.Lookup(m, f.name)
+		if !ok && f.opts.def != nil && !partial {
+			raw, ok = f.opts.def, true
+		}
 		if !ok {
 			if f.opts.required && !partial {
 				errs = append(errs, FieldError{Field: f.name, Messages: []string{msgRequired}})
@@ -40,21 +45,21 @@ func (b *binding[T]) validate(data json.RawMessage, obj *T, partial bool) error 
 		}
 	}
 	if errs != nil {
-		return InvalidFields(errs...)
+		return apierr.InvalidFields(errs...)
 	}
 	return nil
 }
 
 // notADictionary is DRF's answer to data that is not an object.
 func notADictionary(k jsonw.Kind) error {
-	return InvalidFields(FieldError{Field: "non_field_errors", Messages: []string{"Invalid data. Expected a dictionary, but got " + k.Name() + "."}})
+	return apierr.InvalidFields(FieldError{Field: "non_field_errors", Messages: []string{"Invalid data. Expected a dictionary, but got " + k.Name() + "."}})
 }
 
 // decode reads a stored item into a new object.
 func (b *binding[T]) decode(stored []byte) (*T, error) {
 	m, ok := jsonw.ParseObject(stored)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s: not a JSON object", ErrCorrupt, b.def.Stream)
+		return nil, fmt.Errorf("%w: %s: not a JSON object", backend.ErrCorrupt, b.def.Stream)
 	}
 	obj := new(T)
 	if raw, ok := jsonw.Lookup(m, "id"); ok {
@@ -65,7 +70,7 @@ func (b *binding[T]) decode(stored []byte) (*T, error) {
 		case jsonw.Number:
 			id = string(raw)
 		default:
-			return nil, fmt.Errorf("%w: %s: id is a %s", ErrCorrupt, b.def.Stream, jsonw.KindOf(raw).Name())
+			return nil, fmt.Errorf("%w: %s: id is a %s", backend.ErrCorrupt, b.def.Stream, jsonw.KindOf(raw).Name())
 		}
 		*b.def.ID(obj) = id
 	}
@@ -73,7 +78,7 @@ func (b *binding[T]) decode(stored []byte) (*T, error) {
 		f := &b.def.Fields[i]
 		if raw, ok := jsonw.Lookup(m, f.name); ok {
 			if err := f.load(raw, obj); err != nil {
-				return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, b.def.Stream, err)
+				return nil, fmt.Errorf("%w: %s: %v", backend.ErrCorrupt, b.def.Stream, err)
 			}
 		}
 	}
@@ -97,22 +102,4 @@ func (b *binding[T]) encode(dst []byte, obj *T, stored bool) []byte {
 		dst = f.appendTo(dst, obj)
 	}
 	return append(dst, '}')
-}
-
-func (b *binding[T]) represent(stored []byte) ([]byte, error) {
-	obj, err := b.decode(stored)
-	if err != nil {
-		return nil, err
-	}
-	return b.encode(nil, obj, false), nil
-}
-
-// Topic names the subscription topic for changes of one kind on a stream:
-// "stream#action" for every object, "stream#action#pk" for one. Stream and
-// action never contain '#', so no pk can collide with the all-objects topic.
-func Topic(stream, action, pk string) string {
-	if pk == "" {
-		return stream + "#" + action
-	}
-	return stream + "#" + action + "#" + pk
 }

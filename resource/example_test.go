@@ -1,11 +1,8 @@
 package resource_test
 
 import (
-	"context"
 	"fmt"
-	"time"
 
-	"github.com/wsbind/wsbind/internal/backend/memory"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -17,16 +14,15 @@ type Book struct {
 }
 
 func ExampleNew() {
-	books := resource.MustNew(resource.Binding[Book]{
+	books, err := resource.New(resource.Binding[Book]{
 		Stream: "books",
 		Model:  "library.book",
 		ID:     func(b *Book) *string { return &b.ID },
 		Fields: []resource.Field[Book]{
 			resource.String("title", func(b *Book) *string { return &b.Title }, resource.Required(), resource.MaxLength(100)),
-			resource.Int("pages", func(b *Book) *int { return &b.Pages }, resource.MinValue(1)),
+			resource.Int("pages", func(b *Book) *int { return &b.Pages }, resource.MinValue(1), resource.Default(100)),
 			resource.String("secret", func(b *Book) *string { return &b.Secret }, resource.WriteOnly()),
 		},
-		NewID: func(time.Time) string { return "b1" },
 		Actions: []resource.Action[Book]{
 			resource.ListAction("count", func(c *resource.Call[Book]) (any, int, error) {
 				n, err := c.Count()
@@ -34,19 +30,49 @@ func ExampleNew() {
 			}),
 		},
 	})
-	env := resource.Env{Store: memory.New()}
-	ctx := context.Background()
+	fmt.Println(books.Stream(), books.Model(), err)
 
-	res, _ := books.Serve(ctx, env, resource.Request{Action: "create", Data: []byte(`{"title":"Dune","pages":"412","secret":"x"}`)})
-	fmt.Println(res.Status, string(res.Data))
-
-	_, err := books.Serve(ctx, env, resource.Request{Action: "create", Data: []byte(`{"pages":0}`)})
-	fmt.Println(resource.CodeOf(err).Status(), resource.AsError(err).Fields())
-
-	res, _ = books.Serve(ctx, env, resource.Request{Action: "count"})
-	fmt.Println(res.Status, string(res.Data))
+	// Options that do not fit a field's kind fail at New, not on the
+	// first message.
+	_, err = resource.New(resource.Binding[Book]{
+		Stream: "books",
+		Model:  "library.book",
+		ID:     func(b *Book) *string { return &b.ID },
+		Fields: []resource.Field[Book]{
+			resource.Int("pages", func(b *Book) *int { return &b.Pages }, resource.MaxLength(5)),
+		},
+	})
+	fmt.Println(err)
 	// Output:
-	// 201 {"id":"b1","title":"Dune","pages":412}
-	// 400 [{title [This field is required.]} {pages [Ensure this value is greater than or equal to 1.]}]
-	// 200 {"books":1}
+	// books library.book <nil>
+	// binding books: field "pages": MaxLength does not apply to a field of kind Int
+}
+
+type Note struct {
+	ID, Owner, Text string
+}
+
+// Private notes: each user sees, changes and is pushed only their own;
+// users with the "admin" role read everyone's, and change only their own.
+func ExampleOwnedBy() {
+	notes := resource.MustNew(resource.Binding[Note]{
+		Stream: "notes",
+		Model:  "notes.note",
+		ID:     func(n *Note) *string { return &n.ID },
+		Fields: []resource.Field[Note]{
+			resource.String("owner", func(n *Note) *string { return &n.Owner }, resource.ReadOnly()),
+			resource.String("text", func(n *Note) *string { return &n.Text }, resource.Required()),
+		},
+		Permissions: []resource.Permission{resource.IsAuthenticated},
+		Scope:       resource.OwnedBy(func(n *Note) *string { return &n.Owner }, "admin"),
+		ObjectPermissions: []resource.ObjectPermission[Note]{
+			func(u resource.User, action string, n *Note) bool {
+				return action == "retrieve" || n.Owner == u.ID
+			},
+		},
+	})
+	reg := resource.NewRegistry(resource.Settings{}).MustRegister(notes)
+	fmt.Println(reg.Streams())
+	// Output:
+	// [notes]
 }

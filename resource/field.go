@@ -19,6 +19,7 @@ import (
 // involved, so validation stays fast inside a WebAssembly guest.
 type Field[T any] struct {
 	name string
+	kind kind
 	opts fieldOptions
 	// parse validates one input value and, when it is valid, stores it in
 	// obj. It returns Django REST framework's messages when it is not.
@@ -38,6 +39,38 @@ type fieldOptions struct {
 	maxLength, minLength                                         int // -1 when unset
 	minValue, maxValue                                           *float64
 	choices                                                      []string
+	// def is the Default value's JSON, nil when there is none.
+	def []byte
+	// set names the options given, for the check that they fit the kind.
+	set []string
+}
+
+// kind is what a field holds.
+type kind uint8
+
+const (
+	kindString kind = iota
+	kindInt
+	kindFloat
+	kindBool
+	kindTime
+	kindJSON
+)
+
+func (k kind) String() string {
+	return [...]string{"String", "Int", "Float", "Bool", "Time", "JSON"}[k]
+}
+
+// fits lists the options that only some kinds take, and those kinds.
+var fits = map[string][]kind{
+	"AllowBlank": {kindString},
+	"NoTrim":     {kindString},
+	"MaxLength":  {kindString},
+	"MinLength":  {kindString},
+	"AllowNull":  {kindJSON},
+	"MinValue":   {kindInt, kindFloat},
+	"MaxValue":   {kindInt, kindFloat},
+	"Choices":    {kindString, kindInt},
 }
 
 // Option adjusts a field, as the keyword arguments of a DRF field do.
@@ -54,31 +87,67 @@ func ReadOnly() Option { return func(o *fieldOptions) { o.readOnly = true } }
 func WriteOnly() Option { return func(o *fieldOptions) { o.writeOnly = true } }
 
 // AllowBlank lets a string field be "" (or white space only).
-func AllowBlank() Option { return func(o *fieldOptions) { o.allowBlank = true } }
+func AllowBlank() Option {
+	return func(o *fieldOptions) { o.allowBlank = true; o.set = append(o.set, "AllowBlank") }
+}
 
 // AllowNull lets a JSON field be null. Scalar fields never take null.
-func AllowNull() Option { return func(o *fieldOptions) { o.allowNull = true } }
+func AllowNull() Option {
+	return func(o *fieldOptions) { o.allowNull = true; o.set = append(o.set, "AllowNull") }
+}
 
 // NoTrim keeps leading and trailing white space of a string field, which is
 // trimmed by default (DRF's trim_whitespace).
-func NoTrim() Option { return func(o *fieldOptions) { o.noTrim = true } }
+func NoTrim() Option {
+	return func(o *fieldOptions) { o.noTrim = true; o.set = append(o.set, "NoTrim") }
+}
 
 // MaxLength caps a string field's length in characters.
-func MaxLength(n int) Option { return func(o *fieldOptions) { o.maxLength = n } }
+func MaxLength(n int) Option {
+	return func(o *fieldOptions) { o.maxLength = n; o.set = append(o.set, "MaxLength") }
+}
 
 // MinLength sets a string field's least length in characters.
-func MinLength(n int) Option { return func(o *fieldOptions) { o.minLength = n } }
+func MinLength(n int) Option {
+	return func(o *fieldOptions) { o.minLength = n; o.set = append(o.set, "MinLength") }
+}
 
 // MinValue sets a number field's least value.
-func MinValue(v float64) Option { return func(o *fieldOptions) { o.minValue = &v } }
+func MinValue(v float64) Option {
+	return func(o *fieldOptions) { o.minValue = &v; o.set = append(o.set, "MinValue") }
+}
 
 // MaxValue sets a number field's greatest value.
-func MaxValue(v float64) Option { return func(o *fieldOptions) { o.maxValue = &v } }
+func MaxValue(v float64) Option {
+	return func(o *fieldOptions) { o.maxValue = &v; o.set = append(o.set, "MaxValue") }
+}
 
-// Choices limits a string or integer field to the values given (integers as
-// their decimal text).
-func Choices(values ...string) Option {
-	return func(o *fieldOptions) { o.choices = append([]string(nil), values...) }
+// Choices limits a string or integer field to the values given:
+// Choices("draft", "public") or Choices(1, 2, 3).
+func Choices[V string | int](values ...V) Option {
+	texts := make([]string, len(values))
+	for i, v := range values {
+		switch v := any(v).(type) {
+		case string:
+			texts[i] = v
+		case int:
+			texts[i] = strconv.Itoa(v)
+		}
+	}
+	return func(o *fieldOptions) { o.choices = texts; o.set = append(o.set, "Choices") }
+}
+
+// Default gives a field a value for creates that leave it out (DRF's
+// default=): a string, number or bool, or json.RawMessage for a JSON
+// field. The value is validated as input would be, at New.
+func Default(value any) Option {
+	raw, ok := jsonw.AppendValue(nil, value)
+	return func(o *fieldOptions) {
+		o.def = raw
+		if !ok {
+			o.def = []byte{} // not JSON: New refuses it
+		}
+	}
 }
 
 func newOptions(opts []Option) fieldOptions {
@@ -131,6 +200,7 @@ func String[T any](name string, get func(*T) *string, opts ...Option) Field[T] {
 	o := newOptions(opts)
 	return Field[T]{
 		name: name,
+		kind: kindString,
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			var s string
@@ -187,17 +257,18 @@ func String[T any](name string, get func(*T) *string, opts ...Option) Field[T] {
 	}
 }
 
-// Integer is the set of Go integer types an Int field can hold.
-type Integer interface {
+// integer is the set of Go integer types an Int field can hold.
+type integer interface {
 	~int | ~int8 | ~int16 | ~int32 | ~int64
 }
 
 // Int declares an integer field (DRF's IntegerField). It takes integers,
 // integral numbers such as 2.0, and strings that hold either.
-func Int[T any, N Integer](name string, get func(*T) *N, opts ...Option) Field[T] {
+func Int[T any, N integer](name string, get func(*T) *N, opts ...Option) Field[T] {
 	o := newOptions(opts)
 	return Field[T]{
 		name: name,
+		kind: kindInt,
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			var text string
@@ -269,6 +340,7 @@ func Float[T any](name string, get func(*T) *float64, opts ...Option) Field[T] {
 	o := newOptions(opts)
 	return Field[T]{
 		name: name,
+		kind: kindFloat,
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			var text string
@@ -326,6 +398,7 @@ func Bool[T any](name string, get func(*T) *bool, opts ...Option) Field[T] {
 	o := newOptions(opts)
 	return Field[T]{
 		name: name,
+		kind: kindBool,
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			v, ok, null := parseBool(raw)
@@ -410,6 +483,7 @@ func Time[T any](name string, get func(*T) *time.Time, opts ...Option) Field[T] 
 	o := newOptions(opts)
 	return Field[T]{
 		name: name,
+		kind: kindTime,
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			var s string
@@ -465,6 +539,7 @@ func JSON[T any](name string, get func(*T) *json.RawMessage, opts ...Option) Fie
 	o := newOptions(opts)
 	return Field[T]{
 		name: name,
+		kind: kindJSON,
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			if jsonw.KindOf(raw) == jsonw.Null && !o.allowNull {
@@ -491,7 +566,7 @@ func JSON[T any](name string, get func(*T) *json.RawMessage, opts ...Option) Fie
 func compact(raw json.RawMessage) json.RawMessage { return jsonw.Compact(nil, raw) }
 
 // numberString is the text DRF makes of a number sent for a text field:
-// Python's str() of what json.loads gives. Integer literals stay as typed
+// Python's str() of what json.loads gives. integer literals stay as typed
 // ("-0" becomes "0"); any other number is a float, written the shortest
 // way that reads back, with ".0" on integral values and an exponent below
 // 1e-4 and from 1e16 on ("100000.0", "1.5", "1e+16", "1.5e-05").

@@ -9,19 +9,19 @@ import (
 // crockford is the alphabet of ULIDs: sortable as ASCII, no I, L, O, U.
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-// IDs makes time-ordered, lexicographically sortable ids: 26 characters, 48
+// idGen makes time-ordered, lexicographically sortable ids: 26 characters, 48
 // bits of milliseconds and 80 random bits (the ULID layout). Within one
 // millisecond of one generator the random part counts up, so ids made by one
 // process sort in the order they were made; ids made by different processes
-// are unique with overwhelming probability. The zero IDs is ready to use.
-type IDs struct {
+// are unique with overwhelming probability. The zero idGen is ready to use.
+type idGen struct {
 	mu   sync.Mutex
 	ms   uint64
 	rand [10]byte
 }
 
 // New returns an id for the moment now.
-func (g *IDs) New(now time.Time) string {
+func (g *idGen) New(now time.Time) string {
 	ms := uint64(now.UnixMilli())
 	g.mu.Lock()
 	if ms <= g.ms {
@@ -84,7 +84,8 @@ func encodeULID(b [16]byte) string {
 	return string(out[:])
 }
 
-var defaultIDs IDs
+var defaultIDs idGen
 
-// NewID is the default id generator: IDs shared by the whole process.
+// NewID is the default id generator: time-ordered ULID-style ids, 26
+// characters, from one generator shared by the whole process.
 func NewID(now time.Time) string { return defaultIDs.New(now) }

@@ -2,15 +2,17 @@ package resource_test
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/wsbind/wsbind/internal/apierr"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/call"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -30,53 +32,6 @@ func thingBinding(mod func(*resource.Binding[thing])) resource.Binding[thing] {
 		mod(&b)
 	}
 	return b
-}
-
-func TestIDs_New(t *testing.T) {
-	var g resource.IDs
-	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	var ids []string
-	for i := range 5000 {
-		// Many ids share a millisecond; the clock also steps back once.
-		at := now.Add(time.Duration(i/1000) * time.Millisecond)
-		if i == 2500 {
-			at = now
-		}
-		ids = append(ids, g.New(at))
-	}
-	for i, id := range ids {
-		if len(id) != 26 || strings.Trim(id, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") != "" {
-			t.Fatalf("id %d = %q, want 26 Crockford base-32 characters", i, id)
-		}
-		if i > 0 && id <= ids[i-1] {
-			t.Fatalf("id %d = %s, not after %s", i, id, ids[i-1])
-		}
-	}
-	// The first 10 characters are the milliseconds.
-	if got, want := ids[0][:10], resource.NewID(now)[:10]; got != want {
-		t.Errorf("time prefix = %s, want %s", got, want)
-	}
-}
-
-func TestIDs_Concurrent(t *testing.T) {
-	var g resource.IDs
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for range 1000 {
-				id := g.New(time.Now())
-				mu.Lock()
-				if seen[id] {
-					t.Errorf("duplicate id %s", id)
-				}
-				seen[id] = true
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
 }
 
 func TestNew_RejectsBadDeclarations(t *testing.T) {
@@ -136,29 +91,35 @@ func TestRegistry_Register(t *testing.T) {
 	}
 }
 
-func serve(t *testing.T, h *resource.Handler, env resource.Env, req resource.Request) (resource.Result, error) {
+// env is what a test serves a binding with.
+type env struct {
+	Store    backend.Store
+	Settings resource.Settings
+}
+
+func serve(t *testing.T, h *resource.Handler, e env, req call.Request) (call.Result, error) {
 	t.Helper()
 	if req.Now.IsZero() {
 		req.Now = time.Now()
 	}
-	return h.Serve(context.Background(), env, req)
+	return h.Serve(context.Background(), &e.Settings, e.Store, req)
 }
 
 func TestSettings_Defaults(t *testing.T) {
 	// Global settings apply to bindings that do not set their own.
 	h := resource.MustNew(thingBinding(nil))
 	st := memory.New()
-	env := resource.Env{Store: st, Settings: resource.Settings{PageSize: 2, Permissions: []resource.Permission{resource.IsAuthenticated}}}
-	if _, err := serve(t, h, env, resource.Request{Action: "list"}); resource.CodeOf(err) != resource.CodePermissionDenied {
+	env := env{Store: st, Settings: resource.Settings{PageSize: 2, Permissions: []resource.Permission{resource.IsAuthenticated}}}
+	if _, err := serve(t, h, env, call.Request{Action: "list"}); apierr.CodeOf(err) != apierr.CodePermissionDenied {
 		t.Fatalf("anonymous list: got %v, want permission denied from the default permissions", err)
 	}
 	user := resource.User{ID: "u"}
 	for i := range 3 {
-		if _, err := serve(t, h, env, resource.Request{Action: "create", User: user, Data: []byte(fmt.Sprintf(`{"name":"n%d"}`, i))}); err != nil {
+		if _, err := serve(t, h, env, call.Request{Action: "create", User: user, Data: []byte(fmt.Sprintf(`{"name":"n%d"}`, i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res, err := serve(t, h, env, resource.Request{Action: "list", User: user})
+	res, err := serve(t, h, env, call.Request{Action: "list", User: user})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +130,7 @@ func TestSettings_Defaults(t *testing.T) {
 	open := resource.MustNew(thingBinding(func(b *resource.Binding[thing]) {
 		b.Permissions = []resource.Permission{resource.AllowAny}
 	}))
-	if _, err := serve(t, open, env, resource.Request{Action: "list"}); err != nil {
+	if _, err := serve(t, open, env, call.Request{Action: "list"}); err != nil {
 		t.Errorf("anonymous list on AllowAny binding: got %v, want success", err)
 	}
 }
@@ -180,37 +141,37 @@ type conflicting struct {
 	n, calls int
 }
 
-func (c *conflicting) Replace(ctx context.Context, stream string, it resource.Item) (int64, error) {
+func (c *conflicting) Replace(ctx context.Context, p backend.Part, it backend.Item) (int64, error) {
 	c.calls++
 	if c.calls <= c.n {
 		// Another writer got there first: bump the stored version.
-		cur, err := c.Store.Get(ctx, stream, it.ID)
+		cur, err := c.Store.Get(ctx, p, it.ID)
 		if err != nil {
 			return 0, err
 		}
-		c.Store.Put(stream, resource.Item{ID: cur.ID, Data: []byte(`{"id":"` + cur.ID + `","name":"theirs"}`)})
-		return 0, resource.ErrConflict
+		c.Store.Put(p.Stream, backend.Item{ID: cur.ID, Data: []byte(`{"id":"` + cur.ID + `","name":"theirs"}`)})
+		return 0, backend.ErrConflict
 	}
-	return c.Store.Replace(ctx, stream, it)
+	return c.Store.Replace(ctx, p, it)
 }
 
 func TestCall_UpdateRetriesConflicts(t *testing.T) {
 	h := resource.MustNew(thingBinding(nil))
 	for _, tt := range []struct {
 		conflicts int
-		wantCode  resource.Code
-	}{{0, 0}, {1, 0}, {3, 0}, {4, resource.CodeConflict}} {
+		wantCode  apierr.Code
+	}{{0, 0}, {1, 0}, {3, 0}, {4, apierr.CodeConflict}} {
 		st := &conflicting{Store: memory.New(), n: tt.conflicts}
-		st.Store.Put("things", resource.Item{ID: "t1", Data: []byte(`{"id":"t1","name":"mine"}`)})
-		env := resource.Env{Store: st}
-		res, err := serve(t, h, env, resource.Request{Action: "patch", PK: "t1", Data: []byte(`{"name":"patched"}`)})
+		st.Store.Put("things", backend.Item{ID: "t1", Data: []byte(`{"id":"t1","name":"mine"}`)})
+		env := env{Store: st}
+		res, err := serve(t, h, env, call.Request{Action: "patch", PK: "t1", Data: []byte(`{"name":"patched"}`)})
 		if tt.wantCode == 0 {
 			if err != nil || !strings.Contains(string(res.Data), `"patched"`) {
 				t.Errorf("%d conflicts: got %s, %v; want the patch applied on retry", tt.conflicts, res.Data, err)
 			}
 			continue
 		}
-		if got := resource.CodeOf(err); got != tt.wantCode {
+		if got := apierr.CodeOf(err); got != tt.wantCode {
 			t.Errorf("%d conflicts: got code %d (%v), want %d", tt.conflicts, got, err, tt.wantCode)
 		}
 	}
@@ -220,37 +181,14 @@ func TestCreate_TakenIDs(t *testing.T) {
 	h := resource.MustNew(thingBinding(func(b *resource.Binding[thing]) {
 		b.NewID = func(time.Time) string { return "same" }
 	}))
-	env := resource.Env{Store: memory.New()}
-	if _, err := serve(t, h, env, resource.Request{Action: "create", Data: []byte(`{"name":"a"}`)}); err != nil {
+	env := env{Store: memory.New()}
+	if _, err := serve(t, h, env, call.Request{Action: "create", Data: []byte(`{"name":"a"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := serve(t, h, env, resource.Request{Action: "create", Data: []byte(`{"name":"b"}`)})
-	e := resource.AsError(err)
-	if e == nil || e.Code() != resource.CodeInvalid || len(e.Fields()) != 1 || e.Fields()[0].Messages[0] != "thing with this id already exists." {
+	_, err := serve(t, h, env, call.Request{Action: "create", Data: []byte(`{"name":"b"}`)})
+	e := apierr.AsError(err)
+	if e == nil || e.Code() != apierr.CodeInvalid || len(e.Fields()) != 1 || e.Fields()[0].Messages[0] != "thing with this id already exists." {
 		t.Errorf("got %v, want 400 {id: thing with this id already exists.}", err)
-	}
-}
-
-func TestCodeOf(t *testing.T) {
-	tests := []struct {
-		err  error
-		want resource.Code
-	}{
-		{resource.NotFound(), resource.CodeNotFound},
-		{fmt.Errorf("wrapped: %w", resource.PermissionDenied()), resource.CodePermissionDenied},
-		{errors.New("plain"), resource.CodeInternal},
-		{resource.Internal(errors.New("x")), resource.CodeInternal},
-	}
-	for _, tt := range tests {
-		if got := resource.CodeOf(tt.err); got != tt.want {
-			t.Errorf("CodeOf(%v) = %d, want %d", tt.err, got, tt.want)
-		}
-	}
-	if got := resource.Internal(errors.New("secret")).Messages(); !slices.Equal(got, []string{"Internal Server Error"}) {
-		t.Errorf("internal messages = %q, want only the public text", got)
-	}
-	if got := resource.Invalid().Messages(); len(got) == 0 {
-		t.Error("Invalid() has no message; a failed reply must carry one")
 	}
 }
 
@@ -265,5 +203,92 @@ func TestHandler_Actions(t *testing.T) {
 	}
 	if want := []string{"retrieve", "list", "touch"}; !slices.Equal(names, want) {
 		t.Errorf("read-only actions = %v, want %v", names, want)
+	}
+}
+
+type gadget struct {
+	ID    string
+	Name  string
+	Size  int
+	Price float64
+	On    bool
+	Tags  json.RawMessage
+}
+
+func TestNew_OptionsFitTheKind(t *testing.T) {
+	name := func(opts ...resource.Option) resource.Field[gadget] {
+		return resource.String("name", func(g *gadget) *string { return &g.Name }, opts...)
+	}
+	size := func(opts ...resource.Option) resource.Field[gadget] {
+		return resource.Int("size", func(g *gadget) *int { return &g.Size }, opts...)
+	}
+	price := func(opts ...resource.Option) resource.Field[gadget] {
+		return resource.Float("price", func(g *gadget) *float64 { return &g.Price }, opts...)
+	}
+	on := func(opts ...resource.Option) resource.Field[gadget] {
+		return resource.Bool("on", func(g *gadget) *bool { return &g.On }, opts...)
+	}
+	tags := func(opts ...resource.Option) resource.Field[gadget] {
+		return resource.JSON("tags", func(g *gadget) *json.RawMessage { return &g.Tags }, opts...)
+	}
+	for _, tt := range []struct {
+		field resource.Field[gadget]
+		want  string // "" for no error
+	}{
+		{name(resource.MaxLength(3), resource.MinLength(1), resource.AllowBlank(), resource.NoTrim(), resource.Choices("a")), ""},
+		{size(resource.MinValue(1), resource.MaxValue(9), resource.Choices(1, 2, 3)), ""},
+		{price(resource.MinValue(0.5)), ""},
+		{tags(resource.AllowNull()), ""},
+		{size(resource.MaxLength(5)), "MaxLength does not apply to a field of kind Int"},
+		{price(resource.Choices("1")), "Choices does not apply to a field of kind Float"},
+		{on(resource.AllowNull()), "AllowNull does not apply to a field of kind Bool"},
+		{name(resource.MinValue(1)), "MinValue does not apply to a field of kind String"},
+		{tags(resource.NoTrim()), "NoTrim does not apply to a field of kind JSON"},
+		{size(resource.Default("many")), `Default "many": A valid integer is required.`},
+		{size(resource.Default(3), resource.Required()), "is Required and has a Default"},
+		{size(resource.Default(struct{}{})), "the Default has no JSON form"},
+		{size(resource.Default(0), resource.MinValue(1)), "Ensure this value is greater than or equal to 1."},
+		{on(resource.Default(true)), ""},
+	} {
+		_, err := resource.New(resource.Binding[gadget]{
+			Stream: "gadgets", Model: "app.gadget", ID: func(g *gadget) *string { return &g.ID },
+			Fields: []resource.Field[gadget]{tt.field},
+		})
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("field %s: got %v, want no error", tt.field.Name(), err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("field %s: got %v, want an error containing %q", tt.field.Name(), err, tt.want)
+		}
+	}
+}
+
+func TestDefault_AppliesOnCreateAndUpdate(t *testing.T) {
+	h := resource.MustNew(resource.Binding[gadget]{
+		Stream: "gadgets", Model: "app.gadget", ID: func(g *gadget) *string { return &g.ID },
+		NewID: func(time.Time) string { return "g1" },
+		Fields: []resource.Field[gadget]{
+			resource.String("name", func(g *gadget) *string { return &g.Name }),
+			resource.Int("size", func(g *gadget) *int { return &g.Size }, resource.Default(7), resource.Choices(1, 7)),
+		},
+	})
+	e := env{Store: memory.New()}
+	for _, tt := range []struct {
+		req  call.Request
+		want string
+	}{
+		{call.Request{Action: "create", Data: []byte(`{"name":"a"}`)}, `{"id":"g1","name":"a","size":7}`},
+		{call.Request{Action: "patch", PK: "g1", Data: []byte(`{"size":1}`)}, `{"id":"g1","name":"a","size":1}`},
+		{call.Request{Action: "patch", PK: "g1", Data: []byte(`{"name":"b"}`)}, `{"id":"g1","name":"b","size":1}`},
+		{call.Request{Action: "update", PK: "g1", Data: []byte(`{"name":"c"}`)}, `{"id":"g1","name":"c","size":7}`},
+	} {
+		res, err := serve(t, h, e, tt.req)
+		if err != nil || string(res.Data) != tt.want {
+			t.Errorf("%s %s: got %s, %v; want %s", tt.req.Action, tt.req.Data, res.Data, err, tt.want)
+		}
+	}
+	_, err := serve(t, h, e, call.Request{Action: "patch", PK: "g1", Data: []byte(`{"size":2}`)})
+	if e := apierr.AsError(err); e == nil || len(e.Fields()) != 1 || e.Fields()[0].Messages[0] != `"2" is not a valid choice.` {
+		t.Errorf("size 2: got %v, want 400 \"2\" is not a valid choice.", err)
 	}
 }

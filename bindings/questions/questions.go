@@ -1,6 +1,6 @@
 // Package questions is the polls.question binding on stream "questions":
-// the channels-api tutorial's Question, with a "publish" detail action and
-// a "report" list action.
+// the channels-api tutorial's Question, with "publish" and "unpublish"
+// detail actions and a "report" list action.
 package questions
 
 import (
@@ -52,6 +52,7 @@ var Binding = resource.MustNew(resource.Binding[Question]{
 	},
 	Actions: []resource.Action[Question]{
 		resource.DetailAction("publish", publish),
+		resource.DetailAction("unpublish", unpublish),
 		resource.ListAction("report", report),
 	},
 })
@@ -60,6 +61,18 @@ var Binding = resource.MustNew(resource.Binding[Question]{
 func publish(c *resource.Call[Question]) (any, int, error) {
 	q, err := c.Update(c.PK, func(q *Question) error {
 		q.Published = true
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return q, 200, nil
+}
+
+// unpublish withdraws the question and returns it.
+func unpublish(c *resource.Call[Question]) (any, int, error) {
+	q, err := c.Update(c.PK, func(q *Question) error {
+		q.Published = false
 		return nil
 	})
 	if err != nil {

@@ -6,6 +6,7 @@
 //
 //	wsbind-local -guests build/amd64          # serve until Ctrl-C
 //	wsbind-local -token alice                 # print a token for user alice
+//	wsbind-local -token bob -roles admin      # ... whose "groups" are ["admin"]
 //
 // WSBIND_JWT_SECRET is the HS256 secret tokens are checked with; unset, a
 // development secret is used and printed. WSBIND_PAGE_SIZE and other
@@ -14,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -30,14 +32,18 @@ import (
 func main() {
 	guests := flag.String("guests", "build/"+runtime.GOARCH, "`dir`ectory holding connect.wasm, route.wasm and streamfanout.wasm")
 	token := flag.String("token", "", "print a token for `user` (its sub), valid for a day, and exit")
+	roles := flag.String("roles", "", "with -token, the token's `groups`, comma-separated (admin,editor): the user's roles")
 	flag.Parse()
 
 	secret, dev := emulator.SecretFromEnv(os.Getenv)
 	if *token != "" {
-		t, err := emulator.Token(secret, *token, 24*time.Hour)
+		t, err := makeToken(secret, *token, *roles, 24*time.Hour)
 		exitIf(err)
 		fmt.Println(t)
 		return
+	}
+	if *roles != "" {
+		exitIf(errors.New("-roles needs -token"))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -67,6 +73,18 @@ func main() {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	exitIf(em.Close(sctx))
+}
+
+// makeToken is emulator.Token with roles from a comma-separated list
+// (blanks are ignored).
+func makeToken(secret []byte, user, roles string, ttl time.Duration) (string, error) {
+	var groups []string
+	for _, r := range strings.Split(roles, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			groups = append(groups, r)
+		}
+	}
+	return emulator.Token(secret, user, ttl, groups...)
 }
 
 // guestEnv passes the application's settings to the guests, as the

@@ -24,18 +24,26 @@
 // call: the guest finds it where its allocator put it. The only exception
 // is FuncNow, which takes nothing and returns Unix nanoseconds as an i64.
 //
-// Worked example, store_get("questions", "q1") answering an item of
-// version 2 whose data is {"id":"q1"}:
+// Worked example, store_get(Part{Stream: "questions"}, "q1") answering an
+// item of version 2, in no scope, whose data is {"id":"q1"}:
 //
-//	request  09 00 00 00 'q' 'u' 'e' 's' 't' 'i' 'o' 'n' 's'    stream (String)
+//	request  09 00 00 00 'q' 'u' 'e' 's' 't' 'i' 'o' 'n' 's'    Part.Stream (String)
+//	         00 00 00 00                                        Part.Scope (String, "")
+//	         00                                                 Part.All (Bool)
 //	         02 00 00 00 'q' '1'                                id (String)
-//	returns  PackResult(OK, 29) = 0x00000000_0000001d
+//	returns  PackResult(OK, 33) = 0x00000000_00000021
 //	result   02 00 00 00 'q' '1'                                Item.ID (String)
-//	(29 B)   02 00 00 00 00 00 00 00                            Item.Version (U64)
+//	(33 B)   00 00 00 00                                        Item.Scope (String, "")
+//	         02 00 00 00 00 00 00 00                            Item.Version (U64)
 //	         0b 00 00 00 '{' '"' 'i' 'd' '"' ':' '"' 'q' '1' '"' '}'   Item.Data (Bytes)
 //
 // and for an id that is not stored, PackResult(NotFound, 0) = 0x00000001_00000000
-// with no result buffer.
+// with no result buffer. A scoped binding's call names its scope: alice's
+// note n1 is Part{Stream: "notes", Scope: "alice"}, whose Scope is
+// 05 00 00 00 'a' 'l' 'i' 'c' 'e'. store_delete takes the same request as
+// store_get and then the version it must find, a U64: 02 00 00 00 00 00
+// 00 00 deletes only version 2 (Conflict otherwise), and AnyVersion,
+// ff ff ff ff ff ff ff ff, deletes whatever is stored.
 //
 // Integers are little-endian; a string or byte slice is a u32 length then
 // its bytes (Writer and Reader). Addresses and lengths are i32 on the wire:
@@ -64,23 +72,31 @@ const (
 // Func names a host function. The numbers index Funcs and never change.
 type Func uint8
 
-// Host functions. Each line says the request and the result.
+// Host functions. Each line says the request and the result. A Part
+// (Writer.Part) names the objects a store call reaches; Subscription,
+// Item and User are encoded as messages.go says.
 const (
-	FuncStoreGet     Func = iota // stream, id → Item; NotFound
-	FuncStoreCreate              // stream, Item → ; Exists
-	FuncStoreReplace             // stream, Item → version (U64); NotFound, Conflict
-	FuncStoreDelete              // stream, id → Item (the old one); NotFound
-	FuncStoreList                // stream, offset (U64), limit (U64) → count (U64), Items
-	FuncStoreCount               // stream → count (U64)
+	FuncStoreGet     Func = iota // Part, id → Item; NotFound
+	FuncStoreCreate              // Part, Item → ; Exists
+	FuncStoreReplace             // Part, Item → version (U64); NotFound, Conflict
+	FuncStoreDelete              // Part, id, version (U64, AnyVersion below) → Item (the old one); NotFound, Conflict
+	FuncStoreList                // Part, offset (U64), limit (U64) → count (U64), Items
+	FuncStoreCount               // Part → count (U64)
 	FuncSubscribe                // Subscription →
-	FuncSubscribers              // topic → count (U64), Subscriptions
+	FuncSubscribers              // count (U64), topics (String) → count (U64), Subscriptions (each with its Topic)
 	FuncPost                     // frame, count (U64), conn ids → count (U64), Gone conn ids
 	FuncLog                      // level (U64), message →
 	FuncConnPut                  // ConnEvent →
 	FuncConnDrop                 // conn id →
 	FuncNow                      // () → Unix nanoseconds, returned directly
+	FuncUnsubscribe              // Subscription → ; removes its Topic, ConnID and Filter, whatever its User
 	numFuncs
 )
+
+// AnyVersion is FuncStoreDelete's version for an unconditional delete:
+// backend.AnyVersion (-1) as a U64, two's complement, so int64(U64) reads
+// it back as -1. Every other version is a stored one, 0 or more.
+const AnyVersion = ^uint64(0)
 
 // Funcs are the import names, indexed by Func.
 var Funcs = [numFuncs]string{
@@ -97,6 +113,7 @@ var Funcs = [numFuncs]string{
 	FuncConnPut:      "conn_put",
 	FuncConnDrop:     "conn_drop",
 	FuncNow:          "now",
+	FuncUnsubscribe:  "unsubscribe",
 }
 
 // String is the import name.
@@ -114,7 +131,7 @@ const (
 	OK       Status = 0
 	NotFound Status = 1 // no such item
 	Exists   Status = 2 // create found the id taken
-	Conflict Status = 3 // replace found another version
+	Conflict Status = 3 // replace or a versioned delete found another version
 	Failed   Status = 4 // the call failed; the result is the message
 	BadCall  Status = 5 // the request could not be decoded
 )

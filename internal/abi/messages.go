@@ -1,13 +1,19 @@
 package abi
 
 import (
-	"github.com/wsbind/wsbind/resource"
+	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/identity"
 )
 
-// User: ID (String), claim count (U64), then key, value (String) pairs in
-// the order given.
-func (w *Writer) User(u resource.User) {
+// User: ID (String), role count (U64) and the roles (String) in order,
+// claim count (U64), then key, value (String) pairs in the order given.
+// ID comes first, so a reader that wants only the id stops there.
+func (w *Writer) User(u identity.User) {
 	w.String(u.ID)
+	w.U64(uint64(len(u.Roles)))
+	for _, role := range u.Roles {
+		w.String(role)
+	}
 	w.U64(uint64(len(u.Claims)))
 	for k, v := range u.Claims {
 		w.String(k)
@@ -15,10 +21,22 @@ func (w *Writer) User(u resource.User) {
 	}
 }
 
-// User reads what Writer.User wrote.
-func (r *Reader) User() resource.User {
-	u := resource.User{ID: r.String()}
+// User reads what Writer.User wrote. No roles read as nil Roles, no
+// claims as nil Claims.
+func (r *Reader) User() identity.User {
+	u := identity.User{ID: r.String()}
 	n := r.U64()
+	if n > uint64(len(r.b)) { // each role takes at least 4 bytes
+		r.err = ErrShort
+		return u
+	}
+	if n > 0 {
+		u.Roles = make([]string, 0, n)
+		for range n {
+			u.Roles = append(u.Roles, r.String())
+		}
+	}
+	n = r.U64()
 	if n > uint64(len(r.b)) { // each claim takes at least 8 bytes
 		r.err = ErrShort
 		return u
@@ -33,34 +51,48 @@ func (r *Reader) User() resource.User {
 	return u
 }
 
-// Item: ID (String), Version (U64), Data (Bytes).
-func (w *Writer) Item(it resource.Item) {
+// Part: Stream, Scope (String), All (Bool).
+func (w *Writer) Part(p backend.Part) {
+	w.String(p.Stream)
+	w.String(p.Scope)
+	w.Bool(p.All)
+}
+
+// Part reads what Writer.Part wrote.
+func (r *Reader) Part() backend.Part {
+	return backend.Part{Stream: r.String(), Scope: r.String(), All: r.Bool()}
+}
+
+// Item: ID, Scope (String), Version (U64), Data (Bytes).
+func (w *Writer) Item(it backend.Item) {
 	w.String(it.ID)
+	w.String(it.Scope)
 	w.U64(uint64(it.Version))
 	w.Bytes(it.Data)
 }
 
 // Item reads what Writer.Item wrote. Data aliases the buffer.
-func (r *Reader) Item() resource.Item {
-	return resource.Item{ID: r.String(), Version: int64(r.U64()), Data: r.Bytes()}
+func (r *Reader) Item() backend.Item {
+	return backend.Item{ID: r.String(), Scope: r.String(), Version: int64(r.U64()), Data: r.Bytes()}
 }
 
-// Subscription: Topic, ConnID (String), User.
-func (w *Writer) Subscription(s resource.Subscription) {
+// Subscription: Topic, ConnID, Filter (String), User.
+func (w *Writer) Subscription(s backend.Subscription) {
 	w.String(s.Topic)
 	w.String(s.ConnID)
+	w.String(s.Filter)
 	w.User(s.User)
 }
 
 // Subscription reads what Writer.Subscription wrote.
-func (r *Reader) Subscription() resource.Subscription {
-	return resource.Subscription{Topic: r.String(), ConnID: r.String(), User: r.User()}
+func (r *Reader) Subscription() backend.Subscription {
+	return backend.Subscription{Topic: r.String(), ConnID: r.String(), Filter: r.String(), User: r.User()}
 }
 
 // Message is the route function's input: one frame from one connection.
 type Message struct {
 	ConnID string
-	User   resource.User
+	User   identity.User
 	Frame  []byte
 }
 
@@ -77,8 +109,17 @@ func (m *Message) Decode(r *Reader) error {
 	return r.Done()
 }
 
-// Change is the streamfanout function's input: one committed write. Kind is
-// "create", "update" or "delete"; Old is nil on create, New nil on delete.
+// Change kinds: what a committed write did, as pushes name it.
+const (
+	KindCreate = "create"
+	KindUpdate = "update"
+	KindDelete = "delete"
+)
+
+// Change is the streamfanout function's input: one committed write. Stream
+// is the binding's stream (a scoped item's scope is not part of it); Kind
+// is KindCreate, KindUpdate or KindDelete; Old is nil on create, New nil
+// on delete.
 type Change struct {
 	Stream, PK, Kind string
 	Old, New         []byte
@@ -121,7 +162,7 @@ const (
 type ConnEvent struct {
 	Kind   string // EventConnect or EventDisconnect
 	ConnID string
-	User   resource.User
+	User   identity.User
 	// At is the event's time in Unix milliseconds.
 	At int64
 }

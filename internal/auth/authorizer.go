@@ -33,14 +33,15 @@ const MaxResultBytes = 8192
 // browsers cannot set headers on a WebSocket handshake.
 const QueryTokenParameter = "token"
 
-// droppedClaims never enter the context. exp, nbf, iat and jti only
+// droppedClaims never enter the context as claims. nbf, iat and jti only
 // describe the token, which is spent once the connection is open;
 // principalId and integrationLatency are names API Gateway itself uses in
-// requestContext.authorizer, so a claim must not impersonate them. sub is
-// added separately.
+// requestContext.authorizer, so a claim must not impersonate them, and
+// RolesContextKey is ours. sub and exp are added first, outside the claims'
+// size budget: exp is how an open connection learns its token expired.
 var droppedClaims = map[string]bool{
 	"sub": true, "exp": true, "nbf": true, "iat": true, "jti": true,
-	"principalId": true, "integrationLatency": true,
+	"principalId": true, "integrationLatency": true, RolesContextKey: true,
 }
 
 // Authorizer is the logic of the $connect REQUEST authorizer: no token
@@ -88,12 +89,54 @@ func (a *Authorizer) Authorize(ctx context.Context, req events.APIGatewayCustomA
 	if err != nil {
 		return a.reject(ctx, req, source, err)
 	}
-	sub := claims["sub"].(string) // Verify guarantees a non-empty string
-	resp := allow(req.MethodArn, sub, map[string]any{"sub": sub})
-	if err := addClaims(&resp, claims); err != nil {
+	resp, err := allowUser(req.MethodArn, claims)
+	if err != nil {
 		return a.reject(ctx, req, source, err)
 	}
 	return resp, nil
+}
+
+// allowUser is the Allow of a verified token: its sub as the principal,
+// and a context of sub, exp and the roles (RolesContextKey), which must
+// fit, then as many of the other scalar claims as fit (addClaims).
+func allowUser(methodARN string, claims map[string]any) (events.APIGatewayCustomAuthorizerResponse, error) {
+	sub := claims["sub"].(string) // Verify guarantees a non-empty string
+	resp := allow(methodARN, sub, map[string]any{"sub": sub})
+	switch exp := claims["exp"].(type) { // Verify requires a number
+	case json.Number, float64:
+		resp.Context["exp"] = exp
+	}
+	size, err := resultSize(resp)
+	if err != nil {
+		return resp, err
+	}
+	if size > MaxResultBytes {
+		return resp, fmt.Errorf("authorizer result of %d bytes with sub and exp alone, limit %d", size, MaxResultBytes)
+	}
+	if roles := rolesOf(claims); len(roles) > 0 {
+		text, err := rolesText(roles)
+		if err != nil {
+			return resp, err
+		}
+		resp.Context[RolesContextKey] = text
+		withRoles, err := resultSize(resp)
+		if err != nil {
+			return resp, err
+		}
+		if withRoles > MaxResultBytes {
+			return resp, fmt.Errorf("roles too large: %d roles make the authorizer result %d bytes (%d without them), limit %d",
+				len(roles), withRoles, size, MaxResultBytes)
+		}
+		size = withRoles
+	}
+	addClaims(&resp, claims, size)
+	return resp, nil
+}
+
+// resultSize is the length of resp as API Gateway receives it.
+func resultSize(resp events.APIGatewayCustomAuthorizerResponse) (int, error) {
+	b, err := json.Marshal(resp)
+	return len(b), err
 }
 
 func (a *Authorizer) reject(ctx context.Context, req events.APIGatewayCustomAuthorizerRequestTypeRequest, source string, err error) (events.APIGatewayCustomAuthorizerResponse, error) {
@@ -149,19 +192,11 @@ func allow(methodARN, principalID string, context map[string]any) events.APIGate
 
 // addClaims copies the token's scalar claims (strings, numbers, booleans:
 // what an authorizer context can hold) into resp.Context, smallest first,
-// while the encoded response stays within MaxResultBytes. Dropping a claim
-// beats refusing a user whose identity provider adds large claims; keeping
-// the small ones keeps the most. Only a response too large without any
-// claim is an error.
-func addClaims(resp *events.APIGatewayCustomAuthorizerResponse, claims map[string]any) error {
-	base, err := json.Marshal(resp)
-	if err != nil {
-		return err
-	}
-	size := len(base)
-	if size > MaxResultBytes {
-		return fmt.Errorf("authorizer result of %d bytes without claims, limit %d", size, MaxResultBytes)
-	}
+// while the encoded response, size bytes without them, stays within
+// MaxResultBytes. Dropping a claim beats refusing a user whose identity
+// provider adds large claims; keeping the small ones keeps the most. What
+// resp.Context holds already (sub, exp, the roles) is never dropped.
+func addClaims(resp *events.APIGatewayCustomAuthorizerResponse, claims map[string]any, size int) {
 	type member struct {
 		key  string
 		val  any
@@ -194,5 +229,4 @@ func addClaims(resp *events.APIGatewayCustomAuthorizerResponse, claims map[strin
 		resp.Context[m.key] = m.val
 		size += m.cost
 	}
-	return nil
 }

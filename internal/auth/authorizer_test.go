@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -101,7 +102,7 @@ func TestAuthorizer_Invoke_sampleWithToken(t *testing.T) {
 		"sub":            "d6a2b3c4-cognito-user",
 		"email":          "ada@example.com",
 		"email_verified": true,
-		"cognito:groups": []string{"admins"}, // arrays cannot be context values
+		"cognito:groups": []string{"admins"}, // an array: only as wsbind_roles
 		"address":        map[string]any{"country": "UK"},
 		"auth_time":      t0.Unix(),
 		"jti":            "j-1",
@@ -129,6 +130,8 @@ func TestAuthorizer_Invoke_sampleWithToken(t *testing.T) {
 		"email":          `"ada@example.com"`,
 		"email_verified": `true`,
 		"auth_time":      jsonNumber(t0.Unix()),
+		"exp":            jsonNumber(t0.Add(time.Hour).Unix()),
+		"wsbind_roles":   `"[\"admins\"]"`,
 	}
 	got := map[string]string{}
 	for k, v := range d.Context {
@@ -298,5 +301,217 @@ func TestAuthorizer_Authorize_logsNoToken(t *testing.T) {
 	}
 	if strings.Contains(got, "secret-claim") || strings.Contains(got, testSecret) {
 		t.Error("log holds a claim or the secret")
+	}
+}
+
+// authorizeClaims runs the authorizer on an HS256 token minted at t0 with
+// changes to the default claims.
+func authorizeClaims(t *testing.T, a *Authorizer, changes jwt.MapClaims) (events.APIGatewayCustomAuthorizerResponse, error) {
+	t.Helper()
+	return a.Authorize(context.Background(), events.APIGatewayCustomAuthorizerRequestTypeRequest{
+		MethodArn:             sampleARN,
+		QueryStringParameters: map[string]string{"token": sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claimsAt(t0, changes))},
+	})
+}
+
+// rolesIn decodes the context's wsbind_roles; nil when it is absent.
+func rolesIn(t *testing.T, ctx map[string]any) []string {
+	t.Helper()
+	v, ok := ctx[RolesContextKey]
+	if !ok {
+		return nil
+	}
+	text, ok := v.(string)
+	if !ok {
+		t.Fatalf("got %s %#v, want a string", RolesContextKey, v)
+	}
+	var roles []string
+	if err := json.Unmarshal([]byte(text), &roles); err != nil {
+		t.Fatalf("got %s %q, want a JSON array of strings: %v", RolesContextKey, text, err)
+	}
+	if len(roles) == 0 {
+		t.Fatalf("got %s %q, want the key omitted when there are no roles", RolesContextKey, text)
+	}
+	return roles
+}
+
+func TestAuthorizer_Authorize_roles(t *testing.T) {
+	a, _ := newTestAuthorizer(t)
+	tests := []struct {
+		name   string
+		claims jwt.MapClaims
+		want   []string // nil: no wsbind_roles in the context
+	}{
+		{"none", nil, nil},
+		{"cognito groups array", jwt.MapClaims{"cognito:groups": []string{"admin", "editor"}}, []string{"admin", "editor"}},
+		{"groups string is one role", jwt.MapClaims{"groups": "team blue"}, []string{"team blue"}},
+		{"roles array", jwt.MapClaims{"roles": []string{"Task.Write"}}, []string{"Task.Write"}},
+		{"permissions string", jwt.MapClaims{"permissions": "read:notes"}, []string{"read:notes"}},
+		{"scope space-separated", jwt.MapClaims{"scope": "openid  profile\temail"}, []string{"openid", "profile", "email"}},
+		{"scp array", jwt.MapClaims{"scp": []string{"notes.read", "notes.write"}}, []string{"notes.read", "notes.write"}},
+		{"scp string", jwt.MapClaims{"scp": "User.Read"}, []string{"User.Read"}},
+		{"mixed types", jwt.MapClaims{"roles": []any{"a", 1, true, nil, map[string]any{"x": "y"}, []any{"n"}, "", "b"}}, []string{"a", "b"}},
+		{"not strings or arrays", jwt.MapClaims{"groups": 42, "roles": map[string]any{"admin": true}, "permissions": false, "scope": 7}, nil},
+		{"empty", jwt.MapClaims{"groups": "", "roles": []string{}, "scope": "   "}, nil},
+		{"claim order", jwt.MapClaims{
+			"scp": "s2", "scope": "s1", "permissions": "p", "roles": []string{"r"}, "groups": []string{"g"}, "cognito:groups": []string{"c"},
+		}, []string{"c", "g", "r", "p", "s1", "s2"}},
+		{"duplicates keep the first", jwt.MapClaims{
+			"cognito:groups": []string{"admin", "editor", "admin"}, "groups": "editor", "scope": "read admin read",
+		}, []string{"admin", "editor", "read"}},
+		{"reserved key alone", jwt.MapClaims{RolesContextKey: `["root"]`}, nil},
+		{"reserved key beside roles", jwt.MapClaims{RolesContextKey: `["root"]`, "groups": []string{"user"}}, []string{"user"}},
+		{"reserved key as an array", jwt.MapClaims{RolesContextKey: []string{"root"}}, nil},
+		{"text left unescaped", jwt.MapClaims{"groups": []string{`a<b&"c"`, "é"}}, []string{`a<b&"c"`, "é"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := authorizeClaims(t, a, tc.claims)
+			if err != nil {
+				t.Fatalf("got %v, want an Allow", err)
+			}
+			if got := rolesIn(t, resp.Context); !slices.Equal(got, tc.want) {
+				t.Errorf("got roles %q, want %q", got, tc.want)
+			}
+			out, _ := json.Marshal(resp)
+			if strings.Contains(string(out), "root") {
+				t.Errorf("got %s, want the token's %s claim nowhere", out, RolesContextKey)
+			}
+		})
+	}
+}
+
+// The roles are one string: the compact JSON array text.
+func TestAuthorizer_Authorize_rolesText(t *testing.T) {
+	a, _ := newTestAuthorizer(t)
+	tests := []struct {
+		claims jwt.MapClaims
+		want   string
+	}{
+		{jwt.MapClaims{"cognito:groups": []string{"admin", "editor"}}, `["admin","editor"]`},
+		{jwt.MapClaims{"scope": "a b"}, `["a","b"]`},
+		{jwt.MapClaims{"groups": []string{`x<y&"z"`}}, `["x<y&\"z\""]`},
+	}
+	for _, tc := range tests {
+		resp, err := authorizeClaims(t, a, tc.claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.Context[RolesContextKey]; got != tc.want {
+			t.Errorf("claims %v: got %s %#v, want %#v", tc.claims, RolesContextKey, got, tc.want)
+		}
+	}
+}
+
+// sub, exp and the roles stay whatever the other claims cost: exp is how
+// an open connection learns its token expired.
+func TestAuthorizer_Authorize_trimmingKeepsSubExpRoles(t *testing.T) {
+	a, _ := newTestAuthorizer(t)
+	manyRoles := make([]string, 80)
+	for i := range manyRoles {
+		manyRoles[i] = fmt.Sprintf("role-%02d-%s", i, strings.Repeat("r", 50)) // ~5 KB together
+	}
+	tests := []struct {
+		name  string
+		roles []string
+	}{
+		{"no roles", nil},
+		{"one role", []string{"admin"}},
+		{"many roles", manyRoles},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			changes := jwt.MapClaims{}
+			for i := range 40 {
+				changes[fmt.Sprintf("big%02d", i)] = strings.Repeat("x", 500+i) // 20 KB together
+			}
+			if tc.roles != nil {
+				changes["groups"] = tc.roles
+			}
+			resp, err := authorizeClaims(t, a, changes)
+			if err != nil {
+				t.Fatalf("got %v, want an Allow", err)
+			}
+			out, _ := json.Marshal(resp)
+			if len(out) > MaxResultBytes {
+				t.Fatalf("got a %d-byte result, want at most %d", len(out), MaxResultBytes)
+			}
+			if got, want := fmt.Sprint(resp.Context["exp"]), fmt.Sprint(t0.Add(time.Hour).Unix()); got != want {
+				t.Errorf("got exp %q, want %q", got, want)
+			}
+			if got := resp.Context["sub"]; got != "user-1" {
+				t.Errorf("got sub %v, want user-1", got)
+			}
+			if got := rolesIn(t, resp.Context); !slices.Equal(got, tc.roles) {
+				t.Errorf("got roles %q, want %q", got, tc.roles)
+			}
+			kept := 0
+			for k := range changes {
+				if _, ok := resp.Context[k]; ok && strings.HasPrefix(k, "big") {
+					kept++
+				}
+			}
+			if kept == 40 {
+				t.Error("got every big claim kept, want some trimmed")
+			}
+		})
+	}
+}
+
+// Roles that cannot fit refuse the connection: a user without the roles
+// the token grants would be a different user. The log says why.
+func TestAuthorizer_Authorize_rolesTooLarge(t *testing.T) {
+	a, log := newTestAuthorizer(t)
+	roles := make([]string, 200)
+	for i := range roles {
+		roles[i] = fmt.Sprintf("group-%03d-%s", i, strings.Repeat("g", 40)) // ~11 KB together
+	}
+	resp, err := authorizeClaims(t, a, jwt.MapClaims{"cognito:groups": roles})
+	if err != ErrUnauthorized {
+		t.Fatalf("got %v, %+v; want Unauthorized", err, resp)
+	}
+	if got := log.String(); !strings.Contains(got, "roles too large") {
+		t.Errorf("got log %q, want the reason: roles too large", got)
+	}
+}
+
+// The limit is the whole result: roles that bring it to exactly
+// MaxResultBytes fit, one byte more does not.
+func TestAllowUser_rolesAtTheLimit(t *testing.T) {
+	claims := func(roleBytes int) map[string]any {
+		return map[string]any{
+			"sub": "user-1", "exp": json.Number("1772370000"),
+			"groups": []any{strings.Repeat("r", roleBytes)},
+			"small":  "dropped first, never refusing",
+		}
+	}
+	resp, err := allowUser(sampleARN, claims(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(resp)
+	fits := 1 + MaxResultBytes - len(out) + len(`,"small":"dropped first, never refusing"`)
+	tests := []struct {
+		roleBytes int
+		wantErr   string // "" for an Allow of exactly MaxResultBytes
+	}{
+		{fits, ""},
+		{fits + 1, "roles too large: 1 roles make the authorizer result 8193 bytes"},
+	}
+	for _, tc := range tests {
+		resp, err := allowUser(sampleARN, claims(tc.roleBytes))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%d role bytes: got error %v, want %q", tc.roleBytes, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%d role bytes: got %v, want an Allow", tc.roleBytes, err)
+		}
+		out, _ := json.Marshal(resp)
+		if len(out) != MaxResultBytes || resp.Context["small"] != nil {
+			t.Errorf("%d role bytes: got a %d-byte result with small=%v, want %d bytes without it", tc.roleBytes, len(out), resp.Context["small"], MaxResultBytes)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-// Package guest is the guest side of the ABI: a resource.Store and the
+// Package guest is the guest side of the ABI: a backend.Store and the
 // fan-out's subscriptions over host calls, and the three functions' entry
 // points (route, streamfanout, connect) as plain Go functions of bytes.
 // The wasm mains under functions/ export them; the host's native engine
@@ -7,12 +7,16 @@
 package guest
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/apierr"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/protocol"
 	"github.com/wsbind/wsbind/internal/router"
 	"github.com/wsbind/wsbind/resource"
@@ -31,12 +35,12 @@ type Caller interface {
 // Entry is one exported entry point: input bytes to output bytes.
 type Entry func(in []byte) []byte
 
-// Store is resource.Store and router.Subscribers over host calls.
+// Store is backend.Store and backend.Subscribers over host calls.
 type Store struct{ c Caller }
 
 var (
-	_ resource.Store     = (*Store)(nil)
-	_ router.Subscribers = (*Store)(nil)
+	_ backend.Store       = (*Store)(nil)
+	_ backend.Subscribers = (*Store)(nil)
 )
 
 // NewStore returns a store that calls c.
@@ -49,42 +53,42 @@ func (s *Store) call(fn abi.Func, w *abi.Writer) ([]byte, error) {
 	case abi.OK:
 		return res, nil
 	case abi.NotFound:
-		return nil, resource.ErrNotFound
+		return nil, backend.ErrNotFound
 	case abi.Exists:
-		return nil, resource.ErrExists
+		return nil, backend.ErrExists
 	case abi.Conflict:
-		return nil, resource.ErrConflict
+		return nil, backend.ErrConflict
 	}
 	return nil, errors.New(fn.String() + ": status " + strconv.Itoa(int(st)) + ": " + string(res))
 }
 
-// Get implements resource.Store with FuncStoreGet.
-func (s *Store) Get(_ context.Context, stream, id string) (resource.Item, error) {
+// Get implements backend.Store with FuncStoreGet.
+func (s *Store) Get(_ context.Context, p backend.Part, id string) (backend.Item, error) {
 	var w abi.Writer
-	w.String(stream)
+	w.Part(p)
 	w.String(id)
 	res, err := s.call(abi.FuncStoreGet, &w)
 	if err != nil {
-		return resource.Item{}, err
+		return backend.Item{}, err
 	}
 	r := abi.NewReader(res)
 	it := r.Item()
 	return it, r.Done()
 }
 
-// Create implements resource.Store with FuncStoreCreate.
-func (s *Store) Create(_ context.Context, stream string, it resource.Item) error {
+// Create implements backend.Store with FuncStoreCreate.
+func (s *Store) Create(_ context.Context, p backend.Part, it backend.Item) error {
 	var w abi.Writer
-	w.String(stream)
+	w.Part(p)
 	w.Item(it)
 	_, err := s.call(abi.FuncStoreCreate, &w)
 	return err
 }
 
-// Replace implements resource.Store with FuncStoreReplace.
-func (s *Store) Replace(_ context.Context, stream string, it resource.Item) (int64, error) {
+// Replace implements backend.Store with FuncStoreReplace.
+func (s *Store) Replace(_ context.Context, p backend.Part, it backend.Item) (int64, error) {
 	var w abi.Writer
-	w.String(stream)
+	w.Part(p)
 	w.Item(it)
 	res, err := s.call(abi.FuncStoreReplace, &w)
 	if err != nil {
@@ -95,24 +99,26 @@ func (s *Store) Replace(_ context.Context, stream string, it resource.Item) (int
 	return v, r.Done()
 }
 
-// Delete implements resource.Store with FuncStoreDelete.
-func (s *Store) Delete(_ context.Context, stream, id string) (resource.Item, error) {
+// Delete implements backend.Store with FuncStoreDelete. The version
+// travels as a U64: backend.AnyVersion becomes abi.AnyVersion.
+func (s *Store) Delete(_ context.Context, p backend.Part, id string, version int64) (backend.Item, error) {
 	var w abi.Writer
-	w.String(stream)
+	w.Part(p)
 	w.String(id)
+	w.U64(uint64(version))
 	res, err := s.call(abi.FuncStoreDelete, &w)
 	if err != nil {
-		return resource.Item{}, err
+		return backend.Item{}, err
 	}
 	r := abi.NewReader(res)
 	it := r.Item()
 	return it, r.Done()
 }
 
-// List implements resource.Store with FuncStoreList.
-func (s *Store) List(_ context.Context, stream string, offset, limit int) ([]resource.Item, error) {
+// List implements backend.Store with FuncStoreList.
+func (s *Store) List(_ context.Context, p backend.Part, offset, limit int) ([]backend.Item, error) {
 	var w abi.Writer
-	w.String(stream)
+	w.Part(p)
 	w.U64(uint64(offset))
 	w.U64(uint64(limit))
 	res, err := s.call(abi.FuncStoreList, &w)
@@ -124,17 +130,17 @@ func (s *Store) List(_ context.Context, stream string, offset, limit int) ([]res
 	if n > uint64(len(res)) {
 		return nil, abi.ErrShort
 	}
-	items := make([]resource.Item, 0, n)
+	items := make([]backend.Item, 0, n)
 	for range n {
 		items = append(items, r.Item())
 	}
 	return items, r.Done()
 }
 
-// Count implements resource.Store with FuncStoreCount.
-func (s *Store) Count(_ context.Context, stream string) (int, error) {
+// Count implements backend.Store with FuncStoreCount.
+func (s *Store) Count(_ context.Context, p backend.Part) (int, error) {
 	var w abi.Writer
-	w.String(stream)
+	w.Part(p)
 	res, err := s.call(abi.FuncStoreCount, &w)
 	if err != nil {
 		return 0, err
@@ -144,18 +150,30 @@ func (s *Store) Count(_ context.Context, stream string) (int, error) {
 	return int(n), r.Done()
 }
 
-// Subscribe implements resource.Store with FuncSubscribe.
-func (s *Store) Subscribe(_ context.Context, sub resource.Subscription) error {
+// Subscribe implements backend.Store with FuncSubscribe.
+func (s *Store) Subscribe(_ context.Context, sub backend.Subscription) error {
 	var w abi.Writer
 	w.Subscription(sub)
 	_, err := s.call(abi.FuncSubscribe, &w)
 	return err
 }
 
-// Subscribers implements router.Subscribers with FuncSubscribers.
-func (s *Store) Subscribers(_ context.Context, topic string) ([]resource.Subscription, error) {
+// Unsubscribe implements backend.Store with FuncUnsubscribe.
+func (s *Store) Unsubscribe(_ context.Context, sub backend.Subscription) error {
 	var w abi.Writer
-	w.String(topic)
+	w.Subscription(sub)
+	_, err := s.call(abi.FuncUnsubscribe, &w)
+	return err
+}
+
+// Subscribers implements backend.Subscribers with one FuncSubscribers
+// call for all the topics.
+func (s *Store) Subscribers(_ context.Context, topics []string) ([]backend.Subscription, error) {
+	var w abi.Writer
+	w.U64(uint64(len(topics)))
+	for _, t := range topics {
+		w.String(t)
+	}
 	res, err := s.call(abi.FuncSubscribers, &w)
 	if err != nil {
 		return nil, err
@@ -165,7 +183,7 @@ func (s *Store) Subscribers(_ context.Context, topic string) ([]resource.Subscri
 	if n > uint64(len(res)) {
 		return nil, abi.ErrShort
 	}
-	subs := make([]resource.Subscription, 0, n)
+	subs := make([]backend.Subscription, 0, n)
 	for range n {
 		subs = append(subs, r.Subscription())
 	}
@@ -218,18 +236,21 @@ func Route(c Caller, reg *resource.Registry) Entry {
 		var m abi.Message
 		if err := m.Decode(abi.NewReader(in)); err != nil {
 			Log(c, abi.LevelError, "wsbind: route: undecodable message from the host: "+err.Error())
-			return protocol.Reply(nil, &protocol.Request{}, 0, nil, resource.Internal(err))
+			return protocol.Reply(nil, &protocol.Request{}, 0, nil, apierr.Internal(err))
 		}
 		return r.Handle(context.Background(), router.Conn{ID: m.ConnID, User: m.User}, m.Frame)
 	}
 }
 
 // Fanout is the streamfanout function: a Change in, an Outcome out. It
-// builds the push, finds the subscribers of both topics, checks each one's
-// permission, and posts to all of them in one host call. A change the
-// bindings cannot push (another stream's item, an item that does not match
-// its binding, a change without its image) is logged and skipped; a failure to read subscriptions or
-// to post answers Failed, so the host reports the record for a retry.
+// finds the subscribers of every topic the change reaches in one host
+// call, lets the router decide each connection's push, and posts each
+// distinct push (at most three: create, update, delete) to its
+// connections in one host call. A change the bindings cannot push
+// (another stream's item, an item that does not match its binding, a
+// change without its image) is logged and skipped; a failure to read
+// subscriptions or to post answers Failed, so the host reports the record
+// for a retry (pushes already posted may then be sent again).
 func Fanout(c Caller, reg *resource.Registry) Entry {
 	r := newRouter(c, reg)
 	store := NewStore(c)
@@ -242,7 +263,7 @@ func Fanout(c Caller, reg *resource.Registry) Entry {
 		switch {
 		case errors.Is(err, router.ErrUnknownStream):
 			return outcome(abi.OK, "")
-		case errors.Is(err, resource.ErrCorrupt), errors.Is(err, router.ErrBadChange):
+		case errors.Is(err, backend.ErrCorrupt), errors.Is(err, router.ErrBadChange):
 			Log(c, abi.LevelError, "wsbind: fan-out skipped a change: "+err.Error())
 			return outcome(abi.OK, "")
 		case err != nil:
@@ -250,17 +271,43 @@ func Fanout(c Caller, reg *resource.Registry) Entry {
 		case len(posts) == 0:
 			return outcome(abi.OK, "")
 		}
-		var w abi.Writer
-		w.Bytes(posts[0].Frame) // one change, one frame for every subscriber
-		w.U64(uint64(len(posts)))
-		for _, p := range posts {
-			w.String(p.ConnID)
-		}
-		if st, res := c.Call(abi.FuncPost, w.B); st != abi.OK {
-			return outcome(abi.Failed, "post: "+string(res))
+		// One host call per distinct frame: a change makes at most three
+		// (its create, update and delete pushes), each shared by the
+		// connections it goes to.
+		for _, g := range byFrame(posts) {
+			var w abi.Writer
+			w.Bytes(g.frame)
+			w.U64(uint64(len(g.conns)))
+			for _, id := range g.conns {
+				w.String(id)
+			}
+			if st, res := c.Call(abi.FuncPost, w.B); st != abi.OK {
+				return outcome(abi.Failed, "post: "+string(res))
+			}
 		}
 		return outcome(abi.OK, "")
 	}
+}
+
+// postGroup is one frame and the connections it goes to.
+type postGroup struct {
+	frame []byte
+	conns []string
+}
+
+// byFrame groups posts by their frame, in the order each frame first
+// appears, each group's connections in the posts' order.
+func byFrame(posts []router.Post) []postGroup {
+	var groups []postGroup
+	for _, p := range posts {
+		i := slices.IndexFunc(groups, func(g postGroup) bool { return bytes.Equal(g.frame, p.Frame) })
+		if i < 0 {
+			groups = append(groups, postGroup{frame: p.Frame})
+			i = len(groups) - 1
+		}
+		groups[i].conns = append(groups[i].conns, p.ConnID)
+	}
+	return groups
 }
 
 // Connect is the connect function: a ConnEvent in, an Outcome out. Its

@@ -95,6 +95,11 @@ func hostConnDrop(ptr unsafe.Pointer, n uint32) uint64
 //go:wasmimport wsbind now
 func hostNow() int64
 
+//go:wasmimport wsbind unsubscribe
+func hostUnsubscribe(ptr unsafe.Pointer, n uint32) uint64
+
+// hostFuncs are the imports Call reaches, by Func; FuncNow, whose
+// signature differs, is called as hostNow.
 var hostFuncs = [...]func(unsafe.Pointer, uint32) uint64{
 	abi.FuncStoreGet:     hostStoreGet,
 	abi.FuncStoreCreate:  hostStoreCreate,
@@ -108,6 +113,7 @@ var hostFuncs = [...]func(unsafe.Pointer, uint32) uint64{
 	abi.FuncLog:          hostLog,
 	abi.FuncConnPut:      hostConnPut,
 	abi.FuncConnDrop:     hostConnDrop,
+	abi.FuncUnsubscribe:  hostUnsubscribe,
 }
 
 // Imports is the Caller of a wasm guest: the wsbind host functions.

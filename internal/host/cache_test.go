@@ -16,8 +16,8 @@ import (
 	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/backend/memory"
 	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
-	"github.com/wsbind/wsbind/resource"
 )
 
 // tinyWasm is a hand-made module exporting "ans" () → i32: it compiles in
@@ -178,7 +178,7 @@ func TestOpenCache(t *testing.T) {
 		pool := host.NewPool(mod, 1)
 		defer pool.Close(ctx)
 		ok, err := host.Connect(ctx, pool, &host.Services{Conns: st, Log: testLog(t)},
-			abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c1", User: resource.User{ID: "alice"}, At: 1})
+			abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c1", User: identity.User{ID: "alice"}, At: 1})
 		if err != nil || !ok {
 			t.Fatalf("connect: got %v, %v; want true, nil", ok, err)
 		}

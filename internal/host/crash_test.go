@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/memory"
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
-	"github.com/wsbind/wsbind/resource"
 )
 
 // crashPages caps the crash guest's memory: 256 pages, 16 MiB.
@@ -348,7 +348,7 @@ type slowStore struct {
 
 func (s *slowStore) setDelay(d time.Duration) { s.delay = d }
 
-func (s *slowStore) Create(ctx context.Context, stream string, it resource.Item) error {
+func (s *slowStore) Create(ctx context.Context, p backend.Part, it backend.Item) error {
 	if s.delay > 0 {
 		select {
 		case <-time.After(s.delay):
@@ -356,7 +356,7 @@ func (s *slowStore) Create(ctx context.Context, stream string, it resource.Item)
 			return ctx.Err()
 		}
 	}
-	return s.Store.Create(ctx, stream, it)
+	return s.Store.Create(ctx, p, it)
 }
 
 func firstLine(s string) string {

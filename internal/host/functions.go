@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/apierr"
 	"github.com/wsbind/wsbind/internal/protocol"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -26,7 +27,7 @@ func Route(ctx context.Context, p *Pool, s *Services, m abi.Message) []byte {
 	req, _ := protocol.Decode(m.Frame)
 	s.log().Error("wsbind: route guest failed", "correlation_id", resource.NewID(time.Now()),
 		"conn", m.ConnID, "stream", req.Stream, "action", req.Action, "err", err)
-	return protocol.Reply(nil, &req, 0, nil, resource.Internal(err))
+	return protocol.Reply(nil, &req, 0, nil, apierr.Internal(err))
 }
 
 // ErrRetry marks a change that was not fully delivered and must be

@@ -7,13 +7,13 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/memory"
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/protocoltest"
 	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
-	"github.com/wsbind/wsbind/resource"
 )
 
 // recorder is a Poster that keeps what was posted, in order.
@@ -61,10 +61,10 @@ func newTarget(t *testing.T, mod host.Module, env protocoltest.Env) protocoltest
 }
 
 func (tg *target) Send(c protocoltest.Conn, frame []byte) []byte {
-	return host.Route(context.Background(), tg.pool, tg.svc, abi.Message{ConnID: c.ID, User: resource.User{ID: c.User}, Frame: frame})
+	return host.Route(context.Background(), tg.pool, tg.svc, abi.Message{ConnID: c.ID, User: c.Identity(), Frame: frame})
 }
 
-func (tg *target) Put(stream string, it resource.Item) { tg.store.Put(stream, it) }
+func (tg *target) Put(stream string, it backend.Item) { tg.store.Put(stream, it) }
 
 func (tg *target) Flush() []protocoltest.Post {
 	for _, ch := range tg.store.Changes() {
@@ -112,6 +112,36 @@ func TestWazero_Golden(t *testing.T) {
 	protocoltest.Run(t, func(t *testing.T, env protocoltest.Env) protocoltest.Target {
 		return newTarget(t, mod, env)
 	}, false)
+}
+
+// matrixPlayer plays the private-data matrix through the host: every
+// store call, subscriber lookup and post crosses the ABI.
+type matrixPlayer struct{ tg *target }
+
+func (p matrixPlayer) Send(c protocoltest.Conn, frame []byte) []byte { return p.tg.Send(c, frame) }
+
+func (p matrixPlayer) Pushes(map[string]int) map[string][][]byte {
+	out := map[string][][]byte{}
+	for _, post := range p.tg.Flush() {
+		out[post.ConnID] = append(out[post.ConnID], post.Frame)
+	}
+	return out
+}
+
+// TestNative_PrivateMatrix runs the authorization matrix through the ABI
+// (native engine): scoped parts, every-scope reads, filters, roles, and a
+// change whose connections get different pushes (create to one, update
+// to another) posted as one host call per push.
+func TestNative_PrivateMatrix(t *testing.T) {
+	tg := newTarget(t, host.NativeModule(nativeGolden), protocoltest.NewEnv()).(*target)
+	protocoltest.PlayMatrix(t, matrixPlayer{tg})
+}
+
+// TestWazero_PrivateMatrix is TestNative_PrivateMatrix in a wasm guest.
+func TestWazero_PrivateMatrix(t *testing.T) {
+	mod := wazeroModule(t, "github.com/wsbind/wsbind/internal/host/testguest/golden")
+	tg := newTarget(t, mod, protocoltest.NewEnv()).(*target)
+	protocoltest.PlayMatrix(t, matrixPlayer{tg})
 }
 
 type testWriter struct{ t *testing.T }

@@ -14,9 +14,11 @@ import (
 
 	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/memory"
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -181,7 +183,7 @@ func hammer(t *testing.T, route, crash host.Module, workers, pairs int) {
 	for g := range workers {
 		wg.Go(func() {
 			conn := fmt.Sprintf("conn-%d", g)
-			user := resource.User{ID: fmt.Sprintf("user-%d", g)}
+			user := identity.User{ID: fmt.Sprintf("user-%d", g)}
 			for i := range pairs {
 				text := fmt.Sprintf("g%d q%d", g, i)
 				rid := fmt.Sprintf("g%d-%d-c", g, i)
@@ -223,7 +225,7 @@ func hammer(t *testing.T, route, crash host.Module, workers, pairs int) {
 	}
 	wg.Wait()
 
-	n, err := st.Count(ctx, "questions")
+	n, err := st.Count(ctx, backend.Part{Stream: "questions"})
 	if err != nil {
 		t.Fatal(err)
 	}

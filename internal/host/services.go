@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/router"
-	"github.com/wsbind/wsbind/resource"
+	"github.com/wsbind/wsbind/internal/backend"
 )
 
 // Connections records who is connected.
@@ -36,8 +35,8 @@ type Poster interface {
 // and Poster are required by the functions that use them; Now and Log
 // default to time.Now and slog.Default().
 type Services struct {
-	Store       resource.Store
-	Subscribers router.Subscribers
+	Store       backend.Store
+	Subscribers backend.Subscribers
 	Conns       Connections
 	Poster      Poster
 	Now         func() time.Time
@@ -70,56 +69,57 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 	var err error
 	switch fn {
 	case abi.FuncStoreGet:
-		stream, id := r.String(), r.String()
+		p, id := r.Part(), r.String()
 		if err = r.Done(); err != nil {
 			break
 		}
-		var it resource.Item
-		if it, err = s.store().Get(ctx, stream, id); err == nil {
+		var it backend.Item
+		if it, err = s.store().Get(ctx, p, id); err == nil {
 			w.Item(it)
 		}
 	case abi.FuncStoreCreate:
-		stream, it := r.String(), r.Item()
+		p, it := r.Part(), r.Item()
 		if err = r.Done(); err == nil {
-			err = s.store().Create(ctx, stream, it)
+			err = s.store().Create(ctx, p, it)
 		}
 	case abi.FuncStoreReplace:
-		stream, it := r.String(), r.Item()
+		p, it := r.Part(), r.Item()
 		if err = r.Done(); err != nil {
 			break
 		}
 		var v int64
-		if v, err = s.store().Replace(ctx, stream, it); err == nil {
+		if v, err = s.store().Replace(ctx, p, it); err == nil {
 			w.U64(uint64(v))
 		}
 	case abi.FuncStoreDelete:
-		stream, id := r.String(), r.String()
+		p, id, version := r.Part(), r.String(), r.U64()
 		if err = r.Done(); err != nil {
 			break
 		}
-		var it resource.Item
-		if it, err = s.store().Delete(ctx, stream, id); err == nil {
+		var it backend.Item
+		// abi.AnyVersion reads back as backend.AnyVersion.
+		if it, err = s.store().Delete(ctx, p, id, int64(version)); err == nil {
 			w.Item(it)
 		}
 	case abi.FuncStoreList:
-		stream, offset, limit := r.String(), r.U64(), r.U64()
+		p, offset, limit := r.Part(), r.U64(), r.U64()
 		if err = r.Done(); err != nil {
 			break
 		}
-		var items []resource.Item
-		if items, err = s.store().List(ctx, stream, int(min(offset, 1<<40)), int(min(limit, 1<<20))); err == nil {
+		var items []backend.Item
+		if items, err = s.store().List(ctx, p, int(min(offset, 1<<40)), int(min(limit, 1<<20))); err == nil {
 			w.U64(uint64(len(items)))
 			for _, it := range items {
 				w.Item(it)
 			}
 		}
 	case abi.FuncStoreCount:
-		stream := r.String()
+		p := r.Part()
 		if err = r.Done(); err != nil {
 			break
 		}
 		var n int
-		if n, err = s.store().Count(ctx, stream); err == nil {
+		if n, err = s.store().Count(ctx, p); err == nil {
 			w.U64(uint64(n))
 		}
 	case abi.FuncSubscribe:
@@ -127,8 +127,21 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 		if err = r.Done(); err == nil {
 			err = s.store().Subscribe(ctx, sub)
 		}
+	case abi.FuncUnsubscribe:
+		sub := r.Subscription()
+		if err = r.Done(); err == nil {
+			err = s.store().Unsubscribe(ctx, sub)
+		}
 	case abi.FuncSubscribers:
-		topic := r.String()
+		n := r.U64()
+		if n > uint64(len(req)) { // each topic takes at least 4 bytes
+			err = abi.ErrShort
+			break
+		}
+		topics := make([]string, 0, n)
+		for range n {
+			topics = append(topics, r.String())
+		}
 		if err = r.Done(); err != nil {
 			break
 		}
@@ -136,8 +149,8 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 			err = errMissing
 			break
 		}
-		var subs []resource.Subscription
-		if subs, err = s.Subscribers.Subscribers(ctx, topic); err == nil {
+		var subs []backend.Subscription
+		if subs, err = s.Subscribers.Subscribers(ctx, topics); err == nil {
 			w.U64(uint64(len(subs)))
 			for _, sub := range subs {
 				w.Subscription(sub)
@@ -199,17 +212,17 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 		return abi.OK, w.B
 	case errors.Is(err, abi.ErrShort) || r.Err() != nil:
 		return abi.BadCall, []byte(err.Error())
-	case errors.Is(err, resource.ErrNotFound):
+	case errors.Is(err, backend.ErrNotFound):
 		return abi.NotFound, nil
-	case errors.Is(err, resource.ErrExists):
+	case errors.Is(err, backend.ErrExists):
 		return abi.Exists, nil
-	case errors.Is(err, resource.ErrConflict):
+	case errors.Is(err, backend.ErrConflict):
 		return abi.Conflict, nil
 	}
 	return abi.Failed, []byte(err.Error())
 }
 
-func (s *Services) store() resource.Store {
+func (s *Services) store() backend.Store {
 	if s.Store == nil {
 		return missingStore{}
 	}
@@ -219,18 +232,19 @@ func (s *Services) store() resource.Store {
 // missingStore answers every call with errMissing.
 type missingStore struct{}
 
-func (missingStore) Get(context.Context, string, string) (resource.Item, error) {
-	return resource.Item{}, errMissing
+func (missingStore) Get(context.Context, backend.Part, string) (backend.Item, error) {
+	return backend.Item{}, errMissing
 }
-func (missingStore) Create(context.Context, string, resource.Item) error { return errMissing }
-func (missingStore) Replace(context.Context, string, resource.Item) (int64, error) {
+func (missingStore) Create(context.Context, backend.Part, backend.Item) error { return errMissing }
+func (missingStore) Replace(context.Context, backend.Part, backend.Item) (int64, error) {
 	return 0, errMissing
 }
-func (missingStore) Delete(context.Context, string, string) (resource.Item, error) {
-	return resource.Item{}, errMissing
+func (missingStore) Delete(context.Context, backend.Part, string, int64) (backend.Item, error) {
+	return backend.Item{}, errMissing
 }
-func (missingStore) List(context.Context, string, int, int) ([]resource.Item, error) {
+func (missingStore) List(context.Context, backend.Part, int, int) ([]backend.Item, error) {
 	return nil, errMissing
 }
-func (missingStore) Count(context.Context, string) (int, error)             { return 0, errMissing }
-func (missingStore) Subscribe(context.Context, resource.Subscription) error { return errMissing }
+func (missingStore) Count(context.Context, backend.Part) (int, error)        { return 0, errMissing }
+func (missingStore) Subscribe(context.Context, backend.Subscription) error   { return errMissing }
+func (missingStore) Unsubscribe(context.Context, backend.Subscription) error { return errMissing }

@@ -19,11 +19,12 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v37"
 
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/memory"
 	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/protocoltest"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
-	"github.com/wsbind/wsbind/resource"
 )
 
 // Guest packages of the wasmtime tests only.
@@ -170,7 +171,7 @@ func TestWasmtime_RouteMatchesNative(t *testing.T) {
 	newSide := func(mod host.Module) side {
 		st := memory.New()
 		for _, id := range []string{"q1", "q2"} {
-			st.Put("questions", resource.Item{ID: id, Data: []byte(`{"id":"` + id + `","question_text":"Seeded ` + id + `","pub_date":"2026-01-02T03:04:05Z","published":false}`)})
+			st.Put("questions", backend.Item{ID: id, Data: []byte(`{"id":"` + id + `","question_text":"Seeded ` + id + `","pub_date":"2026-01-02T03:04:05Z","published":false}`)})
 		}
 		pool := host.NewPool(mod, 1)
 		t.Cleanup(func() { pool.Close(context.Background()) })
@@ -194,7 +195,7 @@ func TestWasmtime_RouteMatchesNative(t *testing.T) {
 		`{"stream":"questions","payload":{"action":"create","data":{}}}`,
 		"\xff",
 	} {
-		m := abi.Message{ConnID: "c1", User: resource.User{ID: "u1", Claims: map[string]string{"role": "admin"}}, Frame: []byte(frame)}
+		m := abi.Message{ConnID: "c1", User: identity.User{ID: "u1", Claims: map[string]string{"role": "admin"}}, Frame: []byte(frame)}
 		a := host.Route(context.Background(), native.pool, native.svc, m)
 		b := host.Route(context.Background(), wasm.pool, wasm.svc, m)
 		if !bytes.Equal(a, b) {
@@ -276,7 +277,9 @@ func TestWasmtime_CrashGuest(t *testing.T) {
 // panicStore is a store whose creates panic.
 type panicStore struct{ *memory.Store }
 
-func (panicStore) Create(context.Context, string, resource.Item) error { panic("store exploded") }
+func (panicStore) Create(context.Context, backend.Part, backend.Item) error {
+	panic("store exploded")
+}
 
 func TestWasmtime_TimeLimit(t *testing.T) {
 	const limit = 200 * time.Millisecond

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +13,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsbind/wsbind/internal/auth"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/lambdahost"
-	"github.com/wsbind/wsbind/resource"
 )
 
 const testSecret = "a shared secret of at least thirty-two bytes"
@@ -67,11 +68,11 @@ func TestAuthorizer_ThroughConnect(t *testing.T) {
 		return s
 	}
 	exp := time.Now().Add(time.Hour).Unix()
-	good := sign(testSecret, jwt.MapClaims{"sub": "alice", "aud": "wsbind-test", "exp": exp, "role": "editor"})
+	good := sign(testSecret, jwt.MapClaims{"sub": "alice", "aud": "wsbind-test", "exp": exp, "role": "editor", "cognito:groups": []string{"admin", "editor"}})
 
 	f := newFixture()
 	connect := f.handler(t, lambdahost.Connect, nil)
-	connectWith := func(conn string, authorizer map[string]any) resource.User {
+	connectWith := func(conn string, authorizer map[string]any) identity.User {
 		t.Helper()
 		ev, err := json.Marshal(map[string]any{"requestContext": map[string]any{
 			"eventType": "CONNECT", "connectionId": conn, "connectedAt": 1, "authorizer": authorizer,
@@ -103,6 +104,10 @@ func TestAuthorizer_ThroughConnect(t *testing.T) {
 	}
 	if u := connectWith("c-alice", withPrincipal(resp)); u.ID != "alice" || u.Claims["role"] != "editor" {
 		t.Errorf("user of a valid token: got %+v, want alice with role editor", u)
+	} else if got, want := u.Roles, []string{"admin", "editor"}; !slices.Equal(got, want) || u.Claims[auth.RolesContextKey] != "" {
+		t.Errorf("roles of a valid token: got %q (claims %v), want %q", got, u.Claims, want)
+	} else if e, ok := u.Expires(); !ok || e != exp {
+		t.Errorf("expiry of a valid token: got %d, %v; want %d, true", e, ok, exp)
 	}
 
 	resp, err = authorize(t, authz, "")

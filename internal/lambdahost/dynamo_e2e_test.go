@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
 	"github.com/wsbind/wsbind/internal/lambdahost"
@@ -61,6 +62,11 @@ func TestBootstrap_DynamoDB(t *testing.T) {
 	gw := apigwtest.New(apigwtest.Options{})
 	defer gw.Close()
 	gw.Connect("c-sub")
+	// The connect function records every connection before its first
+	// message; a subscribe of a connection not recorded takes itself back.
+	if err := dynamo.New(dynamo.Config{Client: client, Tables: tables}).PutConn(ctx, abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c-sub"}); err != nil {
+		t.Fatal(err)
+	}
 
 	env := []string{
 		"WSBIND_BACKEND=dynamodb",

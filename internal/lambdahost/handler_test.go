@@ -17,9 +17,11 @@ import (
 
 	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/memory"
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/lambdahost"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -207,7 +209,7 @@ func TestHandler_Connect(t *testing.T) {
 	// AWS's $disconnect sample drops the connection and its subscriptions.
 	const conn = "R1kmxc2VNjMCFIA="
 	f.store.PutConn(context.Background(), abi.ConnEvent{Kind: abi.EventConnect, ConnID: conn})
-	f.store.Subscribe(context.Background(), resource.Subscription{Topic: "questions#update", ConnID: conn})
+	f.store.Subscribe(context.Background(), backend.Subscription{Topic: "questions#update", ConnID: conn})
 	if resp := proxyResponse(t, invoke(t, h, sample(t, sampleDisconnect))); resp.StatusCode != 200 {
 		t.Errorf("disconnect: got status %d, want 200", resp.StatusCode)
 	}
@@ -236,18 +238,18 @@ func TestHandler_Connect_User(t *testing.T) {
 	tests := []struct {
 		name       string
 		authorizer string // JSON, or "" for none
-		want       resource.User
+		want       identity.User
 	}{
-		{"none", "", resource.User{}},
+		{"none", "", identity.User{}},
 		{"sub", `{"sub":"u-1","principalId":"u-1","integrationLatency":12,"email":"a@example.com","admin":true,"n":12345678901234567890.5}`,
-			resource.User{ID: "u-1", Claims: map[string]string{"email": "a@example.com", "admin": "true", "n": "12345678901234567890.5"}}},
-		{"principalId alone is anonymous", `{"principalId":"anonymous"}`, resource.User{}},
-		{"principalId without sub", `{"principalId":"p-1","admin":true}`, resource.User{}},
-		{"number id", `{"sub":42}`, resource.User{ID: "42"}},
-		{"no id", `{"email":"a@example.com"}`, resource.User{}},
-		{"empty sub", `{"sub":"","principalId":"p"}`, resource.User{}},
-		{"not scalars", `{"sub":"u","obj":{"a":1},"list":[1],"nil":null}`, resource.User{ID: "u"}},
-		{"not an object", `"u-1"`, resource.User{}},
+			identity.User{ID: "u-1", Claims: map[string]string{"email": "a@example.com", "admin": "true", "n": "12345678901234567890.5"}}},
+		{"principalId alone is anonymous", `{"principalId":"anonymous"}`, identity.User{}},
+		{"principalId without sub", `{"principalId":"p-1","admin":true}`, identity.User{}},
+		{"number id", `{"sub":42}`, identity.User{ID: "42"}},
+		{"no id", `{"email":"a@example.com"}`, identity.User{}},
+		{"empty sub", `{"sub":"","principalId":"p"}`, identity.User{}},
+		{"not scalars", `{"sub":"u","obj":{"a":1},"list":[1],"nil":null}`, identity.User{ID: "u"}},
+		{"not an object", `"u-1"`, identity.User{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

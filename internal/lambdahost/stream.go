@@ -17,16 +17,20 @@ import (
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/jsonw"
-	"github.com/wsbind/wsbind/resource"
 )
 
 // The items table's own attributes (RATIONALE: "Why are the items table's
 // own attributes named `_stream` and `_version`?"). Attributes whose names
-// start with "_" are the table's, not the object's.
+// start with "_" (_stream, _version, _binding) are the table's, not the
+// object's.
 const (
-	attrStream = "_stream" // partition key (S): the stream name
+	attrStream = "_stream" // partition key (S): the stream, or stream#scope for a scoped item
 	attrID     = "id"      // sort key (S): the object's id, also a field
 )
+
+// scopeSep ends the stream in a scoped item's _stream: stream names never
+// hold '#', so the stream is what comes before the first one.
+const scopeSep = "#"
 
 // fanout serves the items table's stream: one guest call per record, in
 // order. At the first record not delivered it stops and reports that
@@ -103,7 +107,8 @@ func decodeStream(payload []byte) (*events.DynamoDBEvent, error) {
 var errSkip = errors.New("skip")
 
 // changeOf turns a stream record of the items table into the guest's
-// Change. It returns errSkip for an expired item that DynamoDB's TTL
+// Change, whose Stream is the binding's stream, without a scoped item's
+// scope. It returns errSkip for an expired item that DynamoDB's TTL
 // removed (nobody deleted it: no push), and an error, for the log, for a
 // record that is not an object of ours: another application's item (its
 // keys are not _stream and id), or an image the guest could not read.
@@ -115,17 +120,18 @@ func changeOf(rec *events.DynamoDBEventRecord) (abi.Change, error) {
 	if !ok1 || !ok2 || len(keys) != 2 {
 		return ch, fmt.Errorf("keys %v are not %s and %s strings: not an item of wsbind's", sortedKeys(keys), attrStream, attrID)
 	}
-	ch.Stream, ch.PK = stream, id
+	ch.Stream, _, _ = strings.Cut(stream, scopeSep)
+	ch.PK = id
 	switch events.DynamoDBOperationType(rec.EventName) {
 	case events.DynamoDBOperationTypeInsert:
-		ch.Kind = resource.ActionCreate
+		ch.Kind = abi.KindCreate
 	case events.DynamoDBOperationTypeModify:
-		ch.Kind = resource.ActionUpdate
+		ch.Kind = abi.KindUpdate
 	case events.DynamoDBOperationTypeRemove:
 		if ui := rec.UserIdentity; ui != nil && ui.Type == "Service" && ui.PrincipalID == "dynamodb.amazonaws.com" {
 			return ch, errSkip
 		}
-		ch.Kind = resource.ActionDelete
+		ch.Kind = abi.KindDelete
 	default:
 		return ch, fmt.Errorf("unknown event name %q", rec.EventName)
 	}
@@ -140,7 +146,7 @@ func changeOf(rec *events.DynamoDBEventRecord) (abi.Change, error) {
 			return ch, fmt.Errorf("%s/%s: new image: %w", stream, id, err)
 		}
 	}
-	if (ch.Kind == resource.ActionDelete && ch.Old == nil) || (ch.Kind != resource.ActionDelete && ch.New == nil) {
+	if (ch.Kind == abi.KindDelete && ch.Old == nil) || (ch.Kind != abi.KindDelete && ch.New == nil) {
 		// Retrying cannot bring the image back.
 		return ch, fmt.Errorf("%s/%s: %s record without the image a push needs (stream view type %q, want NEW_AND_OLD_IMAGES)",
 			stream, id, rec.EventName, rec.Change.StreamViewType)
@@ -167,8 +173,8 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // appendObject appends an item image as the stored JSON object the guest
-// reads: one member per attribute not starting with "_", "id" first and
-// the others by name.
+// reads: one member per attribute not starting with "_" (the table's own:
+// _stream, _version, _binding), "id" first and the others by name.
 func appendObject(dst []byte, img map[string]events.DynamoDBAttributeValue) ([]byte, error) {
 	names := make([]string, 0, len(img))
 	for k := range img {

@@ -25,6 +25,8 @@ func TestAppendObject(t *testing.T) {
 		{"empty", `{}`, `{}`},
 		{"table attributes dropped, id first", `{"_stream":{"S":"s"},"_version":{"N":"3"},"b":{"S":"x"},"id":{"S":"i1"},"a":{"N":"1"}}`,
 			`{"id":"i1","a":1,"b":"x"}`},
+		{"a scoped item's table attributes dropped", `{"_stream":{"S":"notes#alice"},"_binding":{"S":"notes"},"_version":{"N":"1"},"id":{"S":"n1"},"owner":{"S":"alice"}}`,
+			`{"id":"n1","owner":"alice"}`},
 		{"exact number", `{"n":{"N":"12345678901234567890.123456789"}}`, `{"n":12345678901234567890.123456789}`},
 		{"38 digits", `{"n":{"N":"-0.00000000000000000000000000000000000001"},"m":{"N":"99999999999999999999999999999999999999"},"e":{"N":"1E+125"}}`,
 			// Exponents come out in plain decimal, as the store reads them back.
@@ -99,4 +101,40 @@ func FuzzIsJSONNumber(f *testing.F) {
 			t.Errorf("isJSONNumber(%q) = %v, encoding/json says %v", s, got, isNum)
 		}
 	})
+}
+
+// TestChangeOf_Scoped: a scoped item's record is a change of its
+// binding's stream, the scope cut off after the first '#', whatever the
+// scope holds.
+func TestChangeOf_Scoped(t *testing.T) {
+	for _, tt := range []struct{ partition, stream string }{
+		{"questions", "questions"},
+		{"notes#alice", "notes"},
+		{"notes#a#b", "notes"},
+		{"notes#", "notes"},
+	} {
+		keys := `{"_stream":{"S":` + quote(tt.partition) + `},"id":{"S":"n1"}}`
+		img := `{"_stream":{"S":` + quote(tt.partition) + `},"_binding":{"S":"notes"},"_version":{"N":"2"},"id":{"S":"n1"},"text":{"S":"hi"}}`
+		var rec events.DynamoDBEventRecord
+		js := `{"eventName":"MODIFY","eventSource":"aws:dynamodb","dynamodb":{"Keys":` + keys + `,"OldImage":` + img + `,"NewImage":` + img +
+			`,"SequenceNumber":"1","StreamViewType":"NEW_AND_OLD_IMAGES"}}`
+		if err := json.Unmarshal([]byte(js), &rec); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := changeOf(&rec)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.partition, err)
+		}
+		if ch.Stream != tt.stream || ch.PK != "n1" || ch.Kind != "update" {
+			t.Errorf("%s: got stream %q pk %q kind %q, want %q n1 update", tt.partition, ch.Stream, ch.PK, ch.Kind, tt.stream)
+		}
+		if want := `{"id":"n1","text":"hi"}`; string(ch.Old) != want || string(ch.New) != want {
+			t.Errorf("%s: got images %s, %s, want %s", tt.partition, ch.Old, ch.New, want)
+		}
+	}
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

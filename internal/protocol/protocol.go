@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/wsbind/wsbind/internal/apierr"
 	"github.com/wsbind/wsbind/internal/jsonw"
-	"github.com/wsbind/wsbind/resource"
 )
 
 // MaxMessage is API Gateway's limit on one WebSocket message, in bytes. No
@@ -39,20 +39,20 @@ type Request struct {
 
 // Decode reads a request frame. A malformed frame gives an InvalidMessage
 // error and whatever of the request could be read.
-func Decode(frame []byte) (Request, *resource.Error) {
+func Decode(frame []byte) (Request, *apierr.Error) {
 	var req Request
 	if len(frame) > MaxMessage {
-		return req, resource.InvalidMessage("message larger than " + strconv.Itoa(MaxMessage) + " bytes")
+		return req, apierr.InvalidMessage("message larger than " + strconv.Itoa(MaxMessage) + " bytes")
 	}
 	if !utf8.Valid(frame) {
-		return req, resource.InvalidMessage("not valid UTF-8")
+		return req, apierr.InvalidMessage("not valid UTF-8")
 	}
 	top, ok := jsonw.ParseObject(frame)
 	if !ok {
 		if !jsonw.Valid(frame) {
-			return req, resource.InvalidMessage("not valid JSON")
+			return req, apierr.InvalidMessage("not valid JSON")
 		}
-		return req, resource.InvalidMessage("not a JSON object")
+		return req, apierr.InvalidMessage("not a JSON object")
 	}
 	var payload []jsonw.Member
 	payloadErr := ""
@@ -92,13 +92,13 @@ func Decode(frame []byte) (Request, *resource.Error) {
 	}
 	switch {
 	case idErr != "":
-		return req, resource.InvalidMessage(idErr)
+		return req, apierr.InvalidMessage(idErr)
 	case streamErr != "":
-		return req, resource.InvalidMessage(streamErr)
+		return req, apierr.InvalidMessage(streamErr)
 	case payloadErr != "":
-		return req, resource.InvalidMessage(payloadErr)
+		return req, apierr.InvalidMessage(payloadErr)
 	case actionErr != "":
-		return req, resource.InvalidMessage(actionErr)
+		return req, apierr.InvalidMessage(actionErr)
 	}
 	if raw, ok := jsonw.Lookup(payload, "data"); ok && jsonw.KindOf(raw) != jsonw.Null {
 		req.Data = raw
@@ -106,7 +106,7 @@ func Decode(frame []byte) (Request, *resource.Error) {
 	if pk, ok := jsonw.Lookup(payload, "pk"); ok && jsonw.KindOf(pk) != jsonw.Null {
 		s, ok := jsonw.Key(pk)
 		if !ok {
-			return req, resource.InvalidMessage("pk must be a string or an integer")
+			return req, apierr.InvalidMessage("pk must be a string or an integer")
 		}
 		req.PK = s
 	}
@@ -122,7 +122,7 @@ func readString(raw []byte, s *string) bool {
 // Reply writes a reply frame. data may be nil (written as null); an error
 // reply has nil data. stream and action are null when hasStream or
 // hasAction is false.
-func Reply(dst []byte, req *Request, status int, data []byte, err *resource.Error) []byte {
+func Reply(dst []byte, req *Request, status int, data []byte, err *apierr.Error) []byte {
 	dst = append(dst, `{"stream":`...)
 	dst = appendOptString(dst, req.Stream, req.HasStream)
 	dst = append(dst, `,"payload":{"action":`...)
@@ -158,7 +158,7 @@ func appendOptString(dst []byte, s string, ok bool) []byte {
 
 // appendErrors writes the errors list: [] for none, ["msg", ...] for plain
 // messages, [{"field": ["msg", ...], ...}] for field errors.
-func appendErrors(dst []byte, err *resource.Error) []byte {
+func appendErrors(dst []byte, err *apierr.Error) []byte {
 	if err == nil {
 		return append(dst, "[]"...)
 	}

@@ -3,8 +3,9 @@ package protocoltest
 import (
 	"fmt"
 	"strings"
+	"time"
 
-	"github.com/wsbind/wsbind/resource"
+	"github.com/wsbind/wsbind/internal/backend"
 )
 
 // Case is one transcript: what it shows, and its steps.
@@ -25,7 +26,7 @@ type Step struct {
 // PutItem is a direct write to the store.
 type PutItem struct {
 	Stream string
-	Item   resource.Item
+	Item   backend.Item
 }
 
 // The connections of the cases.
@@ -56,7 +57,7 @@ func msg(stream, action, pk, data string) string {
 func q(action, pk, data string) string { return msg("questions", action, pk, data) }
 
 func put(stream, id, data string) Step {
-	return Step{Put: &PutItem{Stream: stream, Item: resource.Item{ID: id, Data: []byte(data)}}}
+	return Step{Put: &PutItem{Stream: stream, Item: backend.Item{ID: id, Data: []byte(data)}}}
 }
 
 // createQuestions creates n questions "Q1".."Qn" from anon.
@@ -78,7 +79,95 @@ func join(parts ...[]Step) []Step {
 
 // Cases returns every case of the suite.
 func Cases() []Case {
-	return append(seedCases(), protocolCases()...)
+	return append(append(seedCases(), protocolCases()...), privateCases()...)
+}
+
+// nt is a frame of the private notes binding.
+func nt(action, pk, data string) string { return msg("notes", action, pk, data) }
+
+// The connections of the private-data cases.
+var (
+	root    = Conn{ID: "conn-root", User: "root", Roles: []string{"admin"}}
+	expired = Conn{ID: "conn-late", User: "carol", Expires: Start.Add(5 * time.Second).Unix()}
+)
+
+// privateCases are PROTOCOL.md section 4's "Who sees what", "Enter and
+// leave", "Filtered subscriptions" and "Unsubscribe" (the full
+// authorization matrix is PlayMatrix).
+func privateCases() []Case {
+	long := `"` + strings.Repeat("k", 2000) + `"`
+	return []Case{
+		{Name: "private_scope", Doc: "A scoped binding: each user sees only their notes; another's is 404 everywhere, and an admin reads all but writes only their own.", Steps: []Step{
+			send(alice, nt("create", "", `{"text":"alice's"}`)),
+			send(bob, nt("create", "", `{"text":"bob's"}`)),
+			send(bob, nt("retrieve", `"id0001"`, "")),
+			send(bob, nt("patch", `"id0001"`, `{"text":"bob was here"}`)),
+			send(bob, nt("delete", `"id0001"`, "")),
+			send(bob, nt("pin", `"id0001"`, "")),
+			send(bob, nt("list", "", "")),
+			send(bob, nt("count", "", "")),
+			send(root, nt("list", "", "")),
+			send(root, nt("retrieve", `"id0001"`, "")),
+			send(root, nt("patch", `"id0001"`, `{"text":"root was here"}`)),
+			send(alice, nt("retrieve", `"id0001"`, "")),
+		}},
+		{Name: "private_push", Doc: "Pushes are checked per subscriber against the object after the change (before, for a delete): bob's subscriptions, even by pk, stay silent on alice's notes.", Steps: []Step{
+			send(bob, nt("subscribe", "", `{"action":"create"}`)),
+			send(bob, nt("subscribe", `"id0001"`, `{"action":"update"}`)),
+			send(root, nt("subscribe", "", `{"action":"update"}`)),
+			send(alice, nt("create", "", `{"text":"alice's"}`)),
+			send(alice, nt("patch", `"id0001"`, `{"text":"still alice's"}`)),
+			send(bob, nt("create", "", `{"text":"bob's"}`)),
+		}},
+		{Name: "filter_enter_leave", Doc: "A filtered subscription sees an object enter (a create push) and leave (a delete push, with the object as it was), and nothing while it is outside.", Steps: join(createQuestions(1), []Step{
+			send(bob, q("subscribe", "", `{"action":"create","filter":{"published":true}}`)),
+			send(bob, q("subscribe", "", `{"action":"update","filter":{"published":true}}`)),
+			send(bob, q("subscribe", "", `{"action":"delete","filter":{"published":true}}`)),
+			send(anon, q("patch", `"id0001"`, `{"question_text":"Unseen?"}`)),
+			send(anon, q("publish", `"id0001"`, "")),
+			send(anon, q("patch", `"id0001"`, `{"question_text":"Seen?"}`)),
+			send(anon, q("unpublish", `"id0001"`, "")),
+			send(anon, q("patch", `"id0001"`, `{"question_text":"Unseen again?"}`)),
+			send(anon, q("create", "", `{"question_text":"Born unpublished"}`)),
+		})},
+		{Name: "filter_errors", Doc: "A filter must be an object of scalar values for readable, scalar fields.", Steps: []Step{
+			send(anon, q("subscribe", "", `{"action":"update","filter":{"nope":1}}`)),
+			send(anon, q("subscribe", "", `{"action":"update","filter":{"published":{"a":1}}}`)),
+			send(anon, q("subscribe", "", `{"action":"update","filter":[1]}`)),
+			send(anon, msg("widgets", "subscribe", "", `{"action":"update","filter":{"secret":"x"}}`)),
+			send(anon, msg("widgets", "subscribe", "", `{"action":"update","filter":{"meta":null}}`)),
+			send(anon, q("subscribe", "", `{"action":"update","filter":{"id":"x","published":false,"question_text":"`+strings.Repeat("q", 600)+`"}}`)),
+			send(anon, q("subscribe", "", `{"action":"update","filter":null}`)),
+		}},
+		{Name: "unsubscribe", Doc: "unsubscribe removes exactly the subscription that subscribe made, filter and pk included; removing one that does not exist is 200 too.", Steps: join(createQuestions(1), []Step{
+			send(bob, q("subscribe", "", `{"action":"update"}`)),
+			send(bob, q("subscribe", "", `{"action":"update","filter":{"published":false}}`)),
+			send(bob, q("subscribe", `"id0001"`, `{"action":"update"}`)),
+			send(bob, q("unsubscribe", "", `{"action":"update"}`)),
+			send(anon, q("patch", `"id0001"`, `{"question_text":"Still pushed?"}`)),
+			send(bob, q("unsubscribe", "", `{"action":"update","filter":{"published":false}}`)),
+			send(bob, q("unsubscribe", `"id0001"`, `{"action":"update"}`)),
+			send(anon, q("patch", `"id0001"`, `{"question_text":"Quiet?"}`)),
+			send(bob, q("unsubscribe", "", `{"action":"delete"}`)),
+			send(bob, q("unsubscribe", "", `{}`)),
+		})},
+		{Name: "pk_too_long", Doc: "A pk longer than 1024 bytes (DynamoDB's key limit) is refused with 400, for every action that takes one.", Steps: []Step{
+			send(anon, q("subscribe", long, `{"action":"update"}`)),
+			send(anon, q("retrieve", long, "")),
+			send(anon, q("patch", long, `{}`)),
+			send(anon, q("delete", long, "")),
+			send(anon, q("publish", long, "")),
+			send(alice, nt("retrieve", long, "")),
+			send(anon, q("list", long, "")),
+		}},
+		{Name: "token_expired", Doc: "A connection whose token has expired is answered 401 Token expired, and is pushed nothing more.", Steps: join(createQuestions(1), []Step{
+			send(expired, q("subscribe", "", `{"action":"update"}`)),
+			send(anon, q("patch", `"id0001"`, `{"question_text":"Before?"}`)),
+			send(anon, q("list", "", "")),
+			send(expired, q("retrieve", `"id0001"`, "")),
+			send(anon, q("patch", `"id0001"`, `{"question_text":"After?"}`)),
+		})},
+	}
 }
 
 // seedCases port channels-api's own test suite, one case per test.

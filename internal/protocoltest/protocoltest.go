@@ -12,19 +12,50 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
 	"github.com/wsbind/wsbind/resource"
 )
 
-// Conn is a client connection of a case: its id, and its user's id ("" for
-// an anonymous connection).
+// Conn is a client connection of a case: its id, its user's id ("" for
+// an anonymous connection) and roles, and when its token expires (Unix
+// seconds; 0: it carries no exp).
 type Conn struct {
-	ID   string
-	User string
+	ID      string
+	User    string
+	Roles   []string
+	Expires int64
+}
+
+// Identity is the verified user the connection carries.
+func (c Conn) Identity() identity.User {
+	u := identity.User{ID: c.User, Roles: c.Roles}
+	if c.Expires != 0 {
+		u.Claims = map[string]string{"exp": strconv.FormatInt(c.Expires, 10)}
+	}
+	return u
+}
+
+// label is how a transcript names the connection's user: "-" for
+// anonymous, the id, and its roles in braces.
+func (c Conn) label() string {
+	if c.User == "" {
+		return "-"
+	}
+	s := c.User
+	if len(c.Roles) > 0 {
+		s += "{" + strings.Join(c.Roles, ",") + "}"
+	}
+	if c.Expires != 0 {
+		s += "(exp " + time.Unix(c.Expires, 0).UTC().Format(time.RFC3339) + ")"
+	}
+	return s
 }
 
 // Post is a push delivered to a connection.
@@ -39,7 +70,7 @@ type Target interface {
 	Send(conn Conn, frame []byte) []byte
 	// Put writes an item straight to the store, as a writer other than the
 	// API would.
-	Put(stream string, item resource.Item)
+	Put(stream string, item backend.Item)
 	// Flush delivers the pushes of every change committed since the last
 	// call, in commit order, and for each change in connection id order.
 	Flush() []Post
@@ -127,14 +158,14 @@ func Play(c Case, tg Target) []byte {
 	for _, s := range c.Steps {
 		switch {
 		case s.Put != nil:
-			fmt.Fprintf(&b, "= %s %s %s\n", s.Put.Stream, s.Put.Item.ID, abbreviate(s.Put.Item.Data))
+			where := s.Put.Stream
+			if s.Put.Item.Scope != "" {
+				where += "#" + s.Put.Item.Scope
+			}
+			fmt.Fprintf(&b, "= %s %s %s\n", where, s.Put.Item.ID, abbreviate(s.Put.Item.Data))
 			tg.Put(s.Put.Stream, s.Put.Item)
 		default:
-			user := s.Conn.User
-			if user == "" {
-				user = "-"
-			}
-			fmt.Fprintf(&b, "> %s %s %s\n", s.Conn.ID, user, abbreviate([]byte(s.Frame)))
+			fmt.Fprintf(&b, "> %s %s %s\n", s.Conn.ID, s.Conn.label(), abbreviate([]byte(s.Frame)))
 			fmt.Fprintf(&b, "< %s\n", tg.Send(s.Conn, []byte(s.Frame)))
 		}
 		for _, p := range tg.Flush() {
@@ -170,4 +201,24 @@ func diff(want, got string) string {
 		}
 	}
 	return "(same lines)"
+}
+
+// Golden compares got with testdata/<name>.golden; with update it rewrites
+// the file.
+func Golden(t *testing.T, name string, got []byte, update bool) {
+	t.Helper()
+	path := filepath.Join(Dir(), name+".golden")
+	if update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("transcript differs from %s\n%s", path, diff(string(want), string(got)))
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/router"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -150,5 +151,54 @@ func BenchmarkFanout(b *testing.B) {
 		if _, err := r.Fanout(ctx, st, ch); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkFanoutChecks measures one update change fanned out to 1,000
+// connections that all receive it: checks=none on questions (unscoped,
+// AllowAny), checks=object on private notes, where every subscriber is a
+// different admin with the filter {"pinned": false}, so each one is
+// checked against the scope, the object permission and the filter.
+func BenchmarkFanoutChecks(b *testing.B) {
+	const subscribers = 1000
+	ctx := context.Background()
+	for _, sc := range []struct {
+		name, stream, create, sub string
+		user                      func(i int) identity.User
+	}{
+		{"checks=none", "questions", `{"question_text":"Before"}`, `{"action":"update"}`,
+			func(int) identity.User { return identity.User{} }},
+		{"checks=object", "notes", `{"text":"Before"}`, `{"action":"update","filter":{"pinned":false}}`,
+			func(i int) identity.User {
+				return identity.User{ID: "admin-" + strconv.Itoa(i), Roles: []string{"staff", "admin"}}
+			}},
+	} {
+		b.Run(sc.name, func(b *testing.B) {
+			st := memory.New()
+			r := bnRouter(st)
+			author := router.Conn{ID: "author", User: identity.User{ID: "alice"}}
+			bnCheck(b, r.Handle(ctx, author, []byte(`{"stream":"`+sc.stream+`","payload":{"action":"create","data":`+sc.create+`}}`)), 201)
+			id := st.Changes()[0].PK
+			for i := range subscribers {
+				conn := router.Conn{ID: "conn-" + strconv.Itoa(1000+i), User: sc.user(i)}
+				bnCheck(b, r.Handle(ctx, conn, []byte(`{"stream":"`+sc.stream+`","payload":{"action":"subscribe","data":`+sc.sub+`}}`)), 200)
+			}
+			bnCheck(b, r.Handle(ctx, author, []byte(`{"stream":"`+sc.stream+`","payload":{"action":"patch","pk":"`+id+`","data":{}}}`)), 200)
+			changes := st.Changes()
+			if len(changes) != 1 || changes[0].Kind != router.KindUpdate {
+				b.Fatalf("want one update change, got %+v", changes)
+			}
+			ch := router.Change(changes[0])
+			posts, err := r.Fanout(ctx, st, ch)
+			if err != nil || len(posts) != subscribers {
+				b.Fatalf("Fanout: %d posts, err %v; want %d posts", len(posts), err, subscribers)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Fanout(ctx, st, ch); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -15,7 +15,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsbind/wsbind/bindings"
+	"github.com/wsbind/wsbind/internal/apierr"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/protocol"
 	"github.com/wsbind/wsbind/internal/router"
 	"github.com/wsbind/wsbind/resource"
@@ -40,12 +43,12 @@ func fzNewStore() *memory.Store {
 	st := memory.New()
 	for i := range fzSeedQuestions {
 		id := fzQuestionID(i)
-		st.Put("questions", resource.Item{ID: id, Data: []byte(`{"id":"` + id +
+		st.Put("questions", backend.Item{ID: id, Data: []byte(`{"id":"` + id +
 			`","question_text":"Question ` + strconv.Itoa(i) + `?","pub_date":"2024-01-02T03:04:05Z","published":` +
 			strconv.FormatBool(i%2 == 0) + `}`)})
 	}
-	st.Put("notes", resource.Item{ID: "n1", Data: []byte(`{"id":"n1","owner":"alice","text":"alice's note"}`)})
-	st.Put("notes", resource.Item{ID: "n2", Data: []byte(`{"id":"n2","owner":"bob","text":"bob's note"}`)})
+	st.Put("notes", backend.Item{ID: "n1", Data: []byte(`{"id":"n1","owner":"alice","text":"alice's note"}`)})
+	st.Put("notes", backend.Item{ID: "n2", Data: []byte(`{"id":"n2","owner":"bob","text":"bob's note"}`)})
 	st.Changes() // the fixture is not a change anyone sees
 	return st
 }
@@ -185,7 +188,7 @@ func FuzzHandle(f *testing.F) {
 		r := router.New(router.Config{Registry: reg, Store: fzNewStore(), Now: fzClock, Log: log})
 		conn := router.Conn{ID: "conn-1"}
 		if authenticated {
-			conn.User = resource.User{ID: "alice"}
+			conn.User = identity.User{ID: "alice"}
 		}
 		in := bytes.Clone(frame)
 		reply := r.Handle(context.Background(), conn, frame)
@@ -356,7 +359,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		req, err := protocol.Decode(frame)
 		if err != nil {
-			if err.Code() != resource.CodeInvalidMessage {
+			if err.Code() != apierr.CodeInvalidMessage {
 				t.Fatalf("Decode error code %d, want CodeInvalidMessage\nframe: %q", err.Code(), frame)
 			}
 			if req.RequestID != nil && !json.Valid(req.RequestID) {

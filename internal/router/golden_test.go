@@ -5,10 +5,10 @@ import (
 	"flag"
 	"testing"
 
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/memory"
 	"github.com/wsbind/wsbind/internal/protocoltest"
 	"github.com/wsbind/wsbind/internal/router"
-	"github.com/wsbind/wsbind/resource"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts")
@@ -33,10 +33,10 @@ func newNative(t *testing.T, env protocoltest.Env) protocoltest.Target {
 }
 
 func (n *native) Send(c protocoltest.Conn, frame []byte) []byte {
-	return n.r.Handle(context.Background(), router.Conn{ID: c.ID, User: resource.User{ID: c.User}}, frame)
+	return n.r.Handle(context.Background(), router.Conn{ID: c.ID, User: c.Identity()}, frame)
 }
 
-func (n *native) Put(stream string, it resource.Item) { n.store.Put(stream, it) }
+func (n *native) Put(stream string, it backend.Item) { n.store.Put(stream, it) }
 
 func (n *native) Flush() []protocoltest.Post {
 	var out []protocoltest.Post
@@ -59,4 +59,27 @@ func (l testLogger) Error(msg string, args ...any) { l.t.Log(append([]any{msg}, 
 
 func TestRouter_Golden(t *testing.T) {
 	protocoltest.Run(t, newNative, *update)
+}
+
+// matrixPlayer plays the private-data matrix against the router and the
+// memory store.
+type matrixPlayer struct{ n *native }
+
+func (p matrixPlayer) Send(c protocoltest.Conn, frame []byte) []byte { return p.n.Send(c, frame) }
+
+func (p matrixPlayer) Pushes(map[string]int) map[string][][]byte {
+	out := map[string][][]byte{}
+	for _, post := range p.n.Flush() {
+		out[post.ConnID] = append(out[post.ConnID], post.Frame)
+	}
+	return out
+}
+
+// TestRouter_PrivateMatrix runs the authorization matrix (every user
+// times every action, on their own and on others' notes, with every
+// push) against the model, and keeps its transcript as a golden file.
+func TestRouter_PrivateMatrix(t *testing.T) {
+	n := newNative(t, protocoltest.NewEnv()).(*native)
+	got := protocoltest.PlayMatrix(t, matrixPlayer{n})
+	protocoltest.Golden(t, "private_matrix", got, *update)
 }

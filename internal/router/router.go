@@ -14,6 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsbind/wsbind/internal/apierr"
+	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/call"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/protocol"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -26,7 +30,7 @@ type Logger interface {
 // Config configures a Router. Registry and Store are required.
 type Config struct {
 	Registry *resource.Registry
-	Store    resource.Store
+	Store    backend.Store
 	// Now is the clock. nil means time.Now.
 	Now func() time.Time
 	// Log receives failures with a correlation id. nil means standard error.
@@ -36,7 +40,7 @@ type Config struct {
 // Router serves the bindings of one registry.
 type Router struct {
 	reg      *resource.Registry
-	env      resource.Env
+	store    backend.Store
 	now      func() time.Time
 	log      Logger
 	settings resource.Settings
@@ -52,14 +56,14 @@ func New(cfg Config) *Router {
 		r.log = stderrLogger{}
 	}
 	r.settings = cfg.Registry.Settings()
-	r.env = resource.Env{Store: cfg.Store, Settings: r.settings}
+	r.store = cfg.Store
 	return r
 }
 
 // Conn is who sent a frame: the connection and its verified user.
 type Conn struct {
 	ID   string
-	User resource.User
+	User identity.User
 }
 
 // Handle answers one frame with exactly one reply frame. It never panics on
@@ -69,7 +73,7 @@ func (r *Router) Handle(ctx context.Context, conn Conn, frame []byte) []byte {
 	if len(out) > protocol.MaxMessage {
 		// Echoes are bounded (protocol.MaxEcho), so this always fits.
 		msg := fmt.Sprintf("Response too large: %d bytes, the limit is %d.", len(out), protocol.MaxMessage)
-		return protocol.Reply(nil, &req, 0, nil, resource.TooLarge(msg))
+		return protocol.Reply(nil, &req, 0, nil, apierr.TooLarge(msg))
 	}
 	return out
 }
@@ -81,7 +85,7 @@ func (r *Router) handle(ctx context.Context, conn Conn, frame []byte) (protocol.
 	}
 	h := r.reg.Lookup(req.Stream)
 	if h == nil {
-		return req, protocol.Reply(nil, &req, 0, nil, resource.InvalidStream())
+		return req, protocol.Reply(nil, &req, 0, nil, apierr.InvalidStream())
 	}
 	res, err := r.serve(ctx, h, conn, &req)
 	if err != nil {
@@ -90,27 +94,39 @@ func (r *Router) handle(ctx context.Context, conn Conn, frame []byte) (protocol.
 	return req, protocol.Reply(make([]byte, 0, len(res.Data)+160), &req, res.Status, res.Data, nil)
 }
 
-func (r *Router) serve(ctx context.Context, h *resource.Handler, conn Conn, req *protocol.Request) (res resource.Result, err error) {
+func (r *Router) serve(ctx context.Context, h *resource.Handler, conn Conn, req *protocol.Request) (res call.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = resource.Internal(fmt.Errorf("panic: %v", p))
+			err = apierr.Internal(fmt.Errorf("panic: %v", p))
 		}
 	}()
-	return h.Serve(ctx, r.env, resource.Request{
+	now := r.now()
+	if expired(conn.User, now) {
+		return call.Result{}, apierr.TokenExpired()
+	}
+	return h.Serve(ctx, &r.settings, r.store, call.Request{
 		Action: req.Action,
 		PK:     req.PK,
 		Data:   req.Data,
 		User:   conn.User,
 		ConnID: conn.ID,
-		Now:    r.now(),
+		Now:    now,
 	})
+}
+
+// expired reports whether the user's token expired before now. A
+// connection outlives its token; from then on it is served as no one
+// (RATIONALE: "Why does a connection whose token expired get 401s?").
+func expired(u identity.User, now time.Time) bool {
+	exp, ok := u.Expires()
+	return ok && u.ID != "" && now.Unix() >= exp
 }
 
 // publicError logs internal failures under a correlation id and returns
 // what the client may read.
-func (r *Router) publicError(err error, req *protocol.Request, conn Conn) *resource.Error {
-	e := resource.AsError(err)
-	if e.Code() == resource.CodeInternal {
+func (r *Router) publicError(err error, req *protocol.Request, conn Conn) *apierr.Error {
+	e := apierr.AsError(err)
+	if e.Code() == apierr.CodeInternal {
 		r.log.Error("wsbind: internal error",
 			"correlation_id", resource.NewID(time.Now()),
 			"stream", req.Stream, "action", req.Action, "conn", conn.ID,
@@ -131,9 +147,9 @@ func (stderrLogger) Error(msg string, args ...any) {
 
 // Change kinds, as pushes name them.
 const (
-	KindCreate = resource.ActionCreate
-	KindUpdate = resource.ActionUpdate
-	KindDelete = resource.ActionDelete
+	KindCreate = "create"
+	KindUpdate = "update"
+	KindDelete = "delete"
 )
 
 // Change is one committed write, as the database's change stream reports
@@ -146,13 +162,6 @@ type Change struct {
 	New    []byte
 }
 
-// Push is what one change sends: the frame, and the two topics whose
-// subscribers receive it (all objects of the stream, and this pk).
-type Push struct {
-	Frame  []byte
-	Topics [2]string
-}
-
 // ErrUnknownStream is returned for changes of streams no binding serves
 // (the items table may hold other data); fan-out skips them.
 var ErrUnknownStream = errors.New("no binding for the stream")
@@ -163,77 +172,161 @@ var ErrUnknownStream = errors.New("no binding for the stream")
 // and skips it.
 var ErrBadChange = errors.New("bad change")
 
-// Push builds the push for a change. A delete carries the last stored
-// object. A frame that would exceed the message limit is replaced by one
-// without data, marked truncated.
-func (r *Router) Push(ch Change) (Push, error) {
-	h := r.reg.Lookup(ch.Stream)
-	if h == nil {
-		return Push{}, fmt.Errorf("%w: %q", ErrUnknownStream, ch.Stream)
-	}
-	image := ch.New
-	switch ch.Kind {
-	case KindCreate, KindUpdate:
-	case KindDelete:
-		image = ch.Old
-	default:
-		return Push{}, fmt.Errorf("%w: change of %s/%s: unknown kind %q", ErrBadChange, ch.Stream, ch.PK, ch.Kind)
-	}
-	if image == nil {
-		return Push{}, fmt.Errorf("%w: change of %s/%s: %s without its image", ErrBadChange, ch.Stream, ch.PK, ch.Kind)
-	}
-	data, err := h.Represent(image)
-	if err != nil {
-		return Push{}, fmt.Errorf("change of %s/%s: %w", ch.Stream, ch.PK, err)
-	}
-	frame := protocol.Push(make([]byte, 0, len(data)+128), ch.Stream, ch.Kind, h.Model(), ch.PK, data)
-	if len(frame) > protocol.MaxMessage {
-		frame = protocol.Push(nil, ch.Stream, ch.Kind, h.Model(), ch.PK, nil)
-	}
-	return Push{
-		Frame:  frame,
-		Topics: [2]string{resource.Topic(ch.Stream, ch.Kind, ""), resource.Topic(ch.Stream, ch.Kind, ch.PK)},
-	}, nil
-}
-
-// Subscribers finds who subscribed to a topic. It is the fan-out's view of
-// the subscriptions table: one query per topic.
-type Subscribers interface {
-	Subscribers(ctx context.Context, topic string) ([]resource.Subscription, error)
-}
-
 // Post is one push to one connection.
 type Post struct {
 	ConnID string
 	Frame  []byte
 }
 
-// Fanout builds the posts for a change: every connection subscribed to
-// either topic gets the push once, if its user may still retrieve the
-// object. Posts come in connection id order.
-func (r *Router) Fanout(ctx context.Context, subs Subscribers, ch Change) ([]Post, error) {
-	p, err := r.Push(ch)
-	if err != nil {
-		return nil, err
+// topics are the subscription topics a change of a kind may reach: a
+// create reaches only create subscriptions and a delete only delete ones;
+// an update may also enter or leave a subscription's view, and so reaches
+// all three.
+func topics(stream, kind, pk string) []string {
+	kinds := []string{kind}
+	if kind == KindUpdate {
+		kinds = []string{KindUpdate, KindCreate, KindDelete}
 	}
+	out := make([]string, 0, 2*len(kinds))
+	for _, k := range kinds {
+		out = append(out, backend.Topic(stream, k, ""), backend.Topic(stream, k, pk))
+	}
+	return out
+}
+
+// Fanout builds the posts for a change. Each subscription compares what
+// it could see before and after the change (the binding's scope and object
+// permissions for the user recorded at subscribe time, and its filter):
+// an object that stays visible is an update to update subscriptions, one
+// that enters is a create to create subscriptions, one that leaves is a
+// delete (with the object as it was) to delete subscriptions, and nothing
+// else is pushed. A connection whose subscriptions disagree gets one
+// push: update over create over delete. Connections whose token has
+// expired get nothing. Posts come in connection id order.
+func (r *Router) Fanout(ctx context.Context, subs backend.Subscribers, ch Change) ([]Post, error) {
 	h := r.reg.Lookup(ch.Stream)
-	seen := map[string]bool{}
-	var posts []Post
-	for _, topic := range p.Topics {
-		list, err := subs.Subscribers(ctx, topic)
-		if err != nil {
-			return nil, fmt.Errorf("subscribers of %s: %w", topic, err)
+	if h == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownStream, ch.Stream)
+	}
+	old, new := ch.Old, ch.New
+	switch ch.Kind {
+	case KindCreate:
+		old = nil
+	case KindDelete:
+		new = nil
+	case KindUpdate:
+	default:
+		return nil, fmt.Errorf("%w: change of %s/%s: unknown kind %q", ErrBadChange, ch.Stream, ch.PK, ch.Kind)
+	}
+	if (ch.Kind == KindDelete && old == nil) || (ch.Kind != KindDelete && new == nil) {
+		return nil, fmt.Errorf("%w: change of %s/%s: %s without its image", ErrBadChange, ch.Stream, ch.PK, ch.Kind)
+	}
+	if ch.Kind == KindUpdate && old == nil {
+		// A stream without old images: the object counts as visible
+		// before exactly when it is after, so nothing enters or leaves.
+		old = new
+	}
+	im, err := h.Images(old, new)
+	if err != nil {
+		return nil, fmt.Errorf("change of %s/%s: %w", ch.Stream, ch.PK, err)
+	}
+	list, err := subs.Subscribers(ctx, topics(ch.Stream, ch.Kind, ch.PK))
+	if err != nil {
+		return nil, fmt.Errorf("subscribers of %s/%s: %w", ch.Stream, ch.PK, err)
+	}
+	// The clock is read once, and only for a subscriber whose token
+	// carries an expiry.
+	var now time.Time
+	// outcome per connection: the kind of push it gets, by rank.
+	outcome := map[string]int{}
+	for _, s := range list {
+		kind := subscriptionKind(s.Topic, ch.Stream)
+		if kind == 0 || outcome[s.ConnID] == rankUpdate {
+			continue
 		}
-		for _, s := range list {
-			if seen[s.ConnID] {
+		if _, ok := s.User.Expires(); ok {
+			if now.IsZero() {
+				now = r.now()
+			}
+			if expired(s.User, now) {
 				continue
 			}
-			seen[s.ConnID] = true
-			if h.Allowed(&r.settings, s.User, resource.ActionRetrieve, ch.PK) {
-				posts = append(posts, Post{ConnID: s.ConnID, Frame: p.Frame})
-			}
 		}
+		if !h.Allowed(&r.settings, s.User, KindRetrieve, ch.PK) {
+			continue
+		}
+		before := old != nil && im.Visible(s.User, s.Filter, 0)
+		after := new != nil && im.Visible(s.User, s.Filter, 1)
+		var got int
+		switch {
+		case before && after && kind == rankUpdate:
+			got = rankUpdate
+		case !before && after && kind == rankCreate:
+			got = rankCreate
+		case before && !after && kind == rankDelete:
+			got = rankDelete
+		}
+		outcome[s.ConnID] = max(outcome[s.ConnID], got)
+	}
+	var frames [rankUpdate + 1][]byte
+	var posts []Post
+	for conn, rank := range outcome {
+		if rank == 0 {
+			continue
+		}
+		if frames[rank] == nil {
+			frames[rank] = r.pushFrame(h, ch, rank, im)
+		}
+		posts = append(posts, Post{ConnID: conn, Frame: frames[rank]})
 	}
 	slices.SortFunc(posts, func(a, b Post) int { return strings.Compare(a.ConnID, b.ConnID) })
 	return posts, nil
+}
+
+// KindRetrieve is the action the permissions see for a push.
+const KindRetrieve = "retrieve"
+
+// Push outcomes, ranked: a connection gets the highest of its
+// subscriptions'.
+const (
+	rankDelete = 1
+	rankCreate = 2
+	rankUpdate = 3
+)
+
+// subscriptionKind reads the action of a topic of the stream as a rank.
+func subscriptionKind(topic, stream string) int {
+	rest, ok := strings.CutPrefix(topic, stream+"#")
+	if !ok {
+		return 0
+	}
+	action, _, _ := strings.Cut(rest, "#")
+	switch action {
+	case KindCreate:
+		return rankCreate
+	case KindUpdate:
+		return rankUpdate
+	case KindDelete:
+		return rankDelete
+	}
+	return 0
+}
+
+// pushFrame writes the push of one outcome: create and update carry the
+// object after the change, delete the object as it was. A frame that would
+// exceed the message limit is replaced by one without data, marked
+// truncated.
+func (r *Router) pushFrame(h *resource.Handler, ch Change, rank int, im call.Images) []byte {
+	kind, data := KindUpdate, im.Wire(1)
+	switch rank {
+	case rankCreate:
+		kind = KindCreate
+	case rankDelete:
+		kind, data = KindDelete, im.Wire(0)
+	}
+	frame := protocol.Push(make([]byte, 0, len(data)+128), ch.Stream, kind, h.Model(), ch.PK, data)
+	if len(frame) > protocol.MaxMessage {
+		frame = protocol.Push(nil, ch.Stream, kind, h.Model(), ch.PK, nil)
+	}
+	return frame
 }

@@ -14,30 +14,56 @@ import (
 // one stream, slowed down as the tables grew. The wrapper therefore keeps
 // a partition index of each table, and of each global secondary index,
 // whose key attributes are strings, and answers the Query the framework
-// sends itself: equality on the partition key, with or without Limit,
-// ExclusiveStartKey, ScanIndexForward, Select COUNT and a projection of
-// top-level attributes. Anything else (a filter, a condition on the sort
-// key, legacy parameters, a request DynamoDB would refuse) goes to
-// minidyn as before, which keeps the one source of DynamoDB's rules and
-// errors.
+// sends itself: equality on the partition key, and maybe on the sort key
+// too (a read of every scope looks an id up in by_binding), with or
+// without Limit, ExclusiveStartKey, ScanIndexForward, Select COUNT and a
+// projection of top-level attributes. Anything else (a filter, another
+// condition on the sort key, legacy parameters, a request DynamoDB would
+// refuse) goes to minidyn as before, which keeps the one source of
+// DynamoDB's rules and errors.
 
 // index is the partition index of a table or of one of its global
 // secondary indexes.
 type index struct {
-	hash, rng string // key attributes; rng is "" without a sort key
-	keysOnly  bool   // a global secondary index projecting keys only
+	hash, rng string   // key attributes; rng is "" without a sort key
+	tieKeys   []string // a global index's table key attributes, hash first; nil for the table's own
+	keysOnly  bool     // a global secondary index projecting keys only
 	parts     map[string][]entry
 }
 
 // entry is an item in its partition: its sort key value, then its key in
-// the table (keyString), the order a Query returns.
-type entry struct{ sort, key string }
+// the table, the order a Query returns. tie orders items of a global
+// index whose sort keys are equal (one id in several scopes, one
+// connection's subscription in several topics) as minidyn does: by the
+// table's key values, hash first, in byte order (tieKey). key is
+// keyString, which identifies the item.
+type entry struct{ sort, tie, key string }
 
 func (a entry) compare(b entry) int {
 	if c := strings.Compare(a.sort, b.sort); c != 0 {
 		return c
 	}
+	if c := strings.Compare(a.tie, b.tie); c != 0 {
+		return c
+	}
 	return strings.Compare(a.key, b.key)
+}
+
+// tieKey encodes the values of the attributes names of it so that the
+// encodings compare as the tuples of values do, in byte order: each
+// value with its NUL bytes escaped (00 → 00 ff), then 00 01. A value
+// that is not a string (a number or binary key) is taken as its JSON.
+func tieKey(it item, names []string) string {
+	var b strings.Builder
+	for _, name := range names {
+		v, ok := stringAttr(it, name)
+		if !ok {
+			v = string(it[name])
+		}
+		b.WriteString(strings.ReplaceAll(v, "\x00", "\x00\xff"))
+		b.WriteString("\x00\x01")
+	}
+	return b.String()
 }
 
 // indexDef is a key schema of CreateTable: the table's own, or a global
@@ -51,10 +77,14 @@ type indexDef struct {
 	Projection struct{ ProjectionType string }
 }
 
-// newIndex returns the index of def, or nil when a key attribute is not
-// a string or the projection is neither ALL nor KEYS_ONLY.
-func newIndex(def indexDef, types map[string]string, gsi bool) *index {
+// newIndex returns the index of def in a table keyed on tableKeys, or nil
+// when a key attribute is not a string or the projection is neither ALL
+// nor KEYS_ONLY.
+func newIndex(def indexDef, tableKeys []string, types map[string]string, gsi bool) *index {
 	ix := &index{parts: map[string][]entry{}}
+	if gsi {
+		ix.tieKeys = tableKeys
+	}
 	for _, k := range def.KeySchema {
 		if types[k.AttributeName] != "S" {
 			return nil
@@ -106,6 +136,9 @@ func (ix *index) entryOf(it item, key string) (part string, e entry, ok bool) {
 		if e.sort, ok = stringAttr(it, ix.rng); !ok {
 			return "", entry{}, false
 		}
+	}
+	if ix.tieKeys != nil { // a global index: its keys may repeat
+		e.tie = tieKey(it, ix.tieKeys)
 	}
 	e.key = key
 	return part, e, true
@@ -161,6 +194,7 @@ const queryPage = 1 << 20
 
 var (
 	partitionCondition = regexp.MustCompile(`^\s*(#[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)\s*$`)
+	keyCondition       = regexp.MustCompile(`^\s*(#[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)\s+(?i:AND)\s+(#[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)\s*$`)
 	nameRef            = regexp.MustCompile(`^#[A-Za-z0-9_]+$`)
 )
 
@@ -205,15 +239,40 @@ func (s *Server) query(body []byte) (out rawJSON, ok bool) {
 
 	// The names and values used must be exactly those given: DynamoDB
 	// refuses unused ones.
-	m := partitionCondition.FindStringSubmatch(in.KeyConditionExpression)
-	if m == nil || in.ExpressionAttributeNames[m[1]] != ix.hash || len(in.ExpressionAttributeValues) != 1 {
+	// The key condition: equality on the partition key, and maybe on the
+	// sort key after it (an id looked up in every scope).
+	var hashRef, hashVal, sortRef, sortVal string
+	if m := partitionCondition.FindStringSubmatch(in.KeyConditionExpression); m != nil {
+		hashRef, hashVal = m[1], m[2]
+	} else if m := keyCondition.FindStringSubmatch(in.KeyConditionExpression); m != nil {
+		hashRef, hashVal, sortRef, sortVal = m[1], m[2], m[3], m[4]
+		if ix.rng == "" || in.ExpressionAttributeNames[sortRef] != ix.rng || sortRef == hashRef || sortVal == hashVal {
+			return nil, false
+		}
+	} else {
 		return nil, false
 	}
-	part, isS := stringAttr(item{"v": in.ExpressionAttributeValues[m[2]]}, "v")
+	values := 1
+	if sortRef != "" {
+		values = 2
+	}
+	if in.ExpressionAttributeNames[hashRef] != ix.hash || len(in.ExpressionAttributeValues) != values {
+		return nil, false
+	}
+	part, isS := stringAttr(item{"v": in.ExpressionAttributeValues[hashVal]}, "v")
 	if !isS || part == "" { // DynamoDB refuses an empty key
 		return nil, false
 	}
-	used := map[string]bool{m[1]: true}
+	var sortKey string
+	if sortRef != "" {
+		if sortKey, isS = stringAttr(item{"v": in.ExpressionAttributeValues[sortVal]}, "v"); !isS || sortKey == "" {
+			return nil, false
+		}
+	}
+	used := map[string]bool{hashRef: true}
+	if sortRef != "" {
+		used[sortRef] = true
+	}
 	var proj []string
 	if in.ProjectionExpression != nil {
 		if in.Select != "" && in.Select != "SPECIFIC_ATTRIBUTES" {
@@ -262,6 +321,14 @@ func (s *Server) query(body []byte) (out rawJSON, ok bool) {
 	}
 
 	es := ix.parts[part]
+	if sortRef != "" {
+		lo, _ := slices.BinarySearchFunc(es, sortKey, func(e entry, k string) int { return strings.Compare(e.sort, k) })
+		hi := lo
+		for hi < len(es) && es[hi].sort == sortKey {
+			hi++
+		}
+		es = es[lo:hi]
+	}
 	forward := in.ScanIndexForward == nil || *in.ScanIndexForward
 	i := 0
 	if !forward {
@@ -276,15 +343,16 @@ func (s *Server) query(body []byte) (out rawJSON, ok bool) {
 			return nil, false
 		}
 		p, start, isEntry := ix.entryOf(in.ExclusiveStartKey, key)
-		if !isEntry || p != part {
+		if !isEntry || p != part || (sortRef != "" && start.sort != sortKey) {
 			return nil, false
 		}
+		// After the start key, whether or not its item is still there.
 		at, found := slices.BinarySearchFunc(es, start, entry.compare)
 		switch {
 		case forward && found:
 			i = at + 1
 		case forward:
-			i = at + 1
+			i = at
 		default:
 			i = at - 1
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,31 +20,75 @@ import (
 // their order and the counts must agree. Where pages end cannot be
 // compared (minidyn counts every item of the table against Limit, so it
 // answers without one): the index's pages must be full up to the last,
-// which is not empty unless it is the only one.
+// which is not empty unless it is the only one. It runs over both
+// tables with an index: subscriptions (by_conn, keys only) and items
+// (by_binding, all attributes, sparse: only scoped items have _binding).
 func TestServer_QueryMatchesMinidyn(t *testing.T) {
 	_, c := serveTables(t)
 	ctx := t.Context()
 	rng := rand.New(rand.NewPCG(1, 2))
+
+	// Subscriptions: topic, then sub (conn_id, or conn_id#filter).
 	topics := []string{"t0", "t1", "t2", "t3:pk", "é", ""}
 	for range 400 {
 		topic := topics[rng.IntN(len(topics)-1)]
 		conn := fmt.Sprintf("c%02d", rng.IntN(40))
-		k := map[string]types.AttributeValue{"topic": str(topic), "conn_id": str(conn)}
+		sub := conn
+		if f := rng.IntN(4); f > 0 {
+			sub += fmt.Sprintf(`#{"f":%d}`, f)
+		}
+		k := map[string]types.AttributeValue{"topic": str(topic), "sub": str(sub)}
 		if rng.IntN(5) == 0 {
 			if _, err := c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(tables.Subscriptions), Key: k}); err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
+		k["conn_id"] = str(conn)
 		k["user"] = str(fmt.Sprint("u", rng.IntN(3)))
 		k["n"] = num(fmt.Sprint(rng.IntN(1000)))
 		if _, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tables.Subscriptions), Item: k}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// Items: _stream (a stream, or stream#scope), then id; scoped items
+	// carry _binding, the stream.
+	streams := []string{"q", "notes", "notes#alice", "notes#bob", "notes#é#x"}
+	for range 400 {
+		part := streams[rng.IntN(len(streams))]
+		k := map[string]types.AttributeValue{"_stream": str(part), "id": str(fmt.Sprintf("i%02d", rng.IntN(40)))}
+		if rng.IntN(5) == 0 {
+			if _, err := c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(tables.Items), Key: k}); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if stream, _, scoped := strings.Cut(part, "#"); scoped {
+			k["_binding"] = str(stream)
+		}
+		k["n"] = num(fmt.Sprint(rng.IntN(1000)))
+		if _, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(tables.Items), Item: k}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
+	// Each table: its partition and sort key, its index's, an attribute
+	// of each beside the partition key to project, the partitions to
+	// query and sort keys to ask for.
+	type tableSpec struct {
+		name, hash, rng, other          string
+		index, ixHash, ixRange, ixOther string
+		parts, sorts                    []string
+	}
+	specs := []tableSpec{
+		{tables.Subscriptions, "topic", "sub", "sub", "by_conn", "conn_id", "sub", "topic",
+			append(topics, "c00", "c07", "c39", "nobody"), []string{"c07", `c07#{"f":1}`, "nobody"}},
+		{tables.Items, "_stream", "id", "id", "by_binding", "_binding", "id", "n",
+			append(streams, "nobody"), []string{"i05", "i39", "none"}},
+	}
 	type shape struct {
 		index   bool
+		sortEq  bool // a condition on the sort key too
 		limit   int32
 		back    bool
 		count   bool
@@ -51,34 +96,41 @@ func TestServer_QueryMatchesMinidyn(t *testing.T) {
 	}
 	var shapes []shape
 	for _, index := range []bool{false, true} {
-		for _, limit := range []int32{0, 1, 7, 100} {
-			for _, back := range []bool{false, true} {
-				for _, count := range []bool{false, true} {
-					for _, project := range []bool{false, true} {
-						if !(count && project) {
-							shapes = append(shapes, shape{index, limit, back, count, project})
+		for _, sortEq := range []bool{false, true} {
+			for _, limit := range []int32{0, 1, 7, 100} {
+				for _, back := range []bool{false, true} {
+					for _, count := range []bool{false, true} {
+						for _, project := range []bool{false, true} {
+							if !(count && project) {
+								shapes = append(shapes, shape{index, sortEq, limit, back, count, project})
+							}
 						}
 					}
 				}
 			}
 		}
 	}
-	run := func(sh shape, part string, viaMinidyn bool) (pages [][]map[string]types.AttributeValue, counts []int32) {
-		hash := "topic"
+	run := func(ts tableSpec, sh shape, part, sortKey string, viaMinidyn bool) (pages [][]map[string]types.AttributeValue, counts []int32) {
+		hash, rng, other := ts.hash, ts.rng, ts.other
 		if sh.index {
-			hash = "conn_id"
+			hash, rng, other = ts.ixHash, ts.ixRange, ts.ixOther
 		}
 		in := &dynamodb.QueryInput{
-			TableName:                 aws.String(tables.Subscriptions),
+			TableName:                 aws.String(ts.name),
 			KeyConditionExpression:    aws.String("#h = :h"),
 			ExpressionAttributeNames:  map[string]string{"#h": hash},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":h": str(part)},
+		}
+		if sh.sortEq {
+			in.KeyConditionExpression = aws.String("#h = :h AND #r = :r")
+			in.ExpressionAttributeNames["#r"] = rng
+			in.ExpressionAttributeValues[":r"] = str(sortKey)
 		}
 		if sh.back {
 			in.ScanIndexForward = aws.Bool(false)
 		}
 		if sh.index {
-			in.IndexName = aws.String("by_conn")
+			in.IndexName = aws.String(ts.index)
 		}
 		if sh.limit > 0 {
 			in.Limit = aws.Int32(sh.limit)
@@ -88,9 +140,10 @@ func TestServer_QueryMatchesMinidyn(t *testing.T) {
 		}
 		if sh.project {
 			in.ProjectionExpression = aws.String("#h, #u")
-			in.ExpressionAttributeNames["#u"] = "conn_id"
-			if sh.index {
-				in.ExpressionAttributeNames["#u"] = "topic"
+			in.ExpressionAttributeNames["#u"] = other
+			if other == rng && sh.sortEq { // one name for the attribute
+				in.ProjectionExpression = aws.String("#h, #r")
+				delete(in.ExpressionAttributeNames, "#u")
 			}
 		}
 		if viaMinidyn {
@@ -99,10 +152,10 @@ func TestServer_QueryMatchesMinidyn(t *testing.T) {
 		for range 1000 {
 			out, err := c.Query(ctx, in)
 			if err != nil {
-				t.Fatalf("%+v via minidyn %v: %v", sh, viaMinidyn, err)
+				t.Fatalf("%s %+v via minidyn %v: %v", ts.name, sh, viaMinidyn, err)
 			}
 			if !viaMinidyn && out.Count != out.ScannedCount { // minidyn says 0
-				t.Fatalf("%+v via minidyn %v: Count %d, ScannedCount %d", sh, viaMinidyn, out.Count, out.ScannedCount)
+				t.Fatalf("%s %+v via minidyn %v: Count %d, ScannedCount %d", ts.name, sh, viaMinidyn, out.Count, out.ScannedCount)
 			}
 			counts = append(counts, out.Count)
 			pages = append(pages, out.Items)
@@ -111,37 +164,44 @@ func TestServer_QueryMatchesMinidyn(t *testing.T) {
 			}
 			in.ExclusiveStartKey = out.LastEvaluatedKey
 		}
-		t.Fatalf("%+v: no end of pages", sh)
+		t.Fatalf("%s %+v: no end of pages", ts.name, sh)
 		return nil, nil
 	}
-	parts := append(topics, "c00", "c07", "c39", "nobody")
-	checked := 0
-	for _, sh := range shapes {
-		for _, part := range parts {
-			fast, nFast := run(sh, part, false)
-			// minidyn counts every item of the table against Limit, so
-			// it pages slowly: it answers the query without Limit.
-			whole := sh
-			whole.limit = 0
-			slow, nSlow := run(whole, part, true)
-			if sum(nFast) != sum(nSlow) {
-				t.Errorf("%+v of %q: count %d, minidyn %d", sh, part, sum(nFast), sum(nSlow))
+	for _, ts := range specs {
+		checked := 0
+		for _, sh := range shapes {
+			sorts := []string{""}
+			if sh.sortEq {
+				sorts = ts.sorts
 			}
-			if got, want := plain(fast), plain(slow); !reflect.DeepEqual(got, want) {
-				t.Errorf("%+v of %q:\n got     %v\n minidyn %v", sh, part, got, want)
-			}
-			for i, n := range nFast {
-				last := i == len(nFast)-1
-				if (!last && sh.limit > 0 && n != sh.limit) || (last && n == 0 && i > 0) {
-					t.Errorf("%+v of %q: page sizes %v", sh, part, nFast)
-					break
+			for _, part := range ts.parts {
+				for _, sortKey := range sorts {
+					fast, nFast := run(ts, sh, part, sortKey, false)
+					// minidyn counts every item of the table against Limit,
+					// so it pages slowly: it answers the query without Limit.
+					whole := sh
+					whole.limit = 0
+					slow, nSlow := run(ts, whole, part, sortKey, true)
+					if sum(nFast) != sum(nSlow) {
+						t.Errorf("%s %+v of %q %q: count %d, minidyn %d", ts.name, sh, part, sortKey, sum(nFast), sum(nSlow))
+					}
+					if got, want := plain(fast), plain(slow); !reflect.DeepEqual(got, want) {
+						t.Errorf("%s %+v of %q %q:\n got     %v\n minidyn %v", ts.name, sh, part, sortKey, got, want)
+					}
+					for i, n := range nFast {
+						last := i == len(nFast)-1
+						if (!last && sh.limit > 0 && n != sh.limit) || (last && n == 0 && i > 0) {
+							t.Errorf("%s %+v of %q %q: page sizes %v", ts.name, sh, part, sortKey, nFast)
+							break
+						}
+					}
+					checked += int(sum(nFast))
 				}
 			}
-			checked += int(sum(nFast))
 		}
-	}
-	if checked == 0 {
-		t.Fatal("no query returned anything")
+		if checked == 0 {
+			t.Fatalf("%s: no query returned anything", ts.name)
+		}
 	}
 }
 

@@ -338,11 +338,11 @@ func (s *Server) createTable(body []byte) (any, error) {
 		types[d.AttributeName] = d.AttributeType
 	}
 	t.indexes = map[string]*index{}
-	if ix := newIndex(indexDef{KeySchema: in.KeySchema}, types, false); ix != nil {
+	if ix := newIndex(indexDef{KeySchema: in.KeySchema}, t.keys, types, false); ix != nil {
 		t.indexes[""] = ix
 	}
 	for _, g := range in.GlobalSecondaryIndexes {
-		if ix := newIndex(g, types, true); ix != nil && g.IndexName != "" {
+		if ix := newIndex(g, t.keys, types, true); ix != nil && g.IndexName != "" {
 			t.indexes[g.IndexName] = ix
 		}
 	}

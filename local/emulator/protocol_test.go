@@ -1,10 +1,10 @@
 package emulator_test
 
-// End-to-end tests of PROTOCOL.md, sections 2 and 3, over real WebSocket
+// End-to-end tests of the protocol (docs/protocol.md) over real WebSocket
 // connections to the emulator running the application's bindings
-// (questions: polls.question, AllowAny, "publish" and "report"; notes:
-// notes.note, IsAuthenticated, owner = the token's sub). One subtest per
-// row of the contract. Ids and timestamps come from the system: the tests
+// (questions: polls.question, AllowAny, "publish", "unpublish" and
+// "report"; notes: notes.note, IsAuthenticated, private to its owner, an
+// admin reads all). One subtest per row of the contract. Ids and timestamps come from the system: the tests
 // take them from the replies and never write them down.
 
 import (
@@ -503,7 +503,7 @@ func TestProtocol_Requests(t *testing.T) {
 	var aliceNote map[string]any
 	t.Run("notes, a user with a token: 201, owner = the token's sub", func(t *testing.T) {
 		f := ptCall(t, alice, ptReq("notes", `{"action":"create","data":{"text":"mine","owner":"mallory","id":"n1"},"request_id":"n"}`))
-		aliceNote = ptObject(t, "note", ptExpect(t, f, ptReply("notes", "create", 201, `"<any>"`, `[]`, `"n"`)), "id", "owner", "text")
+		aliceNote = ptObject(t, "note", ptExpect(t, f, ptReply("notes", "create", 201, `"<any>"`, `[]`, `"n"`)), "id", "owner", "text", "pinned")
 		if id, _ := aliceNote["id"].(string); id == "" || id == "n1" || aliceNote["owner"] != "alice" || aliceNote["text"] != "mine" {
 			t.Fatalf("note: %s", f.raw)
 		}
@@ -542,23 +542,30 @@ func TestProtocol_Requests(t *testing.T) {
 			ptReply("notes", "retrieve", 200, ptJSON(t, aliceNote), `[]`, `null`))
 	})
 
-	t.Run("notes, another user's note: IsAuthenticated lets any verified user act on it, owner kept", func(t *testing.T) {
+	t.Run("notes, another user's note: private, 404 for every action, absent from the list, unchanged", func(t *testing.T) {
 		if aliceNote == nil {
 			t.Skip("no note")
 		}
 		pk := strconv.Quote(aliceNote["id"].(string))
-		ptExpect(t, ptCall(t, bob, ptReq("notes", `{"action":"retrieve","pk":`+pk+`}`)),
-			ptReply("notes", "retrieve", 200, ptJSON(t, aliceNote), `[]`, `null`))
-		list := ptExpect(t, ptCall(t, bob, ptReq("notes", `{"action":"list"}`)), ptReply("notes", "list", 200, `"<any>"`, `[]`, `null`))
-		if !reflect.DeepEqual(list, []any{aliceNote}) {
-			t.Errorf("bob's list: %s, want [%s]", ptJSON(t, list), ptJSON(t, aliceNote))
+		for _, p := range []string{
+			`{"action":"retrieve","pk":` + pk + `}`,
+			`{"action":"patch","pk":` + pk + `,"data":{"text":"edited by bob","owner":"bob"}}`,
+			`{"action":"update","pk":` + pk + `,"data":{"text":"updated by bob"}}`,
+			`{"action":"pin","pk":` + pk + `}`,
+			`{"action":"delete","pk":` + pk + `}`,
+		} {
+			var action struct{ Action string }
+			json.Unmarshal([]byte(p), &action)
+			ptExpect(t, ptCall(t, bob, ptReq("notes", p)), ptFail("notes", action.Action, 404, `["Not found."]`, `null`))
 		}
-		want := map[string]any{"id": aliceNote["id"], "owner": "alice", "text": "edited by bob"}
-		ptExpect(t, ptCall(t, bob, ptReq("notes", `{"action":"patch","pk":`+pk+`,"data":{"text":"edited by bob","owner":"bob"}}`)),
-			ptReply("notes", "patch", 200, ptJSON(t, want), `[]`, `null`))
-		ptExpect(t, ptCall(t, bob, ptReq("notes", `{"action":"update","pk":`+pk+`,"data":{"text":"updated by bob"}}`)),
-			ptReply("notes", "update", 200, fmt.Sprintf(`{"id":%s,"owner":"alice","text":"updated by bob"}`, pk), `[]`, `null`))
-		ptExpect(t, ptCall(t, bob, ptReq("notes", `{"action":"delete","pk":`+pk+`}`)),
+		list := ptExpect(t, ptCall(t, bob, ptReq("notes", `{"action":"list"}`)), ptReply("notes", "list", 200, `"<any>"`, `[]`, `null`))
+		if !reflect.DeepEqual(list, []any{}) {
+			t.Errorf("bob's list: %s, want []", ptJSON(t, list))
+		}
+		ptExpect(t, ptCall(t, bob, ptReq("notes", `{"action":"count"}`)), ptReply("notes", "count", 200, `{"count":0}`, `[]`, `null`))
+		ptExpect(t, ptCall(t, alice, ptReq("notes", `{"action":"retrieve","pk":`+pk+`}`)),
+			ptReply("notes", "retrieve", 200, ptJSON(t, aliceNote), `[]`, `null`))
+		ptExpect(t, ptCall(t, alice, ptReq("notes", `{"action":"delete","pk":`+pk+`}`)),
 			ptReply("notes", "delete", 200, `{}`, `[]`, `null`))
 		ptExpect(t, ptCall(t, alice, ptReq("notes", `{"action":"retrieve","pk":`+pk+`}`)),
 			ptFail("notes", "retrieve", 404, `["Not found."]`, `null`))
@@ -941,36 +948,39 @@ func TestProtocol_Subscriptions(t *testing.T) {
 		ptQuiet(t, map[string]*client{"stays": stays})
 	})
 
-	t.Run("notes: subscribe needs permission (anonymous 401); pushes carry model notes.note and the owner", func(t *testing.T) {
+	t.Run("notes: subscribe needs permission (anonymous 401); pushes carry model notes.note and reach only the owner", func(t *testing.T) {
 		anon := mustDial(t, e.em, "")
 		alice := mustDial(t, e.em, ptToken(t, "alice"))
+		tab := mustDial(t, e.em, ptToken(t, "alice"))
 		bob := mustDial(t, e.em, ptToken(t, "bob"))
 		ptExpect(t, ptCall(t, anon, ptReq("notes", `{"action":"subscribe","data":{"action":"create"}}`)),
 			ptFail("notes", "subscribe", 401, `["Permission Denied"]`, `null`))
-		for _, a := range []string{"create", "update", "delete"} {
-			ptExpect(t, ptCall(t, bob, ptReq("notes", `{"action":"subscribe","data":{"action":"`+a+`"}}`)),
-				ptReply("notes", "subscribe", 200, `{"action":"`+a+`"}`, `[]`, `null`))
+		for _, c := range []*client{bob, tab} {
+			for _, a := range []string{"create", "update", "delete"} {
+				ptExpect(t, ptCall(t, c, ptReq("notes", `{"action":"subscribe","data":{"action":"`+a+`"}}`)),
+					ptReply("notes", "subscribe", 200, `{"action":"`+a+`"}`, `[]`, `null`))
+			}
 		}
 		// Subscribed to questions only: no notes.
 		wantStatus(t, ptCall(t, anon, ptReq("questions", `{"action":"subscribe","data":{"action":"create"}}`)), 200)
-		conns := map[string]*client{"anon": anon, "alice": alice, "bob": bob}
+		conns := map[string]*client{"anon": anon, "alice": alice, "tab": tab, "bob": bob}
 
-		f := ptCall(t, alice, ptReq("notes", `{"action":"create","data":{"text":"for bob to see"}}`))
-		note := ptObject(t, "note", ptExpect(t, f, ptReply("notes", "create", 201, `"<any>"`, `[]`, `null`)), "id", "owner", "text")
+		f := ptCall(t, alice, ptReq("notes", `{"action":"create","data":{"text":"for alice's other tab only"}}`))
+		note := ptObject(t, "note", ptExpect(t, f, ptReply("notes", "create", 201, `"<any>"`, `[]`, `null`)), "id", "owner", "text", "pinned")
 		id, _ := note["id"].(string)
 		if note["owner"] != "alice" {
 			t.Errorf("owner: %s", f.raw)
 		}
-		ptGot(t, "bob", bob, "notes", "create", "notes.note", id, note)
+		ptGot(t, "tab", tab, "notes", "create", "notes.note", id, note)
 		ptQuiet(t, conns)
 
 		f = ptCall(t, alice, ptReq("notes", fmt.Sprintf(`{"action":"patch","pk":%q,"data":{"text":"changed"}}`, id)))
 		changed := ptExpect(t, f, ptReply("notes", "patch", 200, `"<any>"`, `[]`, `null`))
-		ptGot(t, "bob", bob, "notes", "update", "notes.note", id, changed)
+		ptGot(t, "tab", tab, "notes", "update", "notes.note", id, changed)
 		ptQuiet(t, conns)
 
 		wantStatus(t, ptCall(t, alice, ptReq("notes", fmt.Sprintf(`{"action":"delete","pk":%q}`, id))), 200)
-		ptGot(t, "bob", bob, "notes", "delete", "notes.note", id, changed)
+		ptGot(t, "tab", tab, "notes", "delete", "notes.note", id, changed)
 		ptQuiet(t, conns)
 	})
 }
@@ -1155,7 +1165,7 @@ func TestProtocol_Auth(t *testing.T) {
 		t.Helper()
 		for i := range 2 { // the user travels with every message
 			f := ptCall(t, c, ptReq("notes", fmt.Sprintf(`{"action":"create","data":{"text":"by %s %d"}}`, want, i)))
-			n := ptObject(t, "note", ptExpect(t, f, ptReply("notes", "create", 201, `"<any>"`, `[]`, `null`)), "id", "owner", "text")
+			n := ptObject(t, "note", ptExpect(t, f, ptReply("notes", "create", 201, `"<any>"`, `[]`, `null`)), "id", "owner", "text", "pinned")
 			if n["owner"] != want {
 				t.Errorf("owner %v, want %s: %s", n["owner"], want, f.raw)
 			}

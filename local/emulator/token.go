@@ -21,16 +21,21 @@ func SecretFromEnv(getenv func(string) string) (secret []byte, dev bool) {
 	return []byte(DevSecret), true
 }
 
-// Token returns an HS256 token for user (its sub), valid for ttl: what a
-// client presents as ?token= to the emulator.
-func Token(secret []byte, user string, ttl time.Duration) (string, error) {
+// Token returns an HS256 token for user (its sub), valid for ttl, whose
+// "groups" claim holds the roles, if any: what a client presents as
+// ?token= to the emulator.
+func Token(secret []byte, user string, ttl time.Duration, roles ...string) (string, error) {
 	if user == "" {
 		return "", errors.New("token: empty user")
 	}
 	now := time.Now()
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+	claims := jwt.MapClaims{
 		"sub": user,
 		"iat": now.Unix(),
 		"exp": now.Add(ttl).Unix(),
-	}).SignedString(secret)
+	}
+	if len(roles) > 0 {
+		claims["groups"] = roles
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 }

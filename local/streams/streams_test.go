@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/wsbind/wsbind/bindings"
+	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/apigw"
 	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
@@ -372,8 +374,11 @@ func TestMapping_StreamFanout(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
+	if err := store.PutConn(ctx, abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, action := range []string{"create", "update"} {
-		if err := store.Subscribe(ctx, resource.Subscription{Topic: resource.Topic("questions", action, ""), ConnID: "c1"}); err != nil {
+		if err := store.Subscribe(ctx, backend.Subscription{Topic: backend.Topic("questions", action, ""), ConnID: "c1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -382,10 +387,10 @@ func TestMapping_StreamFanout(t *testing.T) {
 	obj := func(text string) []byte {
 		return []byte(`{"id":"q1","question_text":"` + text + `","pub_date":"2026-01-02T03:04:05Z","published":false}`)
 	}
-	if err := store.Create(ctx, "questions", resource.Item{ID: "q1", Data: obj("Why?")}); err != nil {
+	if err := store.Create(ctx, backend.Part{Stream: "questions"}, backend.Item{ID: "q1", Data: obj("Why?")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Replace(ctx, "questions", resource.Item{ID: "q1", Version: 1, Data: obj("Why not?")}); err != nil {
+	if _, err := store.Replace(ctx, backend.Part{Stream: "questions"}, backend.Item{ID: "q1", Version: 1, Data: obj("Why not?")}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

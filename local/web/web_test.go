@@ -93,7 +93,7 @@ func TestDescribe_Kinds(t *testing.T) {
 	}
 	tests := []struct{ stream, model, actions string }{
 		{"a-ro", "app.ro", "retrieve:detail list:list"},
-		{"b-full", "app.full", "create:list retrieve:detail update:detail patch:detail delete:detail list:list subscribe:list poke:detail+custom count:list+custom"},
+		{"b-full", "app.full", "create:list retrieve:detail update:detail patch:detail delete:detail list:list subscribe:list unsubscribe:list poke:detail+custom count:list+custom"},
 	}
 	if len(got.Streams) != len(tests) {
 		t.Fatalf("got %d streams, want %d", len(got.Streams), len(tests))

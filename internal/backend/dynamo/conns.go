@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,14 +14,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/host"
-	"github.com/wsbind/wsbind/internal/router"
-	"github.com/wsbind/wsbind/resource"
+	"github.com/wsbind/wsbind/internal/identity"
 )
 
 var (
-	_ router.Subscribers = (*Store)(nil)
-	_ host.Connections   = (*Store)(nil)
+	_ backend.Subscribers = (*Store)(nil)
+	_ host.Connections    = (*Store)(nil)
 )
 
 // batchSize is BatchWriteItem's limit of requests per call.
@@ -35,11 +36,18 @@ var (
 
 const retries = 10
 
-// putUser adds the user's attributes: user_id unless anonymous, claims
-// unless there are none.
-func putUser(m map[string]types.AttributeValue, u resource.User) {
+// putUser adds the user's attributes: user_id unless anonymous, roles
+// (in order) unless there are none, claims unless there are none.
+func putUser(m map[string]types.AttributeValue, u identity.User) {
 	if u.ID != "" {
 		m[attrUserID] = str(u.ID)
+	}
+	if len(u.Roles) > 0 {
+		l := make([]types.AttributeValue, len(u.Roles))
+		for i, r := range u.Roles {
+			l[i] = str(r)
+		}
+		m[attrRoles] = &types.AttributeValueMemberL{Value: l}
 	}
 	if len(u.Claims) > 0 {
 		c := make(map[string]types.AttributeValue, len(u.Claims))
@@ -50,12 +58,20 @@ func putUser(m map[string]types.AttributeValue, u resource.User) {
 	}
 }
 
-// userOf reads what putUser wrote. Claims that are not strings (another
-// writer's) are left out rather than guessed at.
-func userOf(m map[string]types.AttributeValue) resource.User {
-	var u resource.User
+// userOf reads what putUser wrote. Roles and claims that are not strings
+// (another writer's) are left out rather than guessed at.
+func userOf(m map[string]types.AttributeValue) identity.User {
+	var u identity.User
 	if v, ok := m[attrUserID].(*types.AttributeValueMemberS); ok {
 		u.ID = v.Value
+	}
+	if v, ok := m[attrRoles].(*types.AttributeValueMemberL); ok && len(v.Value) > 0 {
+		u.Roles = make([]string, 0, len(v.Value))
+		for _, r := range v.Value {
+			if s, ok := r.(*types.AttributeValueMemberS); ok {
+				u.Roles = append(u.Roles, s.Value)
+			}
+		}
 	}
 	if v, ok := m[attrClaims].(*types.AttributeValueMemberM); ok && len(v.Value) > 0 {
 		u.Claims = make(map[string]string, len(v.Value))
@@ -80,32 +96,176 @@ func (s *Store) expired(m map[string]types.AttributeValue) bool {
 	return err == nil && ttl <= s.now().Unix()
 }
 
-// Subscribe implements resource.Store with one unconditional PutItem:
-// subscribing again overwrites the same record. The record expires a
-// connection lifetime from now, which is never before its connection's.
-func (s *Store) Subscribe(ctx context.Context, sub resource.Subscription) error {
-	if sub.Topic == "" || sub.ConnID == "" || len(sub.Topic) > maxPartitionKey || len(sub.ConnID) > maxSortKey {
-		return fmt.Errorf("dynamo: subscribe: %w: topic and connection id must be 1 to %d and %d bytes", ErrInvalid, maxPartitionKey, maxSortKey)
+// subKey is a subscription's sort key in its topic: the connection id,
+// then "#" and the filter when there is one. ok is false for a
+// subscription no record can hold: an empty or oversize topic or key.
+func subKey(sub backend.Subscription) (key string, ok bool) {
+	key = sub.ConnID
+	if sub.Filter != "" {
+		key += "#" + sub.Filter
+	}
+	return key, sub.Topic != "" && sub.ConnID != "" && len(sub.Topic) <= maxPartitionKey && len(key) <= maxSortKey
+}
+
+// Subscribe implements backend.Store with one unconditional PutItem, then
+// one strongly consistent GetItem of the connection's record: subscribing
+// again overwrites the same record (same topic, connection and filter),
+// which expires a connection lifetime from now, never before its
+// connection's.
+//
+// A connection's messages are routed concurrently with its $disconnect,
+// so DropConn may run while a subscribe of that connection is in flight.
+// The read after the write closes that race: DropConn deletes the
+// connection record before it looks for the connection's subscriptions,
+// so either this read comes after that delete, finds no record and the
+// subscription is deleted here (one DeleteItem; nil is returned, as the
+// client is gone and nothing needs the answer), or it came before, and
+// then the write did too, before DropConn's query began (RATIONALE: "Why
+// does a subscribe read its connection back?"). A connection whose record
+// expired counts as gone. When the read fails, the subscription is
+// deleted too, so that a failed subscribe leaves nothing behind.
+func (s *Store) Subscribe(ctx context.Context, sub backend.Subscription) error {
+	key, ok := subKey(sub)
+	if !ok {
+		return fmt.Errorf("dynamo: subscribe: %w: topic and connection id#filter must be 1 to %d and %d bytes", ErrInvalid, maxPartitionKey, maxSortKey)
 	}
 	item := map[string]types.AttributeValue{
 		attrTopic:  str(sub.Topic),
+		attrSub:    str(key),
 		attrConnID: str(sub.ConnID),
 		attrTTL:    num(s.now().Add(Lifetime).Unix()),
+	}
+	if sub.Filter != "" {
+		item[attrFilter] = str(sub.Filter)
 	}
 	putUser(item, sub.User)
 	if _, err := s.c.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.t.Subscriptions, Item: item}); err != nil {
 		return fmt.Errorf("dynamo: subscribe %s to %s: %w", sub.ConnID, sub.Topic, err)
 	}
+	live, err := s.connLive(ctx, sub.ConnID)
+	if err == nil && live {
+		return nil
+	}
+	if err != nil {
+		err = fmt.Errorf("dynamo: subscribe %s to %s: reading the connection back: %w", sub.ConnID, sub.Topic, err)
+	}
+	if derr := s.deleteSub(ctx, sub.Topic, key); derr != nil {
+		err = errors.Join(err, fmt.Errorf("dynamo: subscribe %s to %s: the connection may be gone, and taking the subscription back failed: %w", sub.ConnID, sub.Topic, derr))
+	}
+	return err
+}
+
+// connLive reports whether a connection is recorded and not expired, with
+// one strongly consistent GetItem of its record's key and ttl.
+func (s *Store) connLive(ctx context.Context, connID string) (bool, error) {
+	out, err := s.c.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:                &s.t.Connections,
+		Key:                      map[string]types.AttributeValue{attrConnID: str(connID)},
+		ConsistentRead:           aws.Bool(true),
+		ProjectionExpression:     aws.String("#c, #ttl"),
+		ExpressionAttributeNames: map[string]string{"#c": attrConnID, "#ttl": attrTTL},
+	})
+	if err != nil {
+		return false, err
+	}
+	return len(out.Item) > 0 && !s.expired(out.Item), nil
+}
+
+// deleteSub deletes one subscription record with one DeleteItem.
+func (s *Store) deleteSub(ctx context.Context, topic, key string) error {
+	_, err := s.c.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: &s.t.Subscriptions,
+		Key:       map[string]types.AttributeValue{attrTopic: str(topic), attrSub: str(key)},
+	})
+	return err
+}
+
+// Unsubscribe implements backend.Store with one DeleteItem of the
+// record of sub's topic, connection and filter. A subscription no record
+// can hold is not there to remove: no request.
+func (s *Store) Unsubscribe(ctx context.Context, sub backend.Subscription) error {
+	key, ok := subKey(sub)
+	if !ok {
+		return nil
+	}
+	if err := s.deleteSub(ctx, sub.Topic, key); err != nil {
+		return fmt.Errorf("dynamo: unsubscribe %s from %s: %w", sub.ConnID, sub.Topic, err)
+	}
 	return nil
 }
 
-// Subscribers implements router.Subscribers with one strongly consistent
-// Query of the topic's partition (more only past 1 MB of subscribers),
-// in connection id order, expired subscriptions left out.
-func (s *Store) Subscribers(ctx context.Context, topic string) ([]resource.Subscription, error) {
-	if topic == "" || len(topic) > maxPartitionKey {
-		return nil, nil
+// subscribersInFlight bounds the topic queries one Subscribers call has
+// in flight.
+const subscribersInFlight = 8
+
+// Subscribers implements backend.Subscribers with one strongly
+// consistent Query per topic (more only past 1 MB of a topic's
+// subscribers), at most subscribersInFlight at a time. The result is in
+// the order of topics (a repeated topic counts once), each topic's
+// subscriptions in sort key order, expired ones left out. The first
+// query to fail ends the call.
+func (s *Store) Subscribers(ctx context.Context, topics []string) ([]backend.Subscription, error) {
+	var distinct []string
+	seen := make(map[string]bool, len(topics))
+	for _, t := range topics {
+		if !seen[t] && t != "" && len(t) <= maxPartitionKey {
+			seen[t] = true
+			distinct = append(distinct, t)
+		}
 	}
+	if len(distinct) <= 1 {
+		if len(distinct) == 0 {
+			return nil, nil
+		}
+		return s.topicSubscribers(ctx, distinct[0])
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([][]backend.Subscription, len(distinct))
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	sem := make(chan struct{}, subscribersInFlight)
+	for i, topic := range distinct {
+		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			subs, err := s.topicSubscribers(ctx, topic)
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				cancel()
+				return
+			}
+			results[i] = subs
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil { // the caller's context ended
+		return nil, fmt.Errorf("dynamo: subscribers: %w", err)
+	}
+	var out []backend.Subscription
+	for _, subs := range results {
+		out = append(out, subs...)
+	}
+	return out, nil
+}
+
+// topicSubscribers returns the live subscriptions of one topic.
+func (s *Store) topicSubscribers(ctx context.Context, topic string) ([]backend.Subscription, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 &s.t.Subscriptions,
 		KeyConditionExpression:    aws.String("#t = :t"),
@@ -113,7 +273,7 @@ func (s *Store) Subscribers(ctx context.Context, topic string) ([]resource.Subsc
 		ExpressionAttributeValues: map[string]types.AttributeValue{":t": str(topic)},
 		ConsistentRead:            aws.Bool(true),
 	}
-	var out []resource.Subscription
+	var out []backend.Subscription
 	for {
 		page, err := s.c.Query(ctx, in)
 		if err != nil {
@@ -124,7 +284,11 @@ func (s *Store) Subscribers(ctx context.Context, topic string) ([]resource.Subsc
 			if !ok || s.expired(m) {
 				continue
 			}
-			out = append(out, resource.Subscription{Topic: topic, ConnID: conn.Value, User: userOf(m)})
+			sub := backend.Subscription{Topic: topic, ConnID: conn.Value, User: userOf(m)}
+			if f, ok := m[attrFilter].(*types.AttributeValueMemberS); ok {
+				sub.Filter = f.Value
+			}
+			out = append(out, sub)
 		}
 		if len(page.LastEvaluatedKey) == 0 {
 			return out, nil
@@ -181,9 +345,14 @@ func (s *Store) Conn(ctx context.Context, connID string) (e abi.ConnEvent, ok bo
 
 // DropConn implements host.Connections: one DeleteItem of the
 // connection, one Query of the by_conn index for its subscriptions (more
-// only past 1 MB), and one BatchWriteItem per 25 of them. The index is
-// eventually consistent, so a subscription made a moment before may be
-// missed; its ttl ends it.
+// only past 1 MB), and one BatchWriteItem per 25 of them. The record goes
+// first: a Subscribe that reads it back after that deletes its own
+// subscription, so the query has to find only those written before it
+// began. The index is eventually consistent, so one written a moment
+// before may still be missed; the fan-out's next push to it gets a 410
+// and drops the connection again (a second query, which finds it by
+// then), and its ttl ends it at the latest (RATIONALE: "Why does a
+// subscribe read its connection back?").
 func (s *Store) DropConn(ctx context.Context, connID string) error {
 	if connID == "" || len(connID) > maxPartitionKey {
 		return nil
@@ -198,9 +367,9 @@ func (s *Store) DropConn(ctx context.Context, connID string) error {
 		TableName:                 &s.t.Subscriptions,
 		IndexName:                 aws.String(IndexByConn),
 		KeyConditionExpression:    aws.String("#c = :c"),
-		ExpressionAttributeNames:  map[string]string{"#c": attrConnID, "#t": attrTopic},
+		ExpressionAttributeNames:  map[string]string{"#c": attrConnID, "#t": attrTopic, "#s": attrSub},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":c": str(connID)},
-		ProjectionExpression:      aws.String("#t, #c"),
+		ProjectionExpression:      aws.String("#t, #s"),
 	}
 	var dels []types.WriteRequest
 	for {
@@ -209,12 +378,13 @@ func (s *Store) DropConn(ctx context.Context, connID string) error {
 			return fmt.Errorf("dynamo: drop connection %s: subscriptions: %w", connID, err)
 		}
 		for _, m := range page.Items {
-			topic, ok := m[attrTopic].(*types.AttributeValueMemberS)
-			if !ok {
+			topic, ok1 := m[attrTopic].(*types.AttributeValueMemberS)
+			sub, ok2 := m[attrSub].(*types.AttributeValueMemberS)
+			if !ok1 || !ok2 {
 				continue
 			}
 			dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{
-				Key: map[string]types.AttributeValue{attrTopic: topic, attrConnID: str(connID)},
+				Key: map[string]types.AttributeValue{attrTopic: topic, attrSub: sub},
 			}})
 		}
 		if len(page.LastEvaluatedKey) == 0 {

@@ -25,9 +25,9 @@ var _ TableClient = (*dynamodb.Client)(nil)
 const pollEvery = 50 * time.Millisecond
 
 // CreateTables creates the three tables, on demand, and waits until they
-// and the subscriptions index are ACTIVE: the items table with its
-// stream of new and old images, the subscriptions table with its by_conn
-// index. Time to live (attribute "ttl" of connections and subscriptions)
+// and their indexes are ACTIVE: the items table with its stream of new
+// and old images and its by_binding index, the subscriptions table with
+// its by_conn index. Time to live (attribute "ttl" of connections and subscriptions)
 // is left to the deployment's template: emulators lack the call, and the
 // store ignores expired records whether or not DynamoDB deletes them.
 func CreateTables(ctx context.Context, c TableClient, t Tables) error {
@@ -47,8 +47,13 @@ func TableInputs(t Tables) []*dynamodb.CreateTableInput {
 	return []*dynamodb.CreateTableInput{{
 		TableName:            aws.String(t.Items),
 		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{def(attrStream), def(attrID)},
+		AttributeDefinitions: []types.AttributeDefinition{def(attrStream), def(attrID), def(attrBinding)},
 		KeySchema:            []types.KeySchemaElement{key(attrStream, types.KeyTypeHash), key(attrID, types.KeyTypeRange)},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName:  aws.String(IndexByBinding),
+			KeySchema:  []types.KeySchemaElement{key(attrBinding, types.KeyTypeHash), key(attrID, types.KeyTypeRange)},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}},
 		StreamSpecification: &types.StreamSpecification{
 			StreamEnabled:  aws.Bool(true),
 			StreamViewType: types.StreamViewTypeNewAndOldImages,
@@ -61,11 +66,11 @@ func TableInputs(t Tables) []*dynamodb.CreateTableInput {
 	}, {
 		TableName:            aws.String(t.Subscriptions),
 		BillingMode:          types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{def(attrTopic), def(attrConnID)},
-		KeySchema:            []types.KeySchemaElement{key(attrTopic, types.KeyTypeHash), key(attrConnID, types.KeyTypeRange)},
+		AttributeDefinitions: []types.AttributeDefinition{def(attrTopic), def(attrSub), def(attrConnID)},
+		KeySchema:            []types.KeySchemaElement{key(attrTopic, types.KeyTypeHash), key(attrSub, types.KeyTypeRange)},
 		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
 			IndexName:  aws.String(IndexByConn),
-			KeySchema:  []types.KeySchemaElement{key(attrConnID, types.KeyTypeHash), key(attrTopic, types.KeyTypeRange)},
+			KeySchema:  []types.KeySchemaElement{key(attrConnID, types.KeyTypeHash), key(attrSub, types.KeyTypeRange)},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
 		}},
 	}}

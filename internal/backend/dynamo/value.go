@@ -40,7 +40,8 @@ var (
 	// ErrInvalid is returned for data DynamoDB cannot hold as given: not a
 	// JSON object, a top-level member starting with "_", a number out of
 	// DynamoDB's range or precision, nesting deeper than MaxDepth, a key
-	// too long or empty.
+	// too long or empty, a stream name holding '#'; and for a write to
+	// every scope (Part.All), which has no one place to go.
 	ErrInvalid = errors.New("data DynamoDB cannot hold")
 )
 

@@ -6,23 +6,24 @@ import (
 	"github.com/wsbind/wsbind/internal/abi"
 )
 
-// PutConn records a connection.
+// PutConn records a connection. A connection DropConn forgot may
+// subscribe again once recorded again.
 func (s *Store) PutConn(_ context.Context, e abi.ConnEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conns == nil {
-		s.conns = map[string]abi.ConnEvent{}
-	}
 	s.conns[e.ConnID] = e
+	delete(s.dropped, e.ConnID)
 	return nil
 }
 
-// DropConn forgets a connection and its subscriptions.
+// DropConn forgets a connection and its subscriptions, at once: a
+// Subscribe of the connection that comes after records nothing.
 func (s *Store) DropConn(_ context.Context, connID string) error {
-	s.Disconnect(connID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dropSubs(connID)
 	delete(s.conns, connID)
+	s.dropped[connID] = true
 	return nil
 }
 

@@ -1,21 +1,28 @@
-// Package memory is an in-memory resource.Store with subscriptions and a
+// Package memory is an in-memory backend.Store with subscriptions and a
 // change feed: the store of unit tests and of the golden protocol suite.
-// It is safe for concurrent use.
+// It keeps the DynamoDB store's layout in spirit (each scope of a stream
+// is a place of its own; a read of every scope reaches only scoped items)
+// and its orders, so the conformance suite holds both to one contract. It
+// is safe for concurrent use.
 package memory
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/resource"
+	"github.com/wsbind/wsbind/internal/backend"
 )
 
-// Change is one committed write: Kind is "create", "update" or "delete";
-// Old is nil on create and New nil on delete.
+// Change is one committed write: Stream is the binding's stream (never
+// the scope), Kind is "create", "update" or "delete"; Old is nil on create
+// and New nil on delete.
 type Change struct {
 	Stream, PK, Kind string
 	Old, New         []byte
@@ -26,200 +33,357 @@ type Change struct {
 type Store struct {
 	mu      sync.Mutex
 	streams map[string]*stream
-	topics  map[string]map[string]resource.Subscription // topic → conn → sub
-	byConn  map[string]map[string]bool                  // conn → topics
+	topics  map[string]map[string]backend.Subscription // topic → sub key → sub
+	byConn  map[string]map[subRef]bool                 // conn → its subscriptions
 	changes []Change
 	conns   map[string]abi.ConnEvent
+	// dropped holds the connections DropConn forgot (until PutConn records
+	// them again): a subscribe of theirs that comes late records nothing.
+	// It only grows, by one id per connection dropped.
+	dropped map[string]bool
 }
 
+// stream holds one binding stream's items, each scope apart ("" is the
+// unscoped part).
 type stream struct {
-	items map[string]resource.Item
+	scopes map[string]*part
+}
+
+// part is the items of one scope of a stream.
+type part struct {
+	items map[string]backend.Item
 	ids   []string // sorted
 }
 
-var _ resource.Store = (*Store)(nil)
+// subRef names one subscription record: its topic and its key within the
+// topic (subKey).
+type subRef struct{ topic, key string }
+
+var (
+	_ backend.Store       = (*Store)(nil)
+	_ backend.Subscribers = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {
 	return &Store{
 		streams: map[string]*stream{},
-		topics:  map[string]map[string]resource.Subscription{},
-		byConn:  map[string]map[string]bool{},
+		topics:  map[string]map[string]backend.Subscription{},
+		byConn:  map[string]map[subRef]bool{},
+		conns:   map[string]abi.ConnEvent{},
+		dropped: map[string]bool{},
 	}
 }
 
-func (s *Store) stream(name string) *stream {
+// part returns the part of stream name and scope, made on demand.
+func (s *Store) part(name, scope string) *part {
 	st := s.streams[name]
 	if st == nil {
-		st = &stream{items: map[string]resource.Item{}}
+		st = &stream{scopes: map[string]*part{}}
 		s.streams[name] = st
 	}
-	return st
+	pt := st.scopes[scope]
+	if pt == nil {
+		pt = &part{items: map[string]backend.Item{}}
+		st.scopes[scope] = pt
+	}
+	return pt
 }
 
-func clone(it resource.Item) resource.Item {
+// scoped returns the scoped parts of stream name ("" left out), in scope
+// order: what Part.All reaches.
+func (s *Store) scoped(name string) []*part {
+	st := s.streams[name]
+	if st == nil {
+		return nil
+	}
+	scopes := make([]string, 0, len(st.scopes))
+	for sc := range st.scopes {
+		if sc != "" {
+			scopes = append(scopes, sc)
+		}
+	}
+	slices.Sort(scopes)
+	out := make([]*part, len(scopes))
+	for i, sc := range scopes {
+		out[i] = st.scopes[sc]
+	}
+	return out
+}
+
+func clone(it backend.Item) backend.Item {
 	it.Data = slices.Clone(it.Data)
 	return it
 }
 
-// Get implements resource.Store.
-func (s *Store) Get(_ context.Context, name, id string) (resource.Item, error) {
+// Get implements backend.Store. With p.All it finds the item in any
+// scope; should several scopes hold the id, the first scope in byte
+// order wins.
+func (s *Store) Get(_ context.Context, p backend.Part, id string) (backend.Item, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	it, ok := s.stream(name).items[id]
+	if p.All {
+		for _, pt := range s.scoped(p.Stream) {
+			if it, ok := pt.items[id]; ok {
+				return clone(it), nil
+			}
+		}
+		return backend.Item{}, backend.ErrNotFound
+	}
+	it, ok := s.part(p.Stream, p.Scope).items[id]
 	if !ok {
-		return resource.Item{}, resource.ErrNotFound
+		return backend.Item{}, backend.ErrNotFound
 	}
 	return clone(it), nil
 }
 
-// Create implements resource.Store.
-func (s *Store) Create(_ context.Context, name string, it resource.Item) error {
+// ErrWriteAll refuses a write whose Part is every scope: a write names
+// the one scope it goes to.
+var ErrWriteAll = errors.New("memory: a write must name its scope, not every scope")
+
+func errAll(op string) error { return fmt.Errorf("%s: %w", op, ErrWriteAll) }
+
+// Create implements backend.Store.
+func (s *Store) Create(_ context.Context, p backend.Part, it backend.Item) error {
+	if p.All {
+		return errAll("create")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stream(name)
-	if _, ok := st.items[it.ID]; ok {
-		return resource.ErrExists
+	pt := s.part(p.Stream, p.Scope)
+	if _, ok := pt.items[it.ID]; ok {
+		return backend.ErrExists
 	}
 	it = clone(it)
-	it.Version = 1
-	s.put(name, st, it)
+	it.Scope, it.Version = p.Scope, 1
+	s.put(p.Stream, pt, it)
 	return nil
 }
 
-// Replace implements resource.Store.
-func (s *Store) Replace(_ context.Context, name string, it resource.Item) (int64, error) {
+// Replace implements backend.Store.
+func (s *Store) Replace(_ context.Context, p backend.Part, it backend.Item) (int64, error) {
+	if p.All {
+		return 0, errAll("replace")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stream(name)
-	cur, ok := st.items[it.ID]
+	pt := s.part(p.Stream, p.Scope)
+	cur, ok := pt.items[it.ID]
 	if !ok {
-		return 0, resource.ErrNotFound
+		return 0, backend.ErrNotFound
 	}
 	if cur.Version != it.Version {
-		return 0, resource.ErrConflict
+		return 0, backend.ErrConflict
 	}
 	it = clone(it)
+	it.Scope = p.Scope
 	it.Version++
-	s.put(name, st, it)
+	s.put(p.Stream, pt, it)
 	return it.Version, nil
 }
 
 // Put writes an item whatever is stored, as another writer of the table
-// would (a script, the console). It returns the new version.
-func (s *Store) Put(name string, it resource.Item) int64 {
+// would (a script, the console): in stream name, in the scope it.Scope
+// names. It returns the new version.
+func (s *Store) Put(name string, it backend.Item) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stream(name)
+	pt := s.part(name, it.Scope)
 	it = clone(it)
-	it.Version = st.items[it.ID].Version + 1
-	s.put(name, st, it)
+	it.Version = pt.items[it.ID].Version + 1
+	s.put(name, pt, it)
 	return it.Version
 }
 
-func (s *Store) put(name string, st *stream, it resource.Item) {
-	old, existed := st.items[it.ID]
-	st.items[it.ID] = it
-	ch := Change{Stream: name, PK: it.ID, Kind: resource.ActionUpdate, New: it.Data}
+// put stores it in pt, a part of stream name, and records the change.
+func (s *Store) put(name string, pt *part, it backend.Item) {
+	old, existed := pt.items[it.ID]
+	pt.items[it.ID] = it
+	ch := Change{Stream: name, PK: it.ID, Kind: abi.KindUpdate, New: it.Data}
 	if existed {
 		ch.Old = old.Data
 	} else {
-		ch.Kind = resource.ActionCreate
-		i := sort.SearchStrings(st.ids, it.ID)
-		st.ids = slices.Insert(st.ids, i, it.ID)
+		ch.Kind = abi.KindCreate
+		i := sort.SearchStrings(pt.ids, it.ID)
+		pt.ids = slices.Insert(pt.ids, i, it.ID)
 	}
 	s.changes = append(s.changes, ch)
 }
 
-// Delete implements resource.Store.
-func (s *Store) Delete(_ context.Context, name, id string) (resource.Item, error) {
+// Delete implements backend.Store.
+func (s *Store) Delete(_ context.Context, p backend.Part, id string, version int64) (backend.Item, error) {
+	if p.All {
+		return backend.Item{}, errAll("delete")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stream(name)
-	it, ok := st.items[id]
+	pt := s.part(p.Stream, p.Scope)
+	it, ok := pt.items[id]
 	if !ok {
-		return resource.Item{}, resource.ErrNotFound
+		return backend.Item{}, backend.ErrNotFound
 	}
-	delete(st.items, id)
-	i := sort.SearchStrings(st.ids, id)
-	st.ids = slices.Delete(st.ids, i, i+1)
-	s.changes = append(s.changes, Change{Stream: name, PK: id, Kind: resource.ActionDelete, Old: it.Data})
+	if version != backend.AnyVersion && it.Version != version {
+		return backend.Item{}, backend.ErrConflict
+	}
+	delete(pt.items, id)
+	i := sort.SearchStrings(pt.ids, id)
+	pt.ids = slices.Delete(pt.ids, i, i+1)
+	s.changes = append(s.changes, Change{Stream: p.Stream, PK: id, Kind: abi.KindDelete, Old: it.Data})
 	return clone(it), nil
 }
 
-// List implements resource.Store.
-func (s *Store) List(_ context.Context, name string, offset, limit int) ([]resource.Item, error) {
+// List implements backend.Store. With p.All the page is of every scoped
+// item in id order (scope order among equal ids).
+func (s *Store) List(_ context.Context, p backend.Part, offset, limit int) ([]backend.Item, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stream(name)
-	if offset >= len(st.ids) || limit <= 0 {
+	if offset < 0 || limit <= 0 {
 		return nil, nil
 	}
-	ids := st.ids[offset:min(offset+limit, len(st.ids))]
-	out := make([]resource.Item, len(ids))
+	if p.All {
+		var all []backend.Item
+		for _, pt := range s.scoped(p.Stream) {
+			for _, id := range pt.ids {
+				all = append(all, pt.items[id])
+			}
+		}
+		if offset >= len(all) {
+			return nil, nil
+		}
+		slices.SortStableFunc(all, func(a, b backend.Item) int { return strings.Compare(a.ID, b.ID) })
+		all = all[offset:min(offset+limit, len(all))]
+		out := make([]backend.Item, len(all))
+		for i, it := range all {
+			out[i] = clone(it)
+		}
+		return out, nil
+	}
+	pt := s.part(p.Stream, p.Scope)
+	if offset >= len(pt.ids) {
+		return nil, nil
+	}
+	ids := pt.ids[offset:min(offset+limit, len(pt.ids))]
+	out := make([]backend.Item, len(ids))
 	for i, id := range ids {
-		out[i] = clone(st.items[id])
+		out[i] = clone(pt.items[id])
 	}
 	return out, nil
 }
 
-// Count implements resource.Store.
-func (s *Store) Count(_ context.Context, name string) (int, error) {
+// Count implements backend.Store.
+func (s *Store) Count(_ context.Context, p backend.Part) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.stream(name).ids), nil
+	if p.All {
+		n := 0
+		for _, pt := range s.scoped(p.Stream) {
+			n += len(pt.ids)
+		}
+		return n, nil
+	}
+	return len(s.part(p.Stream, p.Scope).ids), nil
 }
 
-// Subscribe implements resource.Store.
-func (s *Store) Subscribe(_ context.Context, sub resource.Subscription) error {
+// subKey is a subscription's key within its topic, as the DynamoDB store
+// keys it: the connection id, then "#" and the filter when there is one.
+// Subscribers returns a topic's subscriptions in this key's byte order.
+func subKey(sub backend.Subscription) string {
+	if sub.Filter == "" {
+		return sub.ConnID
+	}
+	return sub.ConnID + "#" + sub.Filter
+}
+
+// Subscribe implements backend.Store. A subscription of a connection that
+// DropConn forgot records nothing and is not an error, as the DynamoDB
+// store's: the connection's messages are served concurrently with its
+// disconnect, and one that comes late must not outlive it. Unlike that
+// store's, it does not need the connection recorded by PutConn first.
+func (s *Store) Subscribe(_ context.Context, sub backend.Subscription) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.dropped[sub.ConnID] {
+		return nil
+	}
+	key := subKey(sub)
 	if s.topics[sub.Topic] == nil {
-		s.topics[sub.Topic] = map[string]resource.Subscription{}
+		s.topics[sub.Topic] = map[string]backend.Subscription{}
 	}
-	s.topics[sub.Topic][sub.ConnID] = sub
+	s.topics[sub.Topic][key] = sub
 	if s.byConn[sub.ConnID] == nil {
-		s.byConn[sub.ConnID] = map[string]bool{}
+		s.byConn[sub.ConnID] = map[subRef]bool{}
 	}
-	s.byConn[sub.ConnID][sub.Topic] = true
+	s.byConn[sub.ConnID][subRef{sub.Topic, key}] = true
 	return nil
 }
 
-// Subscribers returns a topic's subscriptions in connection id order.
-func (s *Store) Subscribers(_ context.Context, topic string) ([]resource.Subscription, error) {
+// Unsubscribe implements backend.Store.
+func (s *Store) Unsubscribe(_ context.Context, sub backend.Subscription) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]resource.Subscription, 0, len(s.topics[topic]))
-	for _, sub := range s.topics[topic] {
-		out = append(out, sub)
+	s.drop(subRef{sub.Topic, subKey(sub)}, sub.ConnID)
+	return nil
+}
+
+// drop removes one subscription record of conn. The caller holds s.mu.
+func (s *Store) drop(ref subRef, conn string) {
+	delete(s.topics[ref.topic], ref.key)
+	if len(s.topics[ref.topic]) == 0 {
+		delete(s.topics, ref.topic)
 	}
-	slices.SortFunc(out, func(a, b resource.Subscription) int { return strings.Compare(a.ConnID, b.ConnID) })
+	delete(s.byConn[conn], ref)
+	if len(s.byConn[conn]) == 0 {
+		delete(s.byConn, conn)
+	}
+}
+
+// Subscribers implements backend.Subscribers: the subscriptions of each
+// topic in the order given (a repeated topic counts once), each topic's
+// in key order (subKey).
+func (s *Store) Subscribers(_ context.Context, topics []string) ([]backend.Subscription, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []backend.Subscription
+	seen := make(map[string]bool, len(topics))
+	for _, topic := range topics {
+		if seen[topic] {
+			continue
+		}
+		seen[topic] = true
+		subs := s.topics[topic]
+		for _, key := range slices.Sorted(maps.Keys(subs)) {
+			out = append(out, subs[key])
+		}
+	}
 	return out, nil
 }
 
-// Topics returns the topics a connection subscribed to, sorted.
+// Topics returns the topics a connection subscribed to, sorted, each
+// once however many filters it holds there.
 func (s *Store) Topics(conn string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.byConn[conn]))
-	for t := range s.byConn[conn] {
-		out = append(out, t)
+	for ref := range s.byConn[conn] {
+		out = append(out, ref.topic)
 	}
-	sort.Strings(out)
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
-// Disconnect drops every subscription of the connection.
+// Disconnect drops every subscription of the connection. Unlike
+// DropConn, it leaves the connection able to subscribe again.
 func (s *Store) Disconnect(conn string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for t := range s.byConn[conn] {
-		delete(s.topics[t], conn)
-		if len(s.topics[t]) == 0 {
-			delete(s.topics, t)
-		}
+	s.dropSubs(conn)
+}
+
+// dropSubs drops every subscription of conn. The caller holds s.mu.
+func (s *Store) dropSubs(conn string) {
+	for ref := range s.byConn[conn] {
+		s.drop(ref, conn)
 	}
-	delete(s.byConn, conn)
 }
 
 // Changes drains the changes committed since the last call, in commit

@@ -5,12 +5,14 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/backendtest"
 	"github.com/wsbind/wsbind/internal/backend/memory"
 )
 
 // reader gives the memory store the suite's ConnReader, so the suite
-// checks what PutConn kept.
+// checks what PutConn kept, and its SubscriptionLister, so it checks
+// what a dropped connection leaves.
 type reader struct{ *memory.Store }
 
 func (r reader) Conn(_ context.Context, connID string) (abi.ConnEvent, bool, error) {
@@ -18,6 +20,51 @@ func (r reader) Conn(_ context.Context, connID string) (abi.ConnEvent, bool, err
 	return e, ok, nil
 }
 
+func (r reader) ConnSubscriptions(_ context.Context, connID string) ([]backend.Subscription, error) {
+	topics := r.Store.Topics(connID)
+	subs := make([]backend.Subscription, len(topics))
+	for i, topic := range topics {
+		subs[i] = backend.Subscription{Topic: topic, ConnID: connID}
+	}
+	return subs, nil
+}
+
 func TestConformance(t *testing.T) {
 	backendtest.Run(t, func(*testing.T) backendtest.Backend { return reader{memory.New()} })
+}
+
+// TestSubscribe_WithoutPutConn: the memory store, unlike DynamoDB's, takes
+// subscriptions of connections it never recorded (the unit tests'), and
+// refuses only those of connections DropConn forgot.
+func TestSubscribe_WithoutPutConn(t *testing.T) {
+	s := memory.New()
+	ctx := t.Context()
+	sub := backend.Subscription{Topic: "st#create", ConnID: "never-recorded"}
+	if err := s.Subscribe(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Subscribers(ctx, []string{sub.Topic}); err != nil || len(got) != 1 {
+		t.Fatalf("Subscribers: got %+v, %v, want the subscription", got, err)
+	}
+	if err := s.DropConn(ctx, sub.ConnID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Subscribe(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Subscribers(ctx, []string{sub.Topic}); err != nil || len(got) != 0 {
+		t.Fatalf("Subscribers after DropConn and a late Subscribe: got %+v, %v, want none", got, err)
+	}
+	// Disconnect drops the subscriptions only; the connection subscribes again.
+	other := backend.Subscription{Topic: "st#create", ConnID: "other"}
+	if err := s.Subscribe(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	s.Disconnect(other.ConnID)
+	if err := s.Subscribe(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Subscribers(ctx, []string{sub.Topic}); err != nil || len(got) != 1 || got[0].ConnID != "other" {
+		t.Fatalf("Subscribers after Disconnect and Subscribe: got %+v, %v, want other's", got, err)
+	}
 }

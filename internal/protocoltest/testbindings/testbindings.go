@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/bindings"
+	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -124,12 +125,12 @@ var Vault = resource.MustNew(resource.Binding[Label]{
 	Model:  "test.vault",
 	ID:     func(l *Label) *string { return &l.ID },
 	Fields: []resource.Field[Label]{resource.String("text", func(l *Label) *string { return &l.Text })},
-	Permissions: []resource.Permission{resource.PermissionFunc(func(u resource.User, action, pk string) bool {
+	Permissions: []resource.Permission{resource.PermissionFunc(func(u identity.User, action, pk string) bool {
 		if pk == "locked" {
 			return false
 		}
 		switch action {
-		case resource.ActionCreate, resource.ActionList, resource.ActionRetrieve:
+		case "create", "list", "retrieve":
 			return true
 		}
 		return u.ID == "admin"

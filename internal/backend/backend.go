@@ -1,0 +1,116 @@
+// Package backend is the contract between the bindings and the database:
+// the Store every backend implements (memory/ for tests, dynamo/ on AWS),
+// what it stores, and the subscriptions fan-out reads. The bindings
+// consume it through resource's unexported serving code; binding authors
+// never see it.
+package backend
+
+import (
+	"context"
+	"errors"
+
+	"github.com/wsbind/wsbind/internal/identity"
+)
+
+// Item is one stored object: its id, the scope it lives in, the version
+// that every write increments, and its stored form, a JSON object with one
+// member per field (write-only fields included, id included).
+type Item struct {
+	ID string
+	// Scope is the scope key of a scoped binding's object (its owner, say);
+	// "" for an unscoped binding. It is fixed when the object is created.
+	Scope   string
+	Version int64
+	Data    []byte
+}
+
+// Part names the objects a call reaches: one stream's objects in one
+// scope, or in every scope.
+type Part struct {
+	Stream string
+	// Scope is the scope key; "" for an unscoped binding.
+	Scope string
+	// All reaches every scope of a scoped stream (an admin's view). Reads
+	// only; the items it returns carry their Scope, which writes then name.
+	All bool
+}
+
+// AnyVersion makes Delete unconditional.
+const AnyVersion = -1
+
+// Subscription asks for the pushes of one topic on one connection. User is
+// the connection's user, recorded so that fan-out checks scope and object
+// permissions without looking the connection up. Filter is the canonical
+// JSON of the subscription's field filter, "" for none; one connection may
+// hold several subscriptions of a topic that differ in their filters.
+type Subscription struct {
+	Topic  string
+	ConnID string
+	Filter string
+	User   identity.User
+}
+
+// Store errors. Implementations return them (possibly wrapped) so bindings
+// can tell the expected outcomes from failures.
+var (
+	ErrNotFound = errors.New("item not found")
+	ErrExists   = errors.New("item exists")
+	ErrConflict = errors.New("item version changed")
+)
+
+// Store is what a binding runs against. Every method is one request to the
+// database, except where it says otherwise (on DynamoDB, Get of every scope
+// and List and Count past 1 MB; Subscribe, which reads its connection
+// back).
+type Store interface {
+	// Get returns the item, or ErrNotFound. With p.All it finds the item in
+	// whichever scope holds it (eventually consistent on DynamoDB).
+	Get(ctx context.Context, p Part, id string) (Item, error)
+	// Create stores a new item in p (item.Scope is p.Scope) with version 1,
+	// or returns ErrExists.
+	Create(ctx context.Context, p Part, item Item) error
+	// Replace stores item.Data with version item.Version+1 only when the
+	// stored version is item.Version: ErrConflict when it is not, ErrNotFound
+	// when the item is gone. It returns the new version.
+	Replace(ctx context.Context, p Part, item Item) (int64, error)
+	// Delete removes the item and returns what was stored, or ErrNotFound;
+	// with a version other than AnyVersion, only when the stored version is
+	// that one (ErrConflict otherwise).
+	Delete(ctx context.Context, p Part, id string, version int64) (Item, error)
+	// List returns at most limit items of p in id order, skipping the first
+	// offset.
+	List(ctx context.Context, p Part, offset, limit int) ([]Item, error)
+	// Count returns how many items p holds.
+	Count(ctx context.Context, p Part) (int, error)
+	// Subscribe records a subscription. Subscribing twice is not an error,
+	// and neither is subscribing a connection that is gone: nothing is
+	// recorded then, so that no subscription outlives its connection.
+	Subscribe(ctx context.Context, sub Subscription) error
+	// Unsubscribe removes the subscription of sub's topic, connection and
+	// filter. Removing one that does not exist is not an error.
+	Unsubscribe(ctx context.Context, sub Subscription) error
+}
+
+// Topic names the subscription topic for changes of one kind on a stream:
+// "stream#action" for every object, "stream#action#pk" for one. Stream and
+// action never contain '#', so no pk can collide with the all-objects topic.
+func Topic(stream, action, pk string) string {
+	if pk == "" {
+		return stream + "#" + action
+	}
+	return stream + "#" + action + "#" + pk
+}
+
+// MaxPK is the longest pk any action takes, in bytes: DynamoDB's sort key
+// limit, which a subscription's topic must also fit.
+const MaxPK = 1024
+
+// Subscribers finds who subscribed to topics: the fan-out's view of the
+// subscriptions. It is one query per topic, run concurrently where the
+// backend can; each subscription carries its Topic.
+type Subscribers interface {
+	Subscribers(ctx context.Context, topics []string) ([]Subscription, error)
+}
+
+// ErrCorrupt marks a stored item that its binding's serializer cannot read.
+var ErrCorrupt = errors.New("stored item does not match the binding")

@@ -1,0 +1,223 @@
+package resource
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/wsbind/wsbind/internal/apierr"
+	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/call"
+	"github.com/wsbind/wsbind/internal/jsonw"
+)
+
+// maxFilter bounds a filter's canonical text: it is part of the
+// subscription's key, which DynamoDB limits to 1,024 bytes.
+const maxFilter = 512
+
+var subscribable = map[string]bool{actionCreate: true, actionUpdate: true, actionDelete: true}
+
+// subscribe records (or, for unsubscribe, removes) the subscription that
+// data describes: {"action": ..., "filter": {...}} and the call's pk.
+func (c *Call[T]) subscribe(remove bool) (call.Result, error) {
+	var m []jsonw.Member
+	if jsonw.KindOf(c.Data) == jsonw.Object {
+		m, _ = jsonw.ParseObject(c.Data)
+	}
+	raw, ok := jsonw.Lookup(m, "action")
+	if !ok || jsonw.KindOf(raw) == jsonw.Null {
+		return call.Result{}, apierr.Invalid("action required")
+	}
+	action, ok := jsonw.Unquote(raw)
+	if !ok || !subscribable[action] {
+		return call.Result{}, apierr.Invalid("Invalid subscription action")
+	}
+	var filter string
+	if raw, ok := jsonw.Lookup(m, "filter"); ok && jsonw.KindOf(raw) != jsonw.Null {
+		var err error
+		if filter, err = c.b.canonicalFilter(raw); err != nil {
+			return call.Result{}, err
+		}
+	}
+	sub := backend.Subscription{Topic: backend.Topic(c.b.def.Stream, action, c.PK), ConnID: c.ConnID, Filter: filter, User: c.User}
+	var err error
+	if remove {
+		err = c.store.Unsubscribe(c.Context, sub)
+	} else {
+		err = c.store.Subscribe(c.Context, sub)
+	}
+	if err != nil {
+		return call.Result{}, apierr.Internal(err)
+	}
+	return call.Result{Status: 200, Data: append(jsonw.AppendString([]byte(`{"action":`), action), '}')}, nil
+}
+
+func filterError(msg string) error {
+	return apierr.InvalidFields(FieldError{Field: "filter", Messages: []string{msg}})
+}
+
+// canonicalFilter checks a filter, {"field": value, ...}, and writes it
+// with its members in name order and its values compact: the text that
+// names the subscription, so that unsubscribe finds it.
+func (b *binding[T]) canonicalFilter(raw []byte) (string, error) {
+	if jsonw.KindOf(raw) != jsonw.Object {
+		return "", filterError("Expected an object of field names to values.")
+	}
+	m, ok := jsonw.ParseObject(raw)
+	if !ok {
+		return "", filterError("Expected an object of field names to values.")
+	}
+	type pair struct {
+		name  string
+		value []byte
+	}
+	pairs := make([]pair, 0, len(m))
+	for _, mem := range m {
+		name := mem.Key()
+		if name != "id" {
+			f, ok := b.fields[name]
+			switch {
+			case !ok:
+				return "", filterError(strconv.Quote(name) + " is not a field.")
+			case f.opts.writeOnly:
+				return "", filterError(strconv.Quote(name) + " is a write-only field.")
+			case f.kind == kindJSON:
+				return "", filterError(strconv.Quote(name) + " is not a scalar field.")
+			}
+		}
+		v, ok := canonicalScalar(mem.Value)
+		if !ok {
+			return "", filterError("The value of " + strconv.Quote(name) + " is not a string, number, boolean or null.")
+		}
+		pairs = append(pairs, pair{name, v})
+	}
+	slices.SortFunc(pairs, func(a, b pair) int { return strings.Compare(a.name, b.name) })
+	if len(pairs) == 0 {
+		return "", nil // {} filters nothing: the same subscription as no filter
+	}
+	out := []byte{'{'}
+	for i, p := range pairs {
+		if i > 0 {
+			if pairs[i-1].name == p.name {
+				return "", filterError(strconv.Quote(p.name) + " is given twice.")
+			}
+			out = append(out, ',')
+		}
+		out = jsonw.AppendString(out, p.name)
+		out = append(out, ':')
+		out = append(out, p.value...)
+	}
+	out = append(out, '}')
+	if len(out) > maxFilter {
+		return "", filterError("Ensure the filter has no more than " + strconv.Itoa(maxFilter) + " bytes.")
+	}
+	return string(out), nil
+}
+
+// canonicalScalar writes a scalar JSON value in one form: strings
+// re-escaped, numbers as the shortest float text, literals as they are.
+func canonicalScalar(raw []byte) ([]byte, bool) {
+	switch jsonw.KindOf(raw) {
+	case jsonw.String:
+		s, ok := jsonw.Unquote(raw)
+		return jsonw.AppendString(nil, s), ok
+	case jsonw.Number:
+		f, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil {
+			return nil, false
+		}
+		return strconv.AppendFloat(nil, f, 'g', -1, 64), true
+	case jsonw.Bool, jsonw.Null:
+		return jsonw.Compact(nil, raw), true
+	}
+	return nil, false
+}
+
+// images is a change prepared for fan-out: each image decoded once, its
+// wire form written once, filters matched once per distinct filter.
+type images[T any] struct {
+	b    *binding[T]
+	obj  [2]*T
+	wire [2][]byte
+	// members are the wire forms parsed, for filters (on first use).
+	members [2][]jsonw.Member
+	parsed  [2]bool
+	// matched caches a filter's outcome on each image: 1 yes, 2 no.
+	matched map[string][2]uint8
+}
+
+func (b *binding[T]) images(old, new []byte) (call.Images, error) {
+	im := &images[T]{b: b}
+	for i, stored := range [2][]byte{old, new} {
+		if stored == nil {
+			continue
+		}
+		obj, err := b.decode(stored)
+		if err != nil {
+			return nil, err
+		}
+		im.obj[i] = obj
+		im.wire[i] = b.encode(nil, obj, false)
+	}
+	return im, nil
+}
+
+func (im *images[T]) Wire(i int) []byte { return im.wire[i] }
+
+func (im *images[T]) Visible(u User, filter string, i int) bool {
+	obj := im.obj[i]
+	if obj == nil {
+		return false
+	}
+	b := im.b
+	if b.scoped() {
+		key, all := b.def.Scope.Of(u)
+		if !all && (key == "" || key != *b.def.Scope.Key(obj)) {
+			return false
+		}
+	}
+	if !b.objectAllowed(u, actionRetrieve, obj) {
+		return false
+	}
+	return filter == "" || im.match(filter, i)
+}
+
+// match reports whether image i has every value the filter names.
+func (im *images[T]) match(filter string, i int) bool {
+	if r, ok := im.matched[filter]; ok && r[i] != 0 {
+		return r[i] == 1
+	}
+	if !im.parsed[i] {
+		im.members[i], _ = jsonw.ParseObject(im.wire[i])
+		im.parsed[i] = true
+	}
+	ok := matchFilter(filter, im.members[i])
+	if im.matched == nil {
+		im.matched = map[string][2]uint8{}
+	}
+	r := im.matched[filter]
+	r[i] = 2
+	if ok {
+		r[i] = 1
+	}
+	im.matched[filter] = r
+	return ok
+}
+
+func matchFilter(filter string, obj []jsonw.Member) bool {
+	want, ok := jsonw.ParseObject([]byte(filter))
+	if !ok {
+		return false
+	}
+	for _, w := range want {
+		got, ok := jsonw.Lookup(obj, w.Key())
+		if !ok {
+			return false
+		}
+		g, ok := canonicalScalar(got)
+		if !ok || string(g) != string(w.Value) {
+			return false
+		}
+	}
+	return true
+}
