@@ -142,8 +142,11 @@ type images[T any] struct {
 	// members are the wire forms parsed, for filters (on first use).
 	members [2][]jsonw.Member
 	parsed  [2]bool
-	// matched caches a filter's outcome on each image: 1 yes, 2 no.
+	// matched caches a filter's outcome on each image: 1 yes, 2 no;
+	// last is the most recent filter, whose outcome is checked first.
 	matched map[string][2]uint8
+	last    string
+	lastR   [2]uint8
 }
 
 func (b *binding[T]) images(old, new []byte) (call.Images, error) {
@@ -164,27 +167,35 @@ func (b *binding[T]) images(old, new []byte) (call.Images, error) {
 
 func (im *images[T]) Wire(i int) []byte { return im.wire[i] }
 
-func (im *images[T]) Visible(u User, filter string, i int) bool {
-	obj := im.obj[i]
-	if obj == nil {
-		return false
-	}
+func (im *images[T]) Visible(u User, filter string) [2]bool {
 	b := im.b
+	key, all := "", true
 	if b.scoped() {
-		key, all := b.def.Scope.Of(u)
-		if !all && (key == "" || key != *b.def.Scope.Key(obj)) {
-			return false
+		key, all = b.def.Scope.Of(u)
+	}
+	var out [2]bool
+	for i, obj := range im.obj {
+		if obj == nil {
+			continue
 		}
+		if !all && (key == "" || key != *b.def.Scope.Key(obj)) {
+			continue
+		}
+		if !b.objectAllowed(u, actionRetrieve, obj) {
+			continue
+		}
+		out[i] = filter == "" || im.match(filter, i)
 	}
-	if !b.objectAllowed(u, actionRetrieve, obj) {
-		return false
-	}
-	return filter == "" || im.match(filter, i)
+	return out
 }
 
 // match reports whether image i has every value the filter names.
 func (im *images[T]) match(filter string, i int) bool {
+	if filter == im.last && im.lastR[i] != 0 {
+		return im.lastR[i] == 1
+	}
 	if r, ok := im.matched[filter]; ok && r[i] != 0 {
+		im.last, im.lastR = filter, r
 		return r[i] == 1
 	}
 	if !im.parsed[i] {
@@ -201,6 +212,7 @@ func (im *images[T]) match(filter string, i int) bool {
 		r[i] = 1
 	}
 	im.matched[filter] = r
+	im.last, im.lastR = filter, r
 	return ok
 }
 

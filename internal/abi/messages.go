@@ -23,17 +23,41 @@ func (w *Writer) User(u identity.User) {
 
 // User reads what Writer.User wrote. No roles read as nil Roles, no
 // claims as nil Claims.
-func (r *Reader) User() identity.User {
+func (r *Reader) User() identity.User { return r.user(nil) }
+
+// user reads a User, sharing its roles through in when in is not nil.
+func (r *Reader) user(in *Interner) identity.User {
 	u := identity.User{ID: r.String()}
+	start := r.b
 	n := r.U64()
 	if n > uint64(len(r.b)) { // each role takes at least 4 bytes
 		r.err = ErrShort
 		return u
 	}
 	if n > 0 {
-		u.Roles = make([]string, 0, n)
-		for range n {
-			u.Roles = append(u.Roles, r.String())
+		if in != nil {
+			// The role list's bytes, read without copying, find a list
+			// decoded before.
+			end := r.b
+			for range n {
+				r.Bytes()
+			}
+			raw := start[:len(start)-len(r.b)]
+			if roles, ok := in.roles[string(raw)]; ok {
+				u.Roles = roles
+			} else {
+				sub := NewReader(end)
+				u.Roles = make([]string, 0, n)
+				for range n {
+					u.Roles = append(u.Roles, in.String(sub.Bytes()))
+				}
+				in.roles[string(raw)] = u.Roles
+			}
+		} else {
+			u.Roles = make([]string, 0, n)
+			for range n {
+				u.Roles = append(u.Roles, r.String())
+			}
 		}
 	}
 	n = r.U64()
@@ -49,6 +73,30 @@ func (r *Reader) User() identity.User {
 		u.Claims[k] = r.String()
 	}
 	return u
+}
+
+// Interner shares the values that repeat across the records of one
+// result: a fan-out reads thousands of subscriptions that name a few
+// topics, filters and role lists, and decodes each of those once. Role
+// lists are shared between users: never modify one.
+type Interner struct {
+	strs  map[string]string
+	roles map[string][]string
+}
+
+// NewInterner returns an empty Interner.
+func NewInterner() *Interner {
+	return &Interner{strs: map[string]string{}, roles: map[string][]string{}}
+}
+
+// String returns b as a string, the same string for the same bytes.
+func (in *Interner) String(b []byte) string {
+	if s, ok := in.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	in.strs[s] = s
+	return s
 }
 
 // Part: Stream, Scope (String), All (Bool).
@@ -87,6 +135,15 @@ func (w *Writer) Subscription(s backend.Subscription) {
 // Subscription reads what Writer.Subscription wrote.
 func (r *Reader) Subscription() backend.Subscription {
 	return backend.Subscription{Topic: r.String(), ConnID: r.String(), Filter: r.String(), User: r.User()}
+}
+
+// SubscriptionInterned is Subscription, sharing topics, filters and role
+// lists through in.
+func (r *Reader) SubscriptionInterned(in *Interner) backend.Subscription {
+	s := backend.Subscription{Topic: in.String(r.Bytes()), ConnID: r.String()}
+	s.Filter = in.String(r.Bytes())
+	s.User = r.user(in)
+	return s
 }
 
 // Message is the route function's input: one frame from one connection.

@@ -125,3 +125,34 @@ func TestFuncs(t *testing.T) {
 		}
 	}
 }
+
+// SubscriptionInterned reads what Subscription reads, and shares the
+// values that repeat across records.
+func TestReader_SubscriptionInterned(t *testing.T) {
+	subs := []backend.Subscription{
+		{Topic: "notes#update", ConnID: "c1", Filter: `{"pinned":true}`, User: identity.User{ID: "a", Roles: []string{"staff", "admin"}}},
+		{Topic: "notes#update", ConnID: "c2", Filter: `{"pinned":true}`, User: identity.User{ID: "b", Roles: []string{"staff", "admin"}, Claims: map[string]string{"exp": "9"}}},
+		{Topic: "notes#update#n1", ConnID: "c3", User: identity.User{ID: "c", Roles: []string{"admin"}}},
+		{Topic: "notes#update#n1", ConnID: "c4"},
+	}
+	var w abi.Writer
+	for _, s := range subs {
+		w.Subscription(s)
+	}
+	plain, interned := abi.NewReader(w.B), abi.NewReader(w.B)
+	in := abi.NewInterner()
+	var got []backend.Subscription
+	for _, want := range subs {
+		p, s := plain.Subscription(), interned.SubscriptionInterned(in)
+		if !reflect.DeepEqual(p, want) || !reflect.DeepEqual(s, want) {
+			t.Errorf("got %+v and %+v, want %+v", p, s, want)
+		}
+		got = append(got, s)
+	}
+	if err := interned.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if &got[0].User.Roles[0] != &got[1].User.Roles[0] {
+		t.Error("equal role lists were decoded twice, want one shared list")
+	}
+}

@@ -37,10 +37,10 @@ type Result struct {
 type Images interface {
 	// Wire is image i as clients see it; nil when the change has none.
 	Wire(i int) []byte
-	// Visible reports whether the subscriber sees image i: the binding's
-	// scope and object permissions for the subscriber's user, and the
-	// subscription's filter.
-	Visible(user identity.User, filter string, i int) bool
+	// Visible reports whether a subscriber sees each image (0: before,
+	// 1: after; false where there is none): the binding's scope and object
+	// permissions for the subscriber's user, and the subscription's filter.
+	Visible(user identity.User, filter string) [2]bool
 }
 
 // Action describes an action a binding offers.

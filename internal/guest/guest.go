@@ -184,8 +184,9 @@ func (s *Store) Subscribers(_ context.Context, topics []string) ([]backend.Subsc
 		return nil, abi.ErrShort
 	}
 	subs := make([]backend.Subscription, 0, n)
+	in := abi.NewInterner()
 	for range n {
-		subs = append(subs, r.Subscription())
+		subs = append(subs, r.SubscriptionInterned(in))
 	}
 	return subs, r.Done()
 }

@@ -90,61 +90,64 @@ func (p *countingPoster) Post(_ context.Context, _ []byte, ids []string) error {
 }
 
 // BenchmarkFanout runs one update change per iteration through
-// host.Fanout to 100 subscribers of the object's updates.
+// host.Fanout to 100 and to 1000 subscribers of the object's updates.
 func BenchmarkFanout(b *testing.B) {
-	const subscribers = 100
 	ctx := context.Background()
-	for _, e := range benchEngines() {
-		b.Run(e.name, func(b *testing.B) {
-			mod := e.mod(b, fanoutPkg)
-			st := memory.New()
-			poster := &countingPoster{}
-			svc := benchServices(st, poster)
+	for _, subscribers := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("subs=%d", subscribers), func(b *testing.B) {
+			for _, e := range benchEngines() {
+				b.Run(e.name, func(b *testing.B) {
+					mod := e.mod(b, fanoutPkg)
+					st := memory.New()
+					poster := &countingPoster{}
+					svc := benchServices(st, poster)
 
-			// Set the scene with the native route function: a question,
-			// its subscribers, and one update of it.
-			route := host.NewPool(host.NativeModule(nativeApp), 1)
-			send := func(conn string, frame []byte) []byte {
-				return host.Route(ctx, route, svc, abi.Message{ConnID: conn, Frame: frame})
-			}
-			q, err := checkQuestion(send("author", createFrame("Before", "c")), "create", 201, "Before", "c")
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i := range subscribers {
-				frame := fmt.Appendf(nil, `{"stream":"questions","payload":{"action":"subscribe","pk":%q,"data":{"action":"update"}}}`, q.ID)
-				if r, err := parseReply(send(fmt.Sprintf("conn-%03d", i), frame)); err != nil || r.Payload.ResponseStatus != 200 {
-					b.Fatalf("subscribe: %+v, %v", r, err)
-				}
-			}
-			st.Changes()
-			frame := fmt.Appendf(nil, `{"stream":"questions","payload":{"action":"update","pk":%q,"data":{"question_text":"After"}}}`, q.ID)
-			if r, err := parseReply(send("author", frame)); err != nil || r.Payload.ResponseStatus != 200 {
-				b.Fatalf("update: %+v, %v", r, err)
-			}
-			changes := st.Changes()
-			if len(changes) != 1 || changes[0].Kind != "update" {
-				b.Fatalf("changes: %+v", changes)
-			}
-			ch := abi.Change(changes[0])
+					// Set the scene with the native route function: a question,
+					// its subscribers, and one update of it.
+					route := host.NewPool(host.NativeModule(nativeApp), 1)
+					send := func(conn string, frame []byte) []byte {
+						return host.Route(ctx, route, svc, abi.Message{ConnID: conn, Frame: frame})
+					}
+					q, err := checkQuestion(send("author", createFrame("Before", "c")), "create", 201, "Before", "c")
+					if err != nil {
+						b.Fatal(err)
+					}
+					for i := range subscribers {
+						frame := fmt.Appendf(nil, `{"stream":"questions","payload":{"action":"subscribe","pk":%q,"data":{"action":"update"}}}`, q.ID)
+						if r, err := parseReply(send(fmt.Sprintf("conn-%03d", i), frame)); err != nil || r.Payload.ResponseStatus != 200 {
+							b.Fatalf("subscribe: %+v, %v", r, err)
+						}
+					}
+					st.Changes()
+					frame := fmt.Appendf(nil, `{"stream":"questions","payload":{"action":"update","pk":%q,"data":{"question_text":"After"}}}`, q.ID)
+					if r, err := parseReply(send("author", frame)); err != nil || r.Payload.ResponseStatus != 200 {
+						b.Fatalf("update: %+v, %v", r, err)
+					}
+					changes := st.Changes()
+					if len(changes) != 1 || changes[0].Kind != "update" {
+						b.Fatalf("changes: %+v", changes)
+					}
+					ch := abi.Change(changes[0])
 
-			pool := host.NewPool(mod, 1)
-			defer pool.Close(ctx)
-			if err := host.Fanout(ctx, pool, svc, ch); err != nil {
-				b.Fatal(err)
-			}
-			if n := poster.n.Load(); n != subscribers {
-				b.Fatalf("one change reached %d subscribers, want %d", n, subscribers)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := host.Fanout(ctx, pool, svc, ch); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			if made := pool.Made(); made != 1 {
-				b.Fatalf("the pool made %d instances; the benchmark trapped", made)
+					pool := host.NewPool(mod, 1)
+					defer pool.Close(ctx)
+					if err := host.Fanout(ctx, pool, svc, ch); err != nil {
+						b.Fatal(err)
+					}
+					if n := poster.n.Load(); n != int64(subscribers) {
+						b.Fatalf("one change reached %d subscribers, want %d", n, subscribers)
+					}
+					b.ReportAllocs()
+					for b.Loop() {
+						if err := host.Fanout(ctx, pool, svc, ch); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StopTimer()
+					if made := pool.Made(); made != 1 {
+						b.Fatalf("the pool made %d instances; the benchmark trapped", made)
+					}
+				})
 			}
 		})
 	}

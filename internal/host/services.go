@@ -151,6 +151,19 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 		}
 		var subs []backend.Subscription
 		if subs, err = s.Subscribers.Subscribers(ctx, topics); err == nil {
+			// Size the result once: thousands of subscriptions would
+			// otherwise grow it a dozen times.
+			size := 8
+			for _, sub := range subs {
+				size += 4*5 + 8*2 + len(sub.Topic) + len(sub.ConnID) + len(sub.Filter) + len(sub.User.ID)
+				for _, role := range sub.User.Roles {
+					size += 4 + len(role)
+				}
+				for k, v := range sub.User.Claims {
+					size += 8 + len(k) + len(v)
+				}
+			}
+			w.B = make([]byte, 0, size)
 			w.U64(uint64(len(subs)))
 			for _, sub := range subs {
 				w.Subscription(sub)

@@ -155,10 +155,10 @@ func BenchmarkFanout(b *testing.B) {
 }
 
 // BenchmarkFanoutChecks measures one update change fanned out to 1,000
-// connections that all receive it: checks=none on questions (unscoped,
-// AllowAny), checks=object on private notes, where every subscriber is a
-// different admin with the filter {"pinned": false}, so each one is
-// checked against the scope, the object permission and the filter.
+// connections, each a different admin user, that all receive it:
+// checks=none on questions (unscoped, AllowAny), checks=object on private
+// notes with the filter {"pinned": false}, so each subscriber is checked
+// against the scope, the object permission and the filter.
 func BenchmarkFanoutChecks(b *testing.B) {
 	const subscribers = 1000
 	ctx := context.Background()
@@ -167,7 +167,9 @@ func BenchmarkFanoutChecks(b *testing.B) {
 		user                      func(i int) identity.User
 	}{
 		{"checks=none", "questions", `{"question_text":"Before"}`, `{"action":"update"}`,
-			func(int) identity.User { return identity.User{} }},
+			func(i int) identity.User {
+				return identity.User{ID: "admin-" + strconv.Itoa(i), Roles: []string{"staff", "admin"}}
+			}},
 		{"checks=object", "notes", `{"text":"Before"}`, `{"action":"update","filter":{"pinned":false}}`,
 			func(i int) identity.User {
 				return identity.User{ID: "admin-" + strconv.Itoa(i), Roles: []string{"staff", "admin"}}

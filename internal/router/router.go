@@ -178,20 +178,40 @@ type Post struct {
 	Frame  []byte
 }
 
-// topics are the subscription topics a change of a kind may reach: a
-// create reaches only create subscriptions and a delete only delete ones;
-// an update may also enter or leave a subscription's view, and so reaches
-// all three.
-func topics(stream, kind, pk string) []string {
+// topics are the subscription topics a change of a kind may reach, and
+// the rank of each one's action: a create reaches only create
+// subscriptions and a delete only delete ones; an update may also enter or
+// leave a subscription's view, and so reaches all three.
+func topics(stream, kind, pk string) ([]string, []int) {
 	kinds := []string{kind}
 	if kind == KindUpdate {
 		kinds = []string{KindUpdate, KindCreate, KindDelete}
 	}
-	out := make([]string, 0, 2*len(kinds))
+	ts := make([]string, 0, 2*len(kinds))
+	ranks := make([]int, 0, 2*len(kinds))
 	for _, k := range kinds {
-		out = append(out, backend.Topic(stream, k, ""), backend.Topic(stream, k, pk))
+		r := rankDelete
+		switch k {
+		case KindCreate:
+			r = rankCreate
+		case KindUpdate:
+			r = rankUpdate
+		}
+		ts = append(ts, backend.Topic(stream, k, ""), backend.Topic(stream, k, pk))
+		ranks = append(ranks, r, r)
 	}
-	return out
+	return ts, ranks
+}
+
+// kindOf is the rank of a subscription's topic among ts; 0 for one the
+// fan-out did not ask for.
+func kindOf(ts []string, ranks []int, topic string) int {
+	for i, t := range ts {
+		if t == topic {
+			return ranks[i]
+		}
+	}
+	return 0
 }
 
 // Fanout builds the posts for a change. Each subscription compares what
@@ -230,18 +250,31 @@ func (r *Router) Fanout(ctx context.Context, subs backend.Subscribers, ch Change
 	if err != nil {
 		return nil, fmt.Errorf("change of %s/%s: %w", ch.Stream, ch.PK, err)
 	}
-	list, err := subs.Subscribers(ctx, topics(ch.Stream, ch.Kind, ch.PK))
+	ts, kinds := topics(ch.Stream, ch.Kind, ch.PK)
+	list, err := subs.Subscribers(ctx, ts)
 	if err != nil {
 		return nil, fmt.Errorf("subscribers of %s/%s: %w", ch.Stream, ch.PK, err)
 	}
 	// The clock is read once, and only for a subscriber whose token
 	// carries an expiry.
 	var now time.Time
-	// outcome per connection: the kind of push it gets, by rank.
-	outcome := map[string]int{}
+	// Each connection's outcome, the kind of push it gets by rank, in the
+	// order the subscriptions came (connection id order within a topic).
+	type outcome struct {
+		conn string
+		rank int
+	}
+	outcomes := make([]outcome, 0, len(list))
+	index := make(map[string]int, len(list))
 	for _, s := range list {
-		kind := subscriptionKind(s.Topic, ch.Stream)
-		if kind == 0 || outcome[s.ConnID] == rankUpdate {
+		i, ok := index[s.ConnID]
+		if !ok {
+			i = len(outcomes)
+			index[s.ConnID] = i
+			outcomes = append(outcomes, outcome{conn: s.ConnID})
+		}
+		kind := kindOf(ts, kinds, s.Topic)
+		if kind == 0 || outcomes[i].rank == rankUpdate {
 			continue
 		}
 		if _, ok := s.User.Expires(); ok {
@@ -255,8 +288,8 @@ func (r *Router) Fanout(ctx context.Context, subs backend.Subscribers, ch Change
 		if !h.Allowed(&r.settings, s.User, KindRetrieve, ch.PK) {
 			continue
 		}
-		before := old != nil && im.Visible(s.User, s.Filter, 0)
-		after := new != nil && im.Visible(s.User, s.Filter, 1)
+		sees := im.Visible(s.User, s.Filter)
+		before, after := sees[0], sees[1]
 		var got int
 		switch {
 		case before && after && kind == rankUpdate:
@@ -266,19 +299,21 @@ func (r *Router) Fanout(ctx context.Context, subs backend.Subscribers, ch Change
 		case before && !after && kind == rankDelete:
 			got = rankDelete
 		}
-		outcome[s.ConnID] = max(outcome[s.ConnID], got)
+		outcomes[i].rank = max(outcomes[i].rank, got)
 	}
 	var frames [rankUpdate + 1][]byte
-	var posts []Post
-	for conn, rank := range outcome {
-		if rank == 0 {
+	posts := make([]Post, 0, len(outcomes))
+	for _, o := range outcomes {
+		if o.rank == 0 {
 			continue
 		}
-		if frames[rank] == nil {
-			frames[rank] = r.pushFrame(h, ch, rank, im)
+		if frames[o.rank] == nil {
+			frames[o.rank] = r.pushFrame(h, ch, o.rank, im)
 		}
-		posts = append(posts, Post{ConnID: conn, Frame: frames[rank]})
+		posts = append(posts, Post{ConnID: o.conn, Frame: frames[o.rank]})
 	}
+	// Several topics interleave their connections; one topic's are in
+	// order already, and sorting a sorted slice costs one pass.
 	slices.SortFunc(posts, func(a, b Post) int { return strings.Compare(a.ConnID, b.ConnID) })
 	return posts, nil
 }
@@ -293,24 +328,6 @@ const (
 	rankCreate = 2
 	rankUpdate = 3
 )
-
-// subscriptionKind reads the action of a topic of the stream as a rank.
-func subscriptionKind(topic, stream string) int {
-	rest, ok := strings.CutPrefix(topic, stream+"#")
-	if !ok {
-		return 0
-	}
-	action, _, _ := strings.Cut(rest, "#")
-	switch action {
-	case KindCreate:
-		return rankCreate
-	case KindUpdate:
-		return rankUpdate
-	case KindDelete:
-		return rankDelete
-	}
-	return 0
-}
 
 // pushFrame writes the push of one outcome: create and update carry the
 // object after the change, delete the object as it was. A frame that would

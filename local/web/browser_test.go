@@ -363,6 +363,24 @@ func TestDebugger_Browser(t *testing.T) {
 	}
 	t.Logf("screenshot: %s", path)
 
+	// A filtered subscription is listed with its filter; unsubscribe
+	// removes exactly the subscription it names.
+	if err := chromedp.Do(ctx,
+		choose("action", "subscribe"),
+		typeData(`{"action": "update", "filter": {"published": true}}`),
+		chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierCtrl)),
+		wait(`document.querySelector('#subs li[data-action="update"][data-filter="{\\"published\\":true}"]')`),
+		choose("action", "unsubscribe"),
+		typeData(`{"action": "create"}`),
+		chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierCtrl)),
+		wait(`!document.querySelector('#subs li[data-action="create"]')`),
+	); err != nil {
+		t.Fatalf("filtered subscribe, then unsubscribe: %v", err)
+	}
+	if n := count(ctx, t, `#subs li`); n != 1 {
+		t.Errorf("after unsubscribing creates: %d subscriptions listed, want the filtered one", n)
+	}
+
 	// Disconnecting forgets the subscriptions.
 	if err := chromedp.Do(ctx,
 		chromedp.Click(chromedp.ID("disconnect")),

@@ -343,7 +343,11 @@ func (s *Store) drop(ref subRef, conn string) {
 func (s *Store) Subscribers(_ context.Context, topics []string) ([]backend.Subscription, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []backend.Subscription
+	n := 0
+	for _, topic := range topics {
+		n += len(s.topics[topic])
+	}
+	out := make([]backend.Subscription, 0, n)
 	seen := make(map[string]bool, len(topics))
 	for _, topic := range topics {
 		if seen[topic] {

@@ -73,12 +73,12 @@
     actionChanged();
   }
 
-  const templates = { create: "{}", update: "{}", patch: "{}", list: '{"page": 1}', subscribe: '{"action": "create"}' };
+  const templates = { create: "{}", update: "{}", patch: "{}", list: '{"page": 1}', subscribe: '{"action": "create"}', unsubscribe: '{"action": "create"}' };
 
   function actionChanged() {
     const a = currentAction();
     let hint = "(not used by this action)";
-    if (a && a.name === "subscribe") hint = "(optional: only this object's changes)";
+    if (a && (a.name === "subscribe" || a.name === "unsubscribe")) hint = "(optional: only this object's changes)";
     else if (a && a.detail) hint = "(the object this action acts on)";
     ui.pkHint.textContent = hint;
     if (!dataEdited) ui.data.value = (a && templates[a.name]) || "";
@@ -176,9 +176,14 @@
     payload.data = data;
     payload.request_id = requestID;
     let sub = null;
-    if (action === "subscribe" && data && typeof data === "object" && !Array.isArray(data)) {
+    if ((action === "subscribe" || action === "unsubscribe") && data && typeof data === "object" && !Array.isArray(data)) {
       const subPK = pk !== "" ? pk : data.pk;
-      sub = { stream, action: String(data.action), pk: subPK === undefined || subPK === null ? null : String(subPK) };
+      const filter = data.filter && typeof data.filter === "object" && Object.keys(data.filter).length > 0 ? data.filter : null;
+      sub = {
+        stream, action: String(data.action), pk: subPK === undefined || subPK === null ? null : String(subPK),
+        filter: filter === null ? null : JSON.stringify(filter, Object.keys(filter).sort()),
+        remove: action === "unsubscribe",
+      };
     }
     const frame = JSON.stringify({ stream, payload });
     pending.set(JSON.stringify(requestID), { at: performance.now(), sub });
@@ -210,7 +215,7 @@
       pending.delete(key);
       const status = p.response_status;
       const ok = status >= 200 && status < 300;
-      if (req && req.sub && status === 200) addSub(req.sub);
+      if (req && req.sub && status === 200) (req.sub.remove ? removeSub : addSub)(req.sub);
       const ms = req ? now - req.at : null;
       addEntry({
         kind: "reply", stream, action: p.action, status, ok, ms, requestID: p.request_id,
@@ -231,8 +236,15 @@
 
   // --- subscriptions ---
 
+  const subKey = (s) => JSON.stringify([s.stream, s.action, s.pk, s.filter]);
+
   function addSub(s) {
-    subs.set(JSON.stringify([s.stream, s.action, s.pk]), s);
+    subs.set(subKey(s), s);
+    renderSubs();
+  }
+
+  function removeSub(s) {
+    subs.delete(subKey(s));
     renderSubs();
   }
 
@@ -242,7 +254,8 @@
       li.dataset.stream = s.stream;
       li.dataset.action = s.action;
       li.dataset.pk = s.pk === null ? "" : s.pk;
-      li.textContent = `${s.stream} · ${s.action} · ${s.pk === null ? "every object" : `pk ${s.pk}`}`;
+      li.dataset.filter = s.filter === null ? "" : s.filter;
+      li.textContent = `${s.stream} · ${s.action} · ${s.pk === null ? "every object" : `pk ${s.pk}`}${s.filter === null ? "" : ` · filter ${s.filter}`}`;
       return li;
     }));
     ui.subsEmpty.hidden = subs.size > 0;
