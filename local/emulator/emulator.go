@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -65,6 +66,9 @@ type Config struct {
 	IdleTimeout, MaxLifetime time.Duration
 	// Log receives the emulator's logs. nil means slog.Default().
 	Log *slog.Logger
+	// Template is the SAM template whose tables the emulator creates. nil
+	// means infra/template.yaml as built in.
+	Template []byte
 }
 
 // Emulator is a running emulator.
@@ -108,7 +112,7 @@ func DynamoDBClient(endpoint string) *dynamodb.Client {
 }
 
 // Start starts the emulator; it runs until Close.
-func Start(ctx context.Context, cfg Config) (em *Emulator, err error) {
+func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8080"
 	}
@@ -122,10 +126,13 @@ func Start(ctx context.Context, cfg Config) (em *Emulator, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	em = &Emulator{done: make(chan struct{})}
+	// em is returned only when everything started; on any error, what
+	// did start is stopped again, newest first, and the error returned.
+	em := &Emulator{done: make(chan struct{})}
 	var cleanup []func()
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			for i := len(cleanup) - 1; i >= 0; i-- {
 				cleanup[i]()
 			}
@@ -140,10 +147,11 @@ func Start(ctx context.Context, cfg Config) (em *Emulator, err error) {
 	}
 	em.dynSrv = &http.Server{Handler: dyn, ReadHeaderTimeout: 10 * time.Second}
 	go em.dynSrv.Serve(dynLn)
-	cleanup = append(cleanup, func() { em.dynSrv.Close() })
+	// Close the listener too: Serve may not have taken it yet.
+	cleanup = append(cleanup, func() { em.dynSrv.Close(); dynLn.Close() })
 	em.dynamoURL = "http://" + dynLn.Addr().String()
 	client := DynamoDBClient(em.dynamoURL)
-	if err := createTables(ctx, client); err != nil {
+	if err := createTables(ctx, client, cfg.Template); err != nil {
 		return nil, err
 	}
 
@@ -199,6 +207,7 @@ func Start(ctx context.Context, cfg Config) (em *Emulator, err error) {
 		defer close(em.done)
 		em.mapping.Run(mctx)
 	}()
+	ok = true
 	return em, nil
 }
 
@@ -218,8 +227,11 @@ func (e *Emulator) Close(ctx context.Context) error {
 
 // createTables creates the tables infra/template.yaml declares, named
 // as Tables names them.
-func createTables(ctx context.Context, client *dynamodb.Client) error {
-	tmpl, err := infra.Parse(infra.TemplateYAML)
+func createTables(ctx context.Context, client *dynamodb.Client, template []byte) error {
+	if template == nil {
+		template = infra.TemplateYAML
+	}
+	tmpl, err := infra.Parse(template)
 	if err != nil {
 		return fmt.Errorf("template: %w", err)
 	}
@@ -230,6 +242,11 @@ func createTables(ctx context.Context, client *dynamodb.Client) error {
 	})
 	if err != nil {
 		return fmt.Errorf("template: %w", err)
+	}
+	for _, name := range []string{Tables.Items, Tables.Connections, Tables.Subscriptions} {
+		if !slices.ContainsFunc(ins, func(in *dynamodb.CreateTableInput) bool { return aws.ToString(in.TableName) == name }) {
+			return fmt.Errorf("template: no table for %s (ItemsTable, ConnectionsTable and SubscriptionsTable are required)", name)
+		}
 	}
 	if err := dynamo.CreateTablesFrom(ctx, client, ins); err != nil {
 		return fmt.Errorf("create tables: %w", err)

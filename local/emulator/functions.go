@@ -54,7 +54,7 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 
 	v, err := auth.NewVerifier(auth.Config{HS256Secret: cfg.JWTSecret})
 	if err != nil {
-		return fail(fmt.Errorf("authorizer: %w", err))
+		return fail(fmt.Errorf("WSBIND_JWT_SECRET: %w", err))
 	}
 	f.authorizer = auth.NewAuthorizer(v, log)
 

@@ -42,17 +42,7 @@ var guests = sync.OnceValues(func() (string, error) {
 // tune, if not nil, adjusts its configuration first.
 func Start(t testing.TB, tune func(*emulator.Config)) *emulator.Emulator {
 	t.Helper()
-	dir, err := guests()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := emulator.Config{
-		Addr:      "127.0.0.1:0",
-		JWTSecret: Secret,
-		GuestDir:  dir,
-		CacheDir:  filepath.Join(os.TempDir(), "wsbind-emulator-test-cache"),
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	cfg := Config(t)
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -68,4 +58,22 @@ func Start(t testing.TB, tune func(*emulator.Config)) *emulator.Emulator {
 		}
 	})
 	return em
+}
+
+// Config is the configuration Start starts with: free ports, the test
+// secret, the guests built from this module, logs discarded. Tests that
+// start the emulator themselves (to see it fail) begin from it.
+func Config(t testing.TB) emulator.Config {
+	t.Helper()
+	dir, err := guests()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return emulator.Config{
+		Addr:      "127.0.0.1:0",
+		JWTSecret: Secret,
+		GuestDir:  dir,
+		CacheDir:  filepath.Join(os.TempDir(), "wsbind-emulator-test-cache"),
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
 }
