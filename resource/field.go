@@ -576,7 +576,11 @@ func numberString(raw []byte) string {
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil {
-		return "inf" // json.loads reads 1e400 as inf; so does str()
+		// json.loads reads 1e400 as inf and -1e400 as -inf; so does str().
+		if math.IsInf(f, -1) {
+			return "-inf"
+		}
+		return "inf"
 	}
 	exp := strconv.AppendFloat(nil, f, 'e', -1, 64)
 	e, _ := strconv.Atoi(string(exp[bytes.IndexByte(exp, 'e')+1:]))

@@ -263,6 +263,8 @@ func protocolCases() []Case {
 			send(anon, q("create", "", `{"question_text":0.000015}`)),
 			send(anon, q("create", "", `{"question_text":-0}`)),
 			send(anon, q("create", "", `{"question_text":123456789012345678901234567890}`)),
+			send(anon, q("create", "", `{"question_text":1e400}`)),
+			send(anon, q("create", "", `{"question_text":-1e400}`)),
 			send(anon, q("create", "", `{"question_text":true}`)),
 			send(anon, q("create", "", `{"question_text":{"a":1}}`)),
 			send(anon, q("create", "", `{"question_text":["a"]}`)),
