@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/wsbind/wsbind/internal/jsonw"
@@ -121,4 +122,49 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTooDeep(t *testing.T) {
+	deep := strings.Repeat("[", 1001) + strings.Repeat("]", 1001)
+	limit := strings.Repeat("[", 1000) + strings.Repeat("]", 1000)
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{limit, false},
+		{deep, true},
+		{`{"a":"` + strings.Repeat("[", 20000) + `"}`, false}, // brackets in a string do not count
+		{`{"a":"\"` + strings.Repeat("{", 20000) + `"}`, false},
+		{`{"a":` + deep + `}`, true},
+	} {
+		if got := jsonw.TooDeep([]byte(tt.in)); got != tt.want {
+			t.Errorf("TooDeep(%.40q...) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	if !jsonw.Valid([]byte(limit)) || jsonw.Valid([]byte(deep)) {
+		t.Error("Valid must accept 1,000 levels and refuse 1,001")
+	}
+}
+
+func TestParseObjectDeep(t *testing.T) {
+	deep := strings.Repeat("[", 1001) + `"]}"` + strings.Repeat("]", 1001)
+	in := `{"stream":"s","payload":` + deep + `,"id":7}`
+	if _, ok := jsonw.ParseObject([]byte(in)); ok {
+		t.Fatal("ParseObject took a value nested 1,001 deep")
+	}
+	m, ok := jsonw.ParseObjectDeep([]byte(in))
+	if !ok {
+		t.Fatal("ParseObjectDeep: not ok")
+	}
+	if v, _ := jsonw.Lookup(m, "id"); string(v) != "7" {
+		t.Errorf("id = %s, want 7", v)
+	}
+	if v, _ := jsonw.Lookup(m, "payload"); string(v) != deep {
+		t.Errorf("payload is %d bytes, want the whole deep value (%d)", len(v), len(deep))
+	}
+	for _, bad := range []string{`{"a":[[[}`, `{"a":"x}`, `{"a":1`} {
+		if _, ok := jsonw.ParseObjectDeep([]byte(bad)); ok {
+			t.Errorf("ParseObjectDeep(%s) = ok, want not", bad)
+		}
+	}
 }

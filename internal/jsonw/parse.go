@@ -5,9 +5,12 @@ import (
 	"unicode/utf8"
 )
 
-// maxDepth bounds nesting, as encoding/json does, so hostile input cannot
-// exhaust the stack.
-const maxDepth = 10000
+// maxDepth bounds nesting so that hostile input cannot exhaust the stack.
+// encoding/json allows 10,000 levels, but in a guest each level is a wasm
+// call: at 10,000, wasmtime's default stack traps (the golden
+// suite showed it). 1,000 is Python's own limit for json.loads, so no
+// client of channels-api ever sent more.
+const maxDepth = 1000
 
 // Member is one member of a JSON object: its key and its raw value.
 type Member struct {
@@ -44,6 +47,68 @@ func Valid(b []byte) bool {
 // in order. ok is false when b is not valid JSON or not an object. Keys
 // may repeat; Lookup takes the last, as encoding/json does for maps.
 func ParseObject(b []byte) (members []Member, ok bool) {
+	return parseObject(b, func(b []byte, i int) (int, bool) { return skipValue(b, i, 1) })
+}
+
+// ParseObjectDeep is ParseObject for an object that TooDeep refused: a
+// member value nested past the limit is taken whole, its brackets matched
+// but its content not checked, so the members around it can be read. Use
+// it only to say what a refused message was.
+func ParseObjectDeep(b []byte) (members []Member, ok bool) {
+	return parseObject(b, skipDeep)
+}
+
+// TooDeep reports whether b nests arrays and objects deeper than the
+// parser follows (1,000 levels), whether or not it is otherwise valid.
+func TooDeep(b []byte) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			end, ok := skipString(b, i)
+			if !ok {
+				return false
+			}
+			i = end - 1
+		case '[', '{':
+			if depth++; depth > maxDepth {
+				return true
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return false
+}
+
+// skipDeep returns the index just past the value at b[i]: an array or
+// object by matching its brackets outside strings, without the depth
+// limit and without checking what is inside; anything else as skipValue.
+func skipDeep(b []byte, i int) (int, bool) {
+	if i >= len(b) || (b[i] != '[' && b[i] != '{') {
+		return skipValue(b, i, 1)
+	}
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			end, ok := skipString(b, i)
+			if !ok {
+				return i, false
+			}
+			i = end - 1
+		case '[', '{':
+			depth++
+		case ']', '}':
+			if depth--; depth == 0 {
+				return i + 1, true
+			}
+		}
+	}
+	return i, false
+}
+
+func parseObject(b []byte, skip func(b []byte, i int) (int, bool)) (members []Member, ok bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, false
@@ -66,7 +131,7 @@ func ParseObject(b []byte) (members []Member, ok bool) {
 			return nil, false
 		}
 		start := skipSpace(b, i+1)
-		end, ok = skipValue(b, start, 1)
+		end, ok = skip(b, start)
 		if !ok {
 			return nil, false
 		}

@@ -47,18 +47,28 @@ func Decode(frame []byte) (Request, *apierr.Error) {
 	if !utf8.Valid(frame) {
 		return req, apierr.InvalidMessage("not valid UTF-8")
 	}
-	top, ok := jsonw.ParseObject(frame)
+	parse := jsonw.ParseObject
+	top, ok := parse(frame)
+	deep := false
 	if !ok {
-		if !jsonw.Valid(frame) {
-			return req, apierr.InvalidMessage("not valid JSON")
+		// Nested too deeply: say so, with what can be read around the
+		// value that is.
+		if deep = jsonw.TooDeep(frame); !deep {
+			if !jsonw.Valid(frame) {
+				return req, apierr.InvalidMessage("not valid JSON")
+			}
+			return req, apierr.InvalidMessage("not a JSON object")
 		}
-		return req, apierr.InvalidMessage("not a JSON object")
+		parse = jsonw.ParseObjectDeep
+		if top, ok = parse(frame); !ok {
+			return req, apierr.InvalidMessage(msgTooDeep)
+		}
 	}
 	var payload []jsonw.Member
 	payloadErr := ""
 	if raw, ok := jsonw.Lookup(top, "payload"); !ok {
 		payloadErr = "payload is missing"
-	} else if payload, ok = jsonw.ParseObject(raw); !ok {
+	} else if payload, ok = parse(raw); !ok {
 		payloadErr = "payload must be an object"
 	}
 	// Read what can be echoed before reporting anything.
@@ -99,6 +109,8 @@ func Decode(frame []byte) (Request, *apierr.Error) {
 		return req, apierr.InvalidMessage(payloadErr)
 	case actionErr != "":
 		return req, apierr.InvalidMessage(actionErr)
+	case deep:
+		return req, apierr.InvalidMessage(msgTooDeep)
 	}
 	if raw, ok := jsonw.Lookup(payload, "data"); ok && jsonw.KindOf(raw) != jsonw.Null {
 		req.Data = raw
@@ -112,6 +124,9 @@ func Decode(frame []byte) (Request, *apierr.Error) {
 	}
 	return req, nil
 }
+
+// msgTooDeep is the reason for a message nested past the parser's limit.
+const msgTooDeep = "nested too deeply (more than 1000 levels)"
 
 func readString(raw []byte, s *string) bool {
 	v, ok := jsonw.Unquote(raw)

@@ -69,6 +69,9 @@ func createQuestions(n int) []Step {
 	return steps
 }
 
+// nested is n arrays, one inside the other: [[...[]...]].
+func nested(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+
 func join(parts ...[]Step) []Step {
 	var out []Step
 	for _, p := range parts {
@@ -460,6 +463,9 @@ func protocolCases() []Case {
 			send(anon, `{"stream":"questions","payload":{"action":"retrieve","pk":{"id":1}}}`),
 			send(anon, `{"stream":"questions","payload":{"action":"list"}} trailing`),
 			send(anon, "{\"stream\":\"questions\",\"payload\":{\"action\":\"list\",\"request_id\":\"\xff\"}}"),
+			send(anon, `{"stream":"questions","payload":{"action":"create","data":`+nested(998)+`,"request_id":"deep-ok"}}`),
+			send(anon, `{"stream":"questions","payload":{"action":"create","data":`+nested(999)+`,"request_id":"too-deep"}}`),
+			send(anon, `{"stream":"questions","payload":{"action":"create","data":`+nested(999)+`,"request_id":"too-deep-and-broken"`),
 			send(anon, `{"stream":"questions","payload":{"action":"list","request_id":"ok"}}`),
 		}},
 		{Name: "unknown_stream", Doc: "Unknown stream: 400 Invalid Stream, echoing stream and action.", Steps: []Step{
