@@ -1,5 +1,5 @@
 // Package protocol reads request frames and writes reply and push frames:
-// the wire contract of PROTOCOL.md. It knows nothing about bindings.
+// the wire contract of docs/protocol.md. It knows nothing about bindings.
 package protocol
 
 import (

@@ -94,7 +94,7 @@ var (
 	expired = Conn{ID: "conn-late", User: "carol", Expires: Start.Add(5 * time.Second).Unix()}
 )
 
-// privateCases are PROTOCOL.md section 4's "Who sees what", "Enter and
+// privateCases are the protocol's private data: "Who sees what", "Enter and
 // leave", "Filtered subscriptions" and "Unsubscribe" (the full
 // authorization matrix is PlayMatrix).
 func privateCases() []Case {
@@ -250,7 +250,7 @@ func seedCases() []Case {
 	}
 }
 
-// protocolCases cover the rest of PROTOCOL.md sections 2 and 3.
+// protocolCases cover the rest of the protocol (docs/protocol.md).
 func protocolCases() []Case {
 	bigText := strings.Repeat("b", 131_000)
 	return []Case{

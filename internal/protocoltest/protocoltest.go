@@ -1,5 +1,5 @@
 // Package protocoltest is the golden protocol suite: every row of
-// PROTOCOL.md sections 2 and 3, and channels-api's own test cases, as
+// the protocol (docs/protocol.md), and channels-api's own test cases, as
 // transcripts of frames in and frames out. Any system that serves the
 // protocol runs it through a Target: the native router here, the wasm
 // guests in the host, the emulator over real WebSockets. Transcripts live

@@ -24,7 +24,7 @@ import (
 	"github.com/wsbind/wsbind/resource"
 )
 
-// The fuzz targets check the reply contract of PROTOCOL.md for any frame:
+// The fuzz targets check the reply contract of docs/protocol.md for any frame:
 // one well-formed reply, never a panic, never a frame over the message
 // limit. Set WSBIND_FUZZ_STRICT=1 to also fail on any 500 reply (the
 // in-memory store never fails, so a 500 means a bug or a corrupt object).

@@ -197,7 +197,7 @@ func wantStatus(t testing.TB, f frame, status int) {
 }
 
 // TestEmulator_Questions runs the REST actions and subscriptions of
-// PROTOCOL.md over real WebSockets: every action's reply, and the pushes
+// the protocol (docs/protocol.md) over real WebSockets: every action's reply, and the pushes
 // of creates, updates and deletes to subscribers.
 func TestEmulator_Questions(t *testing.T) {
 	em := start(t, nil)

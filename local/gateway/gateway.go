@@ -31,7 +31,7 @@ type Function interface {
 	Invoke(ctx context.Context, payload []byte) ([]byte, error)
 }
 
-// API Gateway's limits (AWS-FACTS.md), the defaults of Config.
+// API Gateway's limits (docs/aws-limits.md), the defaults of Config.
 const (
 	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultMaxLifetime        = 2 * time.Hour

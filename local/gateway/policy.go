@@ -9,7 +9,7 @@ import (
 )
 
 // maxAuthorizerResult is API Gateway's limit on a Lambda authorizer's
-// result (AWS-FACTS.md).
+// result (docs/aws-limits.md).
 const maxAuthorizerResult = 8 << 10
 
 // authorizerResult is a REQUEST authorizer's response as API Gateway

@@ -1,5 +1,5 @@
 // Package dynamo is the DynamoDB backend: the items store, subscriptions
-// and connections of DESIGN.md section 3, each operation one request
+// and connections of docs/design.md section 3, each operation one request
 // (or one per 1 MB page, per 25 deletes, or per topic of a subscriber
 // lookup; a subscribe is two, its write and a read of its connection) to
 // one of three tables. RATIONALE, "Why is a scope a partition of its
@@ -51,7 +51,7 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Attribute names of the tables (DESIGN.md section 3; RATIONALE: "Why are
+// Attribute names of the tables (docs/design.md section 3; RATIONALE: "Why are
 // the items table's own attributes named `_stream` and `_version`?" and
 // "Why is a scope a partition of its own?").
 const (

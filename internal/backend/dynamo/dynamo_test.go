@@ -273,8 +273,9 @@ func (c *counting) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteIt
 	return c.Client.BatchWriteItem(ctx, in, o...)
 }
 
-// TestBudget checks the requests of every operation against DESIGN.md
-// section 3, counted both at the client interface and on the wire.
+// TestBudget checks the requests of every operation against the budget
+// table of RATIONALE.md ("Why is a scope a partition of its own?"),
+// counted both at the client interface and on the wire.
 func TestBudget(t *testing.T) {
 	w := &wire{}
 	raw := newClient(t, w)
