@@ -57,28 +57,24 @@ var Binding = resource.MustNew(resource.Binding[Question]{
 	},
 })
 
-// publish marks the question published and returns it.
-func publish(c *resource.Call[Question]) (any, int, error) {
-	q, err := c.Update(c.PK, func(q *Question) error {
-		q.Published = true
-		return nil
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return q, 200, nil
-}
+// publish and unpublish set whether the question is published, and
+// return it.
+var (
+	publish   = setPublished(true)
+	unpublish = setPublished(false)
+)
 
-// unpublish withdraws the question and returns it.
-func unpublish(c *resource.Call[Question]) (any, int, error) {
-	q, err := c.Update(c.PK, func(q *Question) error {
-		q.Published = false
-		return nil
-	})
-	if err != nil {
-		return nil, 0, err
+func setPublished(v bool) func(c *resource.Call[Question]) (any, int, error) {
+	return func(c *resource.Call[Question]) (any, int, error) {
+		q, err := c.Update(c.PK, func(q *Question) error {
+			q.Published = v
+			return nil
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		return q, 200, nil
 	}
-	return q, 200, nil
 }
 
 // report counts the questions and the published ones.

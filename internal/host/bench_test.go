@@ -89,6 +89,32 @@ func (p *countingPoster) Post(_ context.Context, _ []byte, ids []string) error {
 	return nil
 }
 
+// runFanout fans ch out once per iteration through a pool of mod, after
+// checking that one fan-out reaches every subscriber and before checking
+// that no call trapped.
+func runFanout(b *testing.B, mod host.Module, svc *host.Services, poster *countingPoster, ch abi.Change, subscribers int) {
+	b.Helper()
+	ctx := context.Background()
+	pool := host.NewPool(mod, 1)
+	defer pool.Close(ctx)
+	if err := host.Fanout(ctx, pool, svc, ch); err != nil {
+		b.Fatal(err)
+	}
+	if n := poster.n.Load(); n != int64(subscribers) {
+		b.Fatalf("one change reached %d subscribers, want %d", n, subscribers)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := host.Fanout(ctx, pool, svc, ch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if made := pool.Made(); made != 1 {
+		b.Fatalf("the pool made %d instances; the benchmark trapped", made)
+	}
+}
+
 // BenchmarkFanout runs one update change per iteration through
 // host.Fanout to 100 and to 1000 subscribers of the object's updates.
 func BenchmarkFanout(b *testing.B) {
@@ -97,7 +123,6 @@ func BenchmarkFanout(b *testing.B) {
 		b.Run(fmt.Sprintf("subs=%d", subscribers), func(b *testing.B) {
 			for _, e := range benchEngines() {
 				b.Run(e.name, func(b *testing.B) {
-					mod := e.mod(b, fanoutPkg)
 					st := memory.New()
 					poster := &countingPoster{}
 					svc := benchServices(st, poster)
@@ -129,24 +154,7 @@ func BenchmarkFanout(b *testing.B) {
 					}
 					ch := abi.Change(changes[0])
 
-					pool := host.NewPool(mod, 1)
-					defer pool.Close(ctx)
-					if err := host.Fanout(ctx, pool, svc, ch); err != nil {
-						b.Fatal(err)
-					}
-					if n := poster.n.Load(); n != int64(subscribers) {
-						b.Fatalf("one change reached %d subscribers, want %d", n, subscribers)
-					}
-					b.ReportAllocs()
-					for b.Loop() {
-						if err := host.Fanout(ctx, pool, svc, ch); err != nil {
-							b.Fatal(err)
-						}
-					}
-					b.StopTimer()
-					if made := pool.Made(); made != 1 {
-						b.Fatalf("the pool made %d instances; the benchmark trapped", made)
-					}
+					runFanout(b, e.mod(b, fanoutPkg), svc, poster, ch, subscribers)
 				})
 			}
 		})

@@ -59,7 +59,6 @@ func BenchmarkFanoutChecks(b *testing.B) {
 		b.Run(sc.name, func(b *testing.B) {
 			for _, e := range benchEngines() {
 				b.Run(e.name, func(b *testing.B) {
-					mod := e.mod(b, fanoutPkg)
 					st := memory.New()
 					poster := &countingPoster{}
 					svc := benchServices(st, poster)
@@ -95,24 +94,7 @@ func BenchmarkFanoutChecks(b *testing.B) {
 					}
 					ch := abi.Change(changes[0])
 
-					pool := host.NewPool(mod, 1)
-					defer pool.Close(ctx)
-					if err := host.Fanout(ctx, pool, svc, ch); err != nil {
-						b.Fatal(err)
-					}
-					if n := poster.n.Load(); n != subscribers {
-						b.Fatalf("one change reached %d subscribers, want %d", n, subscribers)
-					}
-					b.ReportAllocs()
-					for b.Loop() {
-						if err := host.Fanout(ctx, pool, svc, ch); err != nil {
-							b.Fatal(err)
-						}
-					}
-					b.StopTimer()
-					if made := pool.Made(); made != 1 {
-						b.Fatalf("the pool made %d instances; the benchmark trapped", made)
-					}
+					runFanout(b, e.mod(b, fanoutPkg), svc, poster, ch, subscribers)
 				})
 			}
 		})

@@ -114,22 +114,7 @@ func Run(t *testing.T, newTarget func(t *testing.T, env Env) Target, update bool
 		}
 		names[c.Name] = true
 		t.Run(c.Name, func(t *testing.T) {
-			env := NewEnv()
-			got := Play(c, newTarget(t, env))
-			path := filepath.Join(Dir(), c.Name+".golden")
-			if update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("transcript differs from %s\n%s", path, diff(string(want), string(got)))
-			}
+			Golden(t, c.Name, Play(c, newTarget(t, NewEnv())), update)
 		})
 	}
 }

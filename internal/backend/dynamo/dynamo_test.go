@@ -482,22 +482,7 @@ func TestBudget_Scopes(t *testing.T) {
 		step("Create scoped", one("PutItem"), func() error { return s.Create(ctx, alice, item(id)) })
 	}
 	// Bob's 300 notes are nothing alice's reads read.
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for i := range 300 {
-		wg.Go(func() {
-			if err := s.Create(ctx, bob, item(fmt.Sprintf("b%03d", i))); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
+	inParallel(t, 300, func(i int) error { return s.Create(ctx, bob, item(fmt.Sprintf("b%03d", i))) })
 	c.take()
 	w.take()
 	c.takeQueries()
@@ -612,25 +597,14 @@ func TestBudget_Scopes(t *testing.T) {
 	step("Subscribe", map[string]int{"PutItem": 1, "GetItem": 1}, func() error {
 		return s.Subscribe(ctx, backend.Subscription{Topic: few, ConnID: "c0", Filter: `{"done":true}`})
 	})
-	for i := range 500 {
-		wg.Go(func() {
-			sub := backend.Subscription{Topic: many, ConnID: fmt.Sprintf("c%03d", i),
-				User: identity.User{ID: fmt.Sprint("u", i), Roles: []string{"staff"}, Claims: map[string]string{"email": "someone@example.com"}}}
-			err := s.PutConn(ctx, abi.ConnEvent{ConnID: sub.ConnID})
-			if err == nil {
-				err = s.Subscribe(ctx, sub)
-			}
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
+	inParallel(t, 500, func(i int) error {
+		sub := backend.Subscription{Topic: many, ConnID: fmt.Sprintf("c%03d", i),
+			User: identity.User{ID: fmt.Sprint("u", i), Roles: []string{"staff"}, Claims: map[string]string{"email": "someone@example.com"}}}
+		if err := s.PutConn(ctx, abi.ConnEvent{ConnID: sub.ConnID}); err != nil {
+			return err
+		}
+		return s.Subscribe(ctx, sub)
+	})
 	c.take()
 	w.take()
 	c.takeQueries()
@@ -1123,4 +1097,26 @@ func TestSubscribe_Disconnected(t *testing.T) {
 			t.Errorf("subscription after a failed subscribe: %v, want none", item)
 		}
 	})
+}
+
+// inParallel runs fn(0) to fn(n-1) concurrently and fails t with every
+// error they return.
+func inParallel(t *testing.T, n int, fn func(i int) error) {
+	t.Helper()
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := fn(i); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 }
