@@ -31,6 +31,15 @@ type Poster interface {
 	Post(ctx context.Context, frame []byte, connIDs []string) error
 }
 
+// Flusher is implemented by a Poster that delivers some pushes in the
+// background (retries that would otherwise hold up the other
+// connections). The fan-out calls Flush once per batch, after its last
+// record, to give them a short while to land before the invocation ends;
+// Flush returns when they have, or after its own bound, or when ctx ends.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // Services are what the host functions reach. Store, Subscribers, Conns
 // and Poster are required by the functions that use them; Now and Log
 // default to time.Now and slog.Default().

@@ -76,6 +76,14 @@ func (h *Handler) fanout(ctx context.Context, payload []byte) (any, error) {
 			break
 		}
 	}
+	// Give the pushes retried in the background (a throttled client's) a
+	// moment to land before Lambda may freeze the process; those still
+	// pending go on when it next runs.
+	if f, ok := h.cfg.Services.Poster.(host.Flusher); ok {
+		if err := f.Flush(ctx); err != nil {
+			h.log.LogAttrs(ctx, slog.LevelWarn, "wsbind: fan-out flush", slog.Any("err", err))
+		}
+	}
 	return resp, nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/aws/smithy-go/middleware"
 
@@ -45,13 +46,59 @@ func (c *opCounter) register(stack *middleware.Stack) error {
 		}), middleware.Before)
 }
 
+// postLog records the frames of PostToConnection calls as the SDK starts
+// them, by connection: the order in which the Poster tried them.
+type postLog struct {
+	mu    sync.Mutex
+	tries map[string][]string
+}
+
+func (l *postLog) register(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("logPosts",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if pi, ok := in.Parameters.(*apigatewaymanagementapi.PostToConnectionInput); ok {
+				l.mu.Lock()
+				id := aws.ToString(pi.ConnectionId)
+				l.tries[id] = append(l.tries[id], string(pi.Data))
+				l.mu.Unlock()
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
+}
+
+func (l *postLog) of(id string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.tries[id])
+}
+
+// syncBuffer is a log destination that lanes write to while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 type poster struct {
 	*apigw.Poster
-	srv  *apigwtest.Server
-	ops  *opCounter
-	logs *bytes.Buffer
-	mu   sync.Mutex
-	gone []string
+	srv   *apigwtest.Server
+	ops   *opCounter
+	posts *postLog
+	logs  *syncBuffer
+	mu    sync.Mutex
+	gone  []string
 }
 
 func (p *poster) goneCalls() []string {
@@ -60,15 +107,31 @@ func (p *poster) goneCalls() []string {
 	return slices.Clone(p.gone)
 }
 
+// stuckClosed reports that a stuck connection's lane is over: closed,
+// handed to OnGone, logged.
+func (p *poster) stuckClosed() bool {
+	return p.Pending() == 0 && len(p.goneCalls()) > 0 && strings.Contains(p.logs.String(), "stuck connection closed")
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 // newPoster starts a test endpoint and a Poster for it with the real SDK
 // client; edit adjusts the Poster's config and aws.Config.
 func newPoster(t *testing.T, opts apigwtest.Options, edit func(*apigw.Config, *aws.Config)) *poster {
 	t.Helper()
 	srv := apigwtest.New(opts)
 	t.Cleanup(srv.Close)
-	p := &poster{srv: srv, ops: &opCounter{}, logs: &bytes.Buffer{}}
+	p := &poster{srv: srv, ops: &opCounter{}, posts: &postLog{tries: map[string][]string{}}, logs: &syncBuffer{}}
 	acfg := awsConfig()
-	acfg.APIOptions = append(acfg.APIOptions, p.ops.register)
+	acfg.APIOptions = append(acfg.APIOptions, p.ops.register, p.posts.register)
 	cfg := apigw.Config{
 		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
 		OnGone: func(_ context.Context, id string) error {
@@ -86,6 +149,7 @@ func newPoster(t *testing.T, opts apigwtest.Options, edit func(*apigw.Config, *a
 	if p.Poster, err = apigw.New(srv.Endpoint(), acfg, cfg); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Close) // before srv.Close: cleanups run last first
 	return p
 }
 
@@ -155,14 +219,22 @@ func TestPoster_Gone(t *testing.T) {
 	}
 }
 
+// TestPoster_Throttled: a throttled push is retried in its connection's
+// lane; Post does not wait for it, Flush does.
 func TestPoster_Throttled(t *testing.T) {
-	p := newPoster(t, apigwtest.Options{}, nil)
+	p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) { c.FlushWait = 10 * time.Second })
 	p.srv.Connect("c1", "c2")
 	p.srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Times: 5})
 	p.srv.Inject("c2", apigwtest.Fault{Status: 429, Times: 3}) // unmodeled 429
 	frame := []byte(`{"push":2}`)
 	if err := p.Post(context.Background(), frame, []string{"c1", "c2"}); err != nil {
 		t.Fatal(err)
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Pending(); n != 0 {
+		t.Errorf("pending after Flush: %d", n)
 	}
 	checkReceived(t, p.srv, []string{"c1", "c2"}, frame)
 	// 6 tries for c1 and 4 for c2, each one request: the SDK did not
@@ -172,31 +244,314 @@ func TestPoster_Throttled(t *testing.T) {
 	}
 }
 
-func TestPoster_ServerError(t *testing.T) {
-	p := newPoster(t, apigwtest.Options{}, nil)
-	p.srv.Connect("c1", "c2")
-	// A 503 twice: the SDK's own retries deliver it, in one operation.
-	p.srv.Inject("c1", apigwtest.Fault{Status: 503, Times: 2})
-	frame := []byte(`{"push":3}`)
-	if err := p.Post(context.Background(), frame, []string{"c1"}); err != nil {
+// TestPoster_ThrottledConnDoesNotHoldOthers: one client that never reads
+// (every post to it throttled) among 50 does not hold Post up; once its
+// lane has been failing for the patience, its connection is closed and
+// handed to OnGone. (Post used to back off from it until ctx ended.)
+func TestPoster_ThrottledConnDoesNotHoldOthers(t *testing.T) {
+	const patience = 2 * time.Second
+	p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) {
+		c.Patience = patience
+		c.MinBackoff, c.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
+	})
+	ids := conns("c", 50)
+	p.srv.Connect(ids...)
+	stuck := ids[17]
+	p.srv.Inject(stuck, apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Method: http.MethodPost})
+	frame := []byte(`{"push":"hol"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*patience)
+	defer cancel()
+	start := time.Now()
+	err := p.Post(ctx, frame, ids)
+	took := time.Since(start)
+	if err != nil {
 		t.Fatal(err)
 	}
-	checkReceived(t, p.srv, []string{"c1"}, frame)
-	if st, ops := p.srv.Stats(), p.ops.n.Load(); st.Requests != 3 || ops != 1 {
-		t.Errorf("requests %d, operations %d; want 3 and 1", st.Requests, ops)
+	if took > patience/2 {
+		t.Errorf("Post took %v, want well under the %v patience", took, patience)
+	}
+	if n := p.Pending(); n != 1 || len(p.goneCalls()) != 0 {
+		t.Errorf("right after Post: pending %d, gone %q; want 1 and none", n, p.goneCalls())
+	}
+	checkReceived(t, p.srv, slices.Delete(slices.Clone(ids), 17, 18), frame)
+
+	waitFor(t, "the stuck connection to be closed", p.stuckClosed)
+	if waited := time.Since(start); waited < patience {
+		t.Errorf("given up after %v, before the %v patience", waited, patience)
+	}
+	if got := p.srv.Deleted(); !slices.Equal(got, []string{stuck}) {
+		t.Errorf("deleted: got %q, want [%s]", got, stuck)
+	}
+	if got := p.goneCalls(); !slices.Equal(got, []string{stuck}) {
+		t.Errorf("OnGone: got %q, want [%s]", got, stuck)
+	}
+	logs := p.logs.String()
+	if strings.Count(logs, "level=WARN") != 1 || !strings.Contains(logs, stuck) || !strings.Contains(logs, "dropped=1") ||
+		!strings.Contains(logs, "LimitExceededException") {
+		t.Errorf("want one warn line naming %s, 1 push dropped and the last error:\n%s", stuck, logs)
+	}
+	if n := len(p.posts.of(stuck)); n < 5 {
+		t.Errorf("tries of the stuck connection: %d, want it retried again and again", n)
+	}
+}
+
+// TestPoster_LaneOrder: pushes to a connection whose first tries are
+// throttled reach it in order, once each: later Posts queue behind its
+// lane rather than overtake it.
+func TestPoster_LaneOrder(t *testing.T) {
+	p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) {
+		c.MinBackoff, c.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
+		c.FlushWait = 10 * time.Second
+	})
+	p.srv.Connect("c1", "c2")
+	p.srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Times: 3})
+	var frames [][]byte
+	var want []string
+	for i := range 5 {
+		f := fmt.Appendf(nil, `{"push":%d}`, i)
+		frames = append(frames, f)
+		want = append(want, string(f))
+		if err := p.Post(context.Background(), f, []string{"c1", "c2"}); err != nil {
+			t.Fatal(err)
+		}
+		f[0] = 'X' // Post keeps no reference to the caller's frame
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Pending(); n != 0 {
+		t.Fatalf("pending after Flush: %d", n)
+	}
+	for _, f := range frames {
+		f[0] = '{'
+	}
+	checkReceived(t, p.srv, []string{"c1", "c2"}, frames...)
+	// What was tried, throttled tries included: never a push before an
+	// earlier one was delivered.
+	tries := p.posts.of("c1")
+	next := 0 // index in want of the push not yet delivered
+	for k, got := range tries {
+		if i := slices.Index(want, got); i != next {
+			t.Fatalf("try %d posted push %d while push %d was not delivered: %q", k, i, next, tries)
+		}
+		if k >= 3 { // the first 3 tries were throttled, every later one delivered
+			next++
+		}
+	}
+	if len(tries) != 3+5 {
+		t.Errorf("tries: got %d, want 8 (3 throttled, 5 delivered): %q", len(tries), tries)
+	}
+}
+
+// TestPoster_LaneHolds: while a connection is throttled, every Post
+// returns at once and its pushes wait in its lane, in order, then go out
+// in order when it reads again; the other connection gets each push at
+// once.
+func TestPoster_LaneHolds(t *testing.T) {
+	p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) {
+		c.Patience = time.Minute
+		c.FlushWait = 10 * time.Second
+	})
+	p.srv.Connect("c1", "c2")
+	p.srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Method: http.MethodPost})
+	var frames [][]byte
+	for i := range 5 {
+		f := fmt.Appendf(nil, `{"push":%d}`, i)
+		frames = append(frames, f)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := p.Post(ctx, f, []string{"c1", "c2"})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkReceived(t, p.srv, []string{"c2"}, frames...)
+		if n := p.Pending(); n != i+1 {
+			t.Errorf("after Post %d: pending %d, want %d", i, n, i+1)
+		}
+	}
+	if got := p.srv.Received("c1"); len(got) != 0 {
+		t.Errorf("c1 received %q while throttled", got)
+	}
+	p.srv.Clear("c1")
+	p.Flush(context.Background())
+	checkReceived(t, p.srv, []string{"c1", "c2"}, frames...)
+	// Only the head was tried while throttled: push 0 again and again
+	// until delivered, then 1 to 4 once each.
+	tries := p.posts.of("c1")
+	k := slices.IndexFunc(tries, func(s string) bool { return s != `{"push":0}` })
+	if k < 1 || !slices.Equal(tries[k:], []string{`{"push":1}`, `{"push":2}`, `{"push":3}`, `{"push":4}`}) {
+		t.Errorf("tries of c1: %q, want push 0 until it was delivered, then 1 to 4 once each", tries)
+	}
+}
+
+// TestPoster_ServerError: a 5xx is retried in the lane, not by the SDK
+// (no request is retried inside Post), and delivered once.
+func TestPoster_ServerError(t *testing.T) {
+	p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) { c.FlushWait = 10 * time.Second })
+	p.srv.Connect("c1", "c2")
+	p.srv.Inject("c1", apigwtest.Fault{Status: 500, Times: 1})
+	frame := []byte(`{"push":3}`)
+	if err := p.Post(context.Background(), frame, []string{"c1", "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	p.Flush(context.Background())
+	checkReceived(t, p.srv, []string{"c1", "c2"}, frame)
+	// One operation per request: the SDK retried nothing itself.
+	if st, ops := p.srv.Stats(), p.ops.n.Load(); st.Requests != 3 || ops != 3 {
+		t.Errorf("requests %d, operations %d; want 3 and 3", st.Requests, ops)
 	}
 
-	// A 503 that lasts: an error after the SDK's 3 attempts, no more.
-	p.srv.ResetStats()
-	p.srv.Inject("c2", apigwtest.Fault{Status: 503})
-	err := p.Post(context.Background(), frame, []string{"c1", "c2"})
-	var perr *apigw.Error
-	if !errors.As(err, &perr) || len(perr.Failed) != 1 || perr.Failed[0].ConnID != "c2" || perr.Total != 2 {
-		t.Fatalf("got %v, want an *apigw.Error naming c2 only", err)
+	// A 503 that lasts: retried until the patience, then the connection
+	// is closed. Post itself never fails for it.
+	p = newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) { c.Patience = 200 * time.Millisecond })
+	p.srv.Connect("c1", "c2")
+	p.srv.Inject("c2", apigwtest.Fault{Status: 503, Method: http.MethodPost})
+	if err := p.Post(context.Background(), frame, []string{"c1", "c2"}); err != nil {
+		t.Fatal(err)
 	}
-	if st := p.srv.Stats(); st.Requests != 1+3 {
-		t.Errorf("requests: got %d, want 4 (c1 once, c2 three times)", st.Requests)
+	waitFor(t, "c2 closed", p.stuckClosed)
+	if got := p.srv.Deleted(); !slices.Equal(got, []string{"c2"}) {
+		t.Errorf("deleted: got %q, want [c2]", got)
 	}
+	checkReceived(t, p.srv, []string{"c1"}, frame)
+}
+
+// TestPoster_GoneInLane: a connection that goes away while its push waits
+// in a lane is handed to OnGone, its lane dropped, and nothing logged.
+func TestPoster_GoneInLane(t *testing.T) {
+	p := newPoster(t, apigwtest.Options{}, nil)
+	// Never connected: throttled once, then 410.
+	p.srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Times: 1})
+	if err := p.Post(context.Background(), []byte("x"), []string{"c1"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "c1 gone", func() bool { return len(p.goneCalls()) > 0 && p.Pending() == 0 })
+	if got := p.goneCalls(); !slices.Equal(got, []string{"c1"}) {
+		t.Errorf("OnGone: got %q, want [c1]", got)
+	}
+	if d := p.srv.Deleted(); len(d) != 0 {
+		t.Errorf("deleted %q: a gone connection needs no closing", d)
+	}
+	if logs := p.logs.String(); logs != "" {
+		t.Errorf("logs: %s", logs)
+	}
+}
+
+// TestPoster_MaxLane: a lane that grows past MaxLane closes its
+// connection at once, whatever the patience.
+func TestPoster_MaxLane(t *testing.T) {
+	p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) {
+		c.MaxLane = 3
+		c.Patience = time.Minute
+	})
+	p.srv.Connect("c1", "c2")
+	p.srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Method: http.MethodPost})
+	for i := range 4 {
+		if err := p.Post(context.Background(), fmt.Appendf(nil, "%d", i), []string{"c1", "c2"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "c1 closed", p.stuckClosed)
+	if got := p.srv.Deleted(); !slices.Equal(got, []string{"c1"}) {
+		t.Errorf("deleted: got %q, want [c1]", got)
+	}
+	if logs := p.logs.String(); strings.Count(logs, "level=WARN") != 1 || !strings.Contains(logs, "dropped=4") || !strings.Contains(logs, "lane full") {
+		t.Errorf("want one warn line, 4 pushes dropped, lane full:\n%s", logs)
+	}
+	checkReceived(t, p.srv, []string{"c2"}, []byte("0"), []byte("1"), []byte("2"), []byte("3"))
+}
+
+// TestPoster_Flush: Flush returns as soon as the lanes are drained, by
+// FlushWait when one has just failed, at once when it has been failing
+// for longer, and when its context ends.
+func TestPoster_Flush(t *testing.T) {
+	t.Run("drained", func(t *testing.T) {
+		p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) {
+			c.MinBackoff, c.MaxBackoff = 20*time.Millisecond, 40*time.Millisecond
+			c.FlushWait = 10 * time.Second
+		})
+		p.srv.Connect("c1")
+		if err := p.Flush(context.Background()); err != nil {
+			t.Errorf("no lane: %v", err)
+		}
+		p.srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Times: 3})
+		if err := p.Post(context.Background(), []byte("x"), []string{"c1"}); err != nil {
+			t.Fatal(err)
+		}
+		if p.Pending() != 1 {
+			t.Fatalf("pending after Post: %d, want 1", p.Pending())
+		}
+		start := time.Now()
+		if err := p.Flush(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("Flush took %v for a lane of 3 short backoffs", took)
+		}
+		if p.Pending() != 0 {
+			t.Errorf("pending after Flush: %d, want 0", p.Pending())
+		}
+		checkReceived(t, p.srv, []string{"c1"}, []byte("x"))
+	})
+	t.Run("stuck", func(t *testing.T) {
+		const wait = time.Second
+		p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) {
+			c.FlushWait = wait
+			c.Patience = time.Minute
+		})
+		p.srv.Connect("c1", "c2")
+		p.srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Method: http.MethodPost})
+		if err := p.Post(context.Background(), []byte("x"), []string{"c1", "c2"}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := p.Flush(context.Background()); err != nil {
+			t.Errorf("a pending push is not an error: %v", err)
+		}
+		if took := time.Since(start); took < wait || took > wait+2*time.Second {
+			t.Errorf("Flush took %v, want about the %v FlushWait", took, wait)
+		}
+		if p.Pending() != 1 {
+			t.Errorf("pending: %d, want 1 (the lane goes on)", p.Pending())
+		}
+		// Stuck for longer than FlushWait: the next batch does not wait
+		// for it again.
+		if err := p.Post(context.Background(), []byte("y"), []string{"c1", "c2"}); err != nil {
+			t.Fatal(err)
+		}
+		start = time.Now()
+		p.Flush(context.Background())
+		if took := time.Since(start); took >= wait/2 {
+			t.Errorf("second Flush took %v; a lane stuck past FlushWait should cost no wait", took)
+		}
+		if p.Pending() != 2 {
+			t.Errorf("pending: %d, want 2", p.Pending())
+		}
+		checkReceived(t, p.srv, []string{"c2"}, []byte("x"), []byte("y"))
+	})
+	t.Run("context", func(t *testing.T) {
+		p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) {
+			c.FlushWait = time.Minute
+			c.Patience = time.Minute
+		})
+		p.srv.Connect("c1")
+		p.srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Method: http.MethodPost})
+		if err := p.Post(context.Background(), []byte("x"), []string{"c1"}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		p.Flush(ctx)
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("Flush took %v past its context's 20 ms", took)
+		}
+		// Close stops the lane and drops what it holds.
+		p.Close()
+		if n := p.Pending(); n != 0 {
+			t.Errorf("pending after Close: %d", n)
+		}
+	})
 }
 
 func TestPoster_Forbidden(t *testing.T) {
@@ -220,6 +575,9 @@ func TestPoster_Forbidden(t *testing.T) {
 	checkReceived(t, p.srv, ok, frame)
 	if p.ops.n.Load() != 20 {
 		t.Errorf("operations: got %d, want 20 (a 403 is not retried)", p.ops.n.Load())
+	}
+	if n := p.Pending(); n != 0 {
+		t.Errorf("pending: %d, want 0 (a 403 is not retried in a lane either)", n)
 	}
 }
 
@@ -262,28 +620,29 @@ func TestPoster_Deadline(t *testing.T) {
 			t.Errorf("got %v, want all 10 failed by the deadline", err)
 		}
 	})
-	t.Run("throttled for ever", func(t *testing.T) {
-		p := newPoster(t, apigwtest.Options{}, nil)
+	t.Run("throttled past the deadline", func(t *testing.T) {
+		// Post does not wait for the throttled connection: it returns at
+		// once, and the lane goes on after Post's context has ended,
+		// until the patience.
+		p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) { c.Patience = 500 * time.Millisecond })
 		p.srv.Connect("c1", "c2")
-		p.srv.Inject("c2", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded})
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		p.srv.Inject("c2", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Method: http.MethodPost})
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		err := p.Post(ctx, []byte("x"), []string{"c1", "c2"})
-		took := time.Since(start)
-		if took > 2*time.Second {
-			t.Errorf("Post took %v past a 300 ms deadline", took)
+		if err := p.Post(ctx, []byte("x"), []string{"c1", "c2"}); err != nil {
+			t.Fatal(err)
 		}
-		if took < 200*time.Millisecond {
-			t.Errorf("Post gave up after %v, before the deadline", took)
+		if ctx.Err() != nil {
+			t.Errorf("Post took %v, past its context's 100 ms", time.Since(start))
 		}
-		var perr *apigw.Error
-		var le *types.LimitExceededException
-		if !errors.As(err, &perr) || len(perr.Failed) != 1 || perr.Failed[0].ConnID != "c2" || !errors.As(err, &le) {
-			t.Errorf("got %v, want c2 failed, throttled", err)
+		<-ctx.Done()
+		waitFor(t, "c2 closed", p.stuckClosed)
+		if n := len(p.posts.of("c2")); n < 10 {
+			t.Errorf("tries of c2: got %d, want it tried again and again", n)
 		}
-		if n := p.srv.Stats().Requests; n < 10 {
-			t.Errorf("requests: got %d, want c2 tried again and again", n)
+		if got := p.srv.Deleted(); !slices.Equal(got, []string{"c2"}) {
+			t.Errorf("deleted: got %q, want [c2]", got)
 		}
 		checkReceived(t, p.srv, []string{"c1"}, []byte("x"))
 	})

@@ -2,7 +2,8 @@
 // speaks the management API's wire protocol as aws-sdk-go-v2 sends it
 // (POST, GET and DELETE /{stage}/@connections/{connectionId}, SigV4
 // signed, errors as restJson1 error responses) over real HTTP on
-// 127.0.0.1, and records what each connection received.
+// 127.0.0.1, and records what each connection received and which
+// connections were closed by DeleteConnection.
 //
 //	srv := apigwtest.New(apigwtest.Options{Latency: 20 * time.Millisecond})
 //	defer srv.Close()
@@ -55,6 +56,10 @@ type Fault struct {
 	// Times is how many requests get the fault before the connection
 	// answers normally again. 0 means every request, until Clear.
 	Times int
+	// Method limits the fault to requests of one HTTP method: "POST"
+	// (PostToConnection) for a client that does not read, whose
+	// connection can still be closed. "" means every method.
+	Method string
 }
 
 // The error types of the management API.
@@ -79,6 +84,7 @@ type Server struct {
 	maxInFlight int
 	requests    int
 	newConns    int
+	deleted     []string
 }
 
 // AnyConn, given to Inject as the connection id, injects a fault for
@@ -183,6 +189,13 @@ func (s *Server) Received(id string) [][]byte {
 	return out
 }
 
+// Deleted returns the connections closed by DeleteConnection, in order.
+func (s *Server) Deleted() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.deleted...)
+}
+
 // Stats are counts since the server started or since ResetStats.
 type Stats struct {
 	Requests    int // requests answered, whatever the status
@@ -248,7 +261,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	f := s.takeFault(id)
+	f := s.takeFault(id, r.Method)
 	c := s.conns[id]
 	s.mu.Unlock()
 	if f != nil {
@@ -286,6 +299,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case http.MethodDelete:
 		s.mu.Lock()
 		delete(s.conns, id)
+		s.deleted = append(s.deleted, id)
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	default:
@@ -310,16 +324,16 @@ func (s *Server) connID(r *http.Request) (string, error) {
 	return id, nil
 }
 
-// takeFault returns the fault for id, if any, and uses up one of its
-// times. s.mu is held.
-func (s *Server) takeFault(id string) *Fault {
+// takeFault returns the fault for a request of method to id, if any, and
+// uses up one of its times. s.mu is held.
+func (s *Server) takeFault(id, method string) *Fault {
 	key := id
 	f := s.faults[key]
-	if f == nil {
+	if f == nil || (f.Method != "" && f.Method != method) {
 		key = AnyConn
 		f = s.faults[key]
 	}
-	if f == nil {
+	if f == nil || (f.Method != "" && f.Method != method) {
 		return nil
 	}
 	out := *f

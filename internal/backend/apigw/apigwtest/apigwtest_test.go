@@ -71,6 +71,9 @@ func TestServer_SDK(t *testing.T) {
 	if _, err := c.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String("never")}); !errors.As(err, &gone) {
 		t.Errorf("delete of an unknown connection: got %v, want GoneException", err)
 	}
+	if got := srv.Deleted(); len(got) != 1 || got[0] != id {
+		t.Errorf("deleted: got %q, want [%q]", got, id)
+	}
 }
 
 func TestServer_Faults(t *testing.T) {
@@ -117,6 +120,16 @@ func TestServer_Faults(t *testing.T) {
 	}
 	if st := srv.Stats(); st.Requests != 6 {
 		t.Errorf("requests: got %d, want 6", st.Requests)
+	}
+
+	// A fault for POST only: a client that does not read can still be
+	// closed.
+	srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Method: http.MethodPost})
+	if err := post("c1"); !errors.As(err, &le) {
+		t.Errorf("POST-only fault: got %v, want LimitExceededException", err)
+	}
+	if _, err := c.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String("c1")}); err != nil {
+		t.Errorf("DELETE past a POST-only fault: %v", err)
 	}
 }
 
