@@ -66,24 +66,28 @@ const (
 	tItems         = "items"
 	tConnections   = "connections"
 	tSubscriptions = "subscriptions"
+	tIdempotency   = "idempotency"
 )
 
 var tableVars = map[string]string{
 	tItems:         "WSBIND_TABLE_ITEMS",
 	tConnections:   "WSBIND_TABLE_CONNECTIONS",
 	tSubscriptions: "WSBIND_TABLE_SUBSCRIPTIONS",
+	tIdempotency:   "WSBIND_TABLE_IDEMPOTENCY",
 }
 
 // wantGrants is each function's least privilege: "action resource", the
 // resource named by its role (a table's, "<table>/index/<name>",
 // "<table>/stream/*", "dlq" for the stream's failure queue,
-// "@connections" for this stage's POST @connections/*).
+// "POST @connections" and "DELETE @connections" for this stage's
+// @connections/* by method).
 var wantGrants = map[string][]string{
 	hRoute: {
 		"dynamodb:GetItem items", "dynamodb:PutItem items", "dynamodb:DeleteItem items", "dynamodb:Query items",
 		"dynamodb:Query items/index/by_binding",
 		"dynamodb:PutItem subscriptions", "dynamodb:DeleteItem subscriptions",
 		"dynamodb:GetItem connections",
+		"dynamodb:PutItem idempotency", "dynamodb:UpdateItem idempotency", "dynamodb:DeleteItem idempotency",
 	},
 	hConnect: {
 		"dynamodb:PutItem connections", "dynamodb:DeleteItem connections",
@@ -94,7 +98,7 @@ var wantGrants = map[string][]string{
 		"dynamodb:Query subscriptions",
 		"dynamodb:DeleteItem connections",
 		"dynamodb:Query subscriptions/index/by_conn", "dynamodb:BatchWriteItem subscriptions",
-		"execute-api:ManageConnections @connections",
+		"execute-api:ManageConnections POST @connections", "execute-api:ManageConnections DELETE @connections",
 		"dynamodb:DescribeStream items/stream/*", "dynamodb:GetRecords items/stream/*",
 		"dynamodb:GetShardIterator items/stream/*", "dynamodb:ListStreams items/stream/*",
 		"sqs:SendMessage dlq",
@@ -116,6 +120,7 @@ var tableSpecs = map[string]tableSpec{
 	tItems: {hash: "_stream", rng: "id", stream: "NEW_AND_OLD_IMAGES",
 		gsi: &gsiSpec{name: "by_binding", hash: "_binding", rng: "id", projection: "ALL"}},
 	tConnections: {hash: "conn_id", ttl: "ttl"},
+	tIdempotency: {hash: "key", ttl: "ttl"},
 	tSubscriptions: {hash: "topic", rng: "sub", ttl: "ttl",
 		gsi: &gsiSpec{name: "by_conn", hash: "conn_id", rng: "sub", projection: "KEYS_ONLY"}},
 }
@@ -431,7 +436,13 @@ func (c *checker) checkEnv(id, h string) {
 		if b := strOf(env["WSBIND_BACKEND"]); b != "dynamodb" {
 			c.add(CheckEnv, id, "WSBIND_BACKEND %q, want dynamodb", b)
 		}
-		for _, role := range []string{tItems, tConnections, tSubscriptions} {
+		roles := []string{tItems, tConnections, tSubscriptions}
+		if h == hRoute {
+			// Only writes, which only the route function serves, take
+			// idempotency keys.
+			roles = append(roles, tIdempotency)
+		}
+		for _, role := range roles {
 			v := tableVars[role]
 			tbl := refOf(env[v])
 			switch {
@@ -871,9 +882,10 @@ func (c *checker) checkStreamSource() {
 
 // ----------------------------------------------------------------- IAM
 
-// connectionsArn is the one resource execute-api:ManageConnections may
-// name: this API's stage, POST @connections.
-var connectionsArn = regexp.MustCompile(`^arn:(?:aws|\$\{AWS::Partition\}):execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{(\w+)\}/\$\{(\w+)\}/POST/@connections/\*$`)
+// connectionsArn is the resource execute-api:ManageConnections may name:
+// this API's stage, @connections by one method, POST (a push) or DELETE
+// (closing a stuck connection).
+var connectionsArn = regexp.MustCompile(`^arn:(?:aws|\$\{AWS::Partition\}):execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{(\w+)\}/\$\{(\w+)\}/(POST|DELETE)/@connections/\*$`)
 
 func (c *checker) checkIAM() {
 	for _, id := range c.ofType("AWS::Serverless::Function") {
@@ -953,8 +965,8 @@ func (c *checker) statement(fn, where string, st map[string]any, granted map[str
 	for _, a := range actions {
 		for _, r := range resources {
 			key := c.resourceKey(r)
-			if strings.EqualFold(a, "execute-api:ManageConnections") && key != "@connections" {
-				c.add(CheckIAMManageConnections, fn, "%s: ManageConnections on %s, want only arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${%s}/${%s}/POST/@connections/*", where, key, c.api, c.stage)
+			if strings.EqualFold(a, "execute-api:ManageConnections") && key != "POST @connections" && key != "DELETE @connections" {
+				c.add(CheckIAMManageConnections, fn, "%s: ManageConnections on %s, want only arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${%s}/${%s}/POST/@connections/* and .../DELETE/@connections/*", where, key, c.api, c.stage)
 			}
 			granted[a+" "+key] = true
 		}
@@ -962,7 +974,8 @@ func (c *checker) statement(fn, where string, st map[string]any, granted map[str
 }
 
 // resourceKey names a statement's resource by its role: a table's role,
-// "<role>/index/<name>", "<role>/stream/*", "dlq", "@connections"; any
+// "<role>/index/<name>", "<role>/stream/*", "dlq", "POST @connections",
+// "DELETE @connections"; any
 // other resource by its text.
 func (c *checker) resourceKey(r any) string {
 	role := func(id string) string {
@@ -988,7 +1001,7 @@ func (c *checker) resourceKey(r any) string {
 	if s, _, ok := subOf(r); ok {
 		if m := connectionsArn.FindStringSubmatch(s); m != nil {
 			if m[1] == c.api && (m[2] == c.stage || m[2] == c.stageParam) {
-				return "@connections"
+				return m[3] + " @connections"
 			}
 			return s
 		}

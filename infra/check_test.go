@@ -361,9 +361,13 @@ func TestCheck_Mutations(t *testing.T) {
 			}},
 		{name: "ManageConnections on every API", check: CheckIAMWildcard, want: `Resource "*"`,
 			mutate: func(t *testing.T, tpl Template) { stmt(t, tpl, "StreamFanout", "Push")["Resource"] = "*" }},
-		{name: "ManageConnections for DELETE too", check: CheckIAMManageConnections, want: "@connections/*",
+		{name: "ManageConnections for any method", check: CheckIAMManageConnections, want: "@connections/*",
 			mutate: func(t *testing.T, tpl Template) {
 				stmt(t, tpl, "StreamFanout", "Push")["Resource"] = apiArn("${Api}/${Stage}/*/@connections/*")
+			}},
+		{name: "stuck connections cannot be closed", check: CheckIAMGrants, want: "lacks execute-api:ManageConnections DELETE @connections",
+			mutate: func(t *testing.T, tpl Template) {
+				stmt(t, tpl, "StreamFanout", "Push")["Resource"] = apiArn("${Api}/${Stage}/POST/@connections/*")
 			}},
 		{name: "an action beyond the need", check: CheckIAMGrants, want: "grants dynamodb:Scan items",
 			mutate: func(t *testing.T, tpl Template) {

@@ -18,8 +18,8 @@ func TestTableInputs_MatchTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := dynamo.Tables{Items: "i", Connections: "c", Subscriptions: "s"}
-	got, err := TableInputs(tmpl, map[string]string{"ItemsTable": "i", "ConnectionsTable": "c", "SubscriptionsTable": "s"})
+	names := dynamo.Tables{Items: "i", Connections: "c", Subscriptions: "s", Idempotency: "k"}
+	got, err := TableInputs(tmpl, map[string]string{"ItemsTable": "i", "ConnectionsTable": "c", "SubscriptionsTable": "s", "IdempotencyTable": "k"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,21 @@ type Call[T any] struct {
 	settings *Settings
 	store    backend.Store
 	view     view
+
+	// ifVersion is payload.if_version, when hasIfVersion: writes of PK
+	// require the object at that version.
+	ifVersion    int64
+	hasIfVersion bool
+	// version is PK's version as last read or written; wrote is set once
+	// any write has committed.
+	version int64
+	wrote   bool
+}
+
+// conflict is the error for an object found at another version than the
+// request expected.
+func conflict(version int64) error {
+	return apierr.Conflict("Version conflict: the object is at version " + strconv.FormatInt(version, 10) + ".")
 }
 
 // Get loads the object with the pk, as the caller may see it: one outside
@@ -68,6 +83,12 @@ func (c *Call[T]) get(pk string, write bool) (*T, backend.Item, error) {
 	if !c.b.objectAllowed(c.User, c.Action, obj) {
 		return nil, backend.Item{}, apierr.PermissionDenied()
 	}
+	if pk == c.PK {
+		c.version = it.Version
+		if write && c.hasIfVersion && it.Version != c.ifVersion {
+			return nil, backend.Item{}, conflict(it.Version)
+		}
+	}
 	return obj, it, nil
 }
 
@@ -98,9 +119,13 @@ func (c *Call[T]) replace(pk string, change func(obj *T) error) (*T, error) {
 			return nil, apierr.Invalid("The object's scope cannot change.")
 		}
 		*c.b.def.ID(obj) = pk
-		_, err = c.store.Replace(c.Context, c.b.part(it.Scope), backend.Item{ID: pk, Scope: it.Scope, Version: it.Version, Data: c.b.encode(nil, obj, true)})
+		v, err := c.store.Replace(c.Context, c.b.part(it.Scope), backend.Item{ID: pk, Scope: it.Scope, Version: it.Version, Data: c.b.encode(nil, obj, true)})
 		switch {
 		case err == nil:
+			c.wrote = true
+			if pk == c.PK {
+				c.version = v
+			}
 			return obj, nil
 		case errors.Is(err, backend.ErrNotFound):
 			return nil, apierr.NotFound()
@@ -182,7 +207,11 @@ func (c *Call[T]) runCustom(a Action[T]) (call.Result, error) {
 			return call.Result{}, apierr.Internal(fmt.Errorf("action %s returned a %T, which has no JSON form here (see resource.Appender)", a.name, v))
 		}
 	}
-	return call.Result{Status: status, Data: data}, nil
+	res := call.Result{Status: status, Data: data, Write: c.wrote}
+	if a.detail {
+		res.PK, res.Version = c.PK, c.version
+	}
+	return res, nil
 }
 
 func (c *Call[T]) retrieve() (call.Result, error) {
@@ -190,7 +219,7 @@ func (c *Call[T]) retrieve() (call.Result, error) {
 	if err != nil {
 		return call.Result{}, err
 	}
-	return call.Result{Status: 200, Data: c.Serialize(obj)}, nil
+	return call.Result{Status: 200, Data: c.Serialize(obj), PK: c.PK, Version: c.version}, nil
 }
 
 func (c *Call[T]) create() (call.Result, error) {
@@ -230,7 +259,8 @@ func (c *Call[T]) create() (call.Result, error) {
 		err := c.store.Create(c.Context, c.b.part(scope), backend.Item{ID: id, Scope: scope, Version: 1, Data: c.b.encode(nil, obj, true)})
 		switch {
 		case err == nil:
-			return call.Result{Status: 201, Data: c.Serialize(obj)}, nil
+			c.wrote = true
+			return call.Result{Status: 201, Data: c.Serialize(obj), PK: id, Version: 1, Write: true}, nil
 		case !errors.Is(err, backend.ErrExists):
 			return call.Result{}, apierr.Internal(err)
 		}
@@ -256,40 +286,47 @@ func (c *Call[T]) update(partial bool) (call.Result, error) {
 	if err != nil {
 		return call.Result{}, err
 	}
-	return call.Result{Status: 200, Data: c.Serialize(obj)}, nil
+	return call.Result{Status: 200, Data: c.Serialize(obj), PK: c.PK, Version: c.version, Write: true}, nil
 }
 
 func (c *Call[T]) delete() (call.Result, error) {
 	if c.PK == "" || c.view.none {
 		return call.Result{}, apierr.NotFound()
 	}
-	if len(c.b.def.ObjectPermissions) == 0 && !c.view.part.All {
+	if len(c.b.def.ObjectPermissions) == 0 && !c.view.part.All && !c.hasIfVersion {
 		// The caller's own partition holds the object or nothing: delete
 		// it outright.
-		_, err := c.store.Delete(c.Context, c.view.part, c.PK, backend.AnyVersion)
-		return deleted(err)
+		it, err := c.store.Delete(c.Context, c.view.part, c.PK, backend.AnyVersion)
+		return c.deleted(it, err)
 	}
 	for range writeAttempts {
 		_, it, err := c.get(c.PK, true)
 		if err != nil {
 			return call.Result{}, err
 		}
-		_, err = c.store.Delete(c.Context, c.b.part(it.Scope), c.PK, it.Version)
+		old, err := c.store.Delete(c.Context, c.b.part(it.Scope), c.PK, it.Version)
 		if !errors.Is(err, backend.ErrConflict) {
-			return deleted(err)
+			return c.deleted(old, err)
 		}
 	}
 	return call.Result{}, apierr.Conflict("The object was changed by another request; try again.")
 }
 
-func deleted(err error) (call.Result, error) {
+// deleted is the reply to a delete that removed old, or failed with err.
+// A delete is a write: the object's version is the one after old's.
+func (c *Call[T]) deleted(old backend.Item, err error) (call.Result, error) {
 	if errors.Is(err, backend.ErrNotFound) {
 		return call.Result{}, apierr.NotFound()
 	}
 	if err != nil {
 		return call.Result{}, apierr.Internal(err)
 	}
-	return call.Result{Status: 200, Data: []byte("{}")}, nil
+	c.wrote = true
+	res := call.Result{Status: 200, Data: []byte("{}"), PK: c.PK, Write: true}
+	if old.Version > 0 {
+		res.Version = old.Version + 1
+	}
+	return res, nil
 }
 
 func (c *Call[T]) list() (call.Result, error) {
@@ -307,22 +344,15 @@ func (c *Call[T]) list() (call.Result, error) {
 	if len(items) == 0 && page > 1 {
 		return call.Result{}, apierr.InvalidPage()
 	}
-	capacity := 2
-	for _, it := range items {
-		capacity += len(it.Data) + 1
-	}
-	out := append(make([]byte, 0, capacity), '[')
+	entries := make([]call.Entry, len(items))
 	for i, it := range items {
-		if i > 0 {
-			out = append(out, ',')
-		}
 		obj, err := c.b.decode(it.Data)
 		if err != nil {
 			return call.Result{}, apierr.Internal(err)
 		}
-		out = c.b.encode(out, obj, false)
+		entries[i] = call.Entry{ID: it.ID, Data: c.b.encode(nil, obj, false)}
 	}
-	return call.Result{Status: 200, Data: append(out, ']')}, nil
+	return call.Result{Status: 200, Page: entries}, nil
 }
 
 // maxPage keeps offsets far from overflow.

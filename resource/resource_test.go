@@ -123,8 +123,8 @@ func TestSettings_Defaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(res.Data), `"name"`); n != 2 {
-		t.Errorf("page 1 holds %d objects, want the page size 2: %s", n, res.Data)
+	if n := len(res.Page); n != 2 {
+		t.Errorf("page 1 holds %d objects, want the page size 2: %v", n, res.Page)
 	}
 	// A binding's own permissions win over the default.
 	open := resource.MustNew(thingBinding(func(b *resource.Binding[thing]) {

@@ -109,7 +109,8 @@ func (b *binding[T]) serve(ctx context.Context, s *Settings, st backend.Store, r
 		return call.Result{}, apierr.Invalid("Invalid pk: longer than " + strconv.Itoa(backend.MaxPK) + " bytes.")
 	}
 	c := &Call[T]{Context: ctx, User: req.User, ConnID: req.ConnID, Action: req.Action, PK: req.PK, Data: req.Data, Now: req.Now,
-		b: b, settings: s, store: st, view: b.viewOf(req.User)}
+		b: b, settings: s, store: st, view: b.viewOf(req.User),
+		ifVersion: req.IfVersion, hasIfVersion: req.HasIfVersion}
 	if custom {
 		return c.runCustom(a)
 	}

@@ -90,6 +90,8 @@ const (
 	FuncConnDrop                 // conn id →
 	FuncNow                      // () → Unix nanoseconds, returned directly
 	FuncUnsubscribe              // Subscription → ; removes its Topic, ConnID and Filter, whatever its User
+	FuncClaim                    // key (String), Claim, now (U64 Unix ms) → Claim (the stored one when not Fresh)
+	FuncSettle                   // key (String), reply present (Bool), reply (Bytes, when present) →
 	numFuncs
 )
 
@@ -114,6 +116,8 @@ var Funcs = [numFuncs]string{
 	FuncConnDrop:     "conn_drop",
 	FuncNow:          "now",
 	FuncUnsubscribe:  "unsubscribe",
+	FuncClaim:        "claim",
+	FuncSettle:       "settle",
 }
 
 // String is the import name.

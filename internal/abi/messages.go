@@ -3,6 +3,7 @@ package abi
 import (
 	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/identity"
+	"time"
 )
 
 // User: ID (String), role count (U64) and the roles (String) in order,
@@ -176,14 +177,18 @@ const (
 // Change is the streamfanout function's input: one committed write. Stream
 // is the binding's stream (a scoped item's scope is not part of it); Kind
 // is KindCreate, KindUpdate or KindDelete; Old is nil on create, New nil
-// on delete.
+// on delete. Version is the object's version after the change: the
+// stored version for create and update, the one after the last for
+// delete; 0 when the images carry none (an item written by another tool).
 type Change struct {
 	Stream, PK, Kind string
 	Old, New         []byte
+	Version          int64
 }
 
 // Encode appends Stream, PK, Kind (String), then for Old and New a
-// presence flag (Bool) and, when present, the image (Bytes).
+// presence flag (Bool) and, when present, the image (Bytes), then
+// Version (U64).
 func (c *Change) Encode(w *Writer) {
 	w.String(c.Stream)
 	w.String(c.PK)
@@ -194,6 +199,7 @@ func (c *Change) Encode(w *Writer) {
 			w.Bytes(img)
 		}
 	}
+	w.U64(uint64(c.Version))
 }
 
 // Decode reads what Encode wrote.
@@ -206,6 +212,7 @@ func (c *Change) Decode(r *Reader) error {
 	if r.Bool() {
 		c.New = r.Bytes()
 	}
+	c.Version = int64(r.U64())
 	return r.Done()
 }
 
@@ -256,4 +263,34 @@ func (o *Outcome) Encode(w *Writer) {
 func (o *Outcome) Decode(r *Reader) error {
 	o.Status, o.Message = Status(r.U64()), r.String()
 	return r.Done()
+}
+
+// Claim: Fresh (Bool), Stream, Action (String), Lease and Expires (U64,
+// Unix milliseconds), then a presence flag (Bool) and the Reply (Bytes).
+func (w *Writer) Claim(c backend.Claim) {
+	w.Bool(c.Fresh)
+	w.String(c.Stream)
+	w.String(c.Action)
+	w.U64(uint64(c.Lease.UnixMilli()))
+	w.U64(uint64(c.Expires.UnixMilli()))
+	w.Bool(c.Reply != nil)
+	if c.Reply != nil {
+		w.Bytes(c.Reply)
+	}
+}
+
+// Claim reads what Writer.Claim wrote.
+func (r *Reader) Claim() backend.Claim {
+	var c backend.Claim
+	c.Fresh = r.Bool()
+	c.Stream, c.Action = r.String(), r.String()
+	c.Lease = time.UnixMilli(int64(r.U64()))
+	c.Expires = time.UnixMilli(int64(r.U64()))
+	if r.Bool() {
+		c.Reply = r.Bytes()
+		if c.Reply == nil {
+			c.Reply = []byte{}
+		}
+	}
+	return c
 }

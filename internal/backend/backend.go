@@ -8,6 +8,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/wsbind/wsbind/internal/identity"
 )
@@ -89,6 +90,29 @@ type Store interface {
 	// Unsubscribe removes the subscription of sub's topic, connection and
 	// filter. Removing one that does not exist is not an error.
 	Unsubscribe(ctx context.Context, sub Subscription) error
+	// Claim records an idempotency key as taken by c (its Stream, Action,
+	// Lease and Expires; Reply nil), when the key is free: never used,
+	// expired, or claimed by a request whose lease ended with no reply. It
+	// returns Fresh when it did; otherwise the key's record as stored,
+	// changing nothing. One conditional write on DynamoDB.
+	Claim(ctx context.Context, key string, c Claim, now time.Time) (Claim, error)
+	// Settle stores the reply of a key this request claimed; a nil reply
+	// frees the key instead (the write did not happen). One write.
+	Settle(ctx context.Context, key string, reply []byte) error
+}
+
+// Claim is an idempotency key's record: the request that took it, and
+// its reply once there is one.
+type Claim struct {
+	// Fresh reports that Claim took the key for this request.
+	Fresh bool
+	// Stream and Action are what the key was used for.
+	Stream, Action string
+	// Lease is when a claim with no reply may be taken over: its request
+	// must have died. Expires is when the key is free again.
+	Lease, Expires time.Time
+	// Reply is the stored reply, nil while the first request runs.
+	Reply []byte
 }
 
 // Topic names the subscription topic for changes of one kind on a stream:

@@ -24,12 +24,33 @@ type Request struct {
 	ConnID string
 	// Now is when the message is handled; it stamps ids and timestamps.
 	Now time.Time
+	// IfVersion, when HasIfVersion, is the version the request expects the
+	// object at: a write of PK to an object at another version fails.
+	IfVersion    int64
+	HasIfVersion bool
 }
 
 // Result is a successful action's reply: status and JSON data.
 type Result struct {
 	Status int
 	Data   []byte
+	// Version is the object's version after a create or detail action,
+	// 0 for none.
+	Version int64
+	// PK is the object a create or detail action worked on.
+	PK string
+	// Write marks a committed write: its reply is never an error, so one
+	// too large for a message is sent truncated.
+	Write bool
+	// Page, for a list, holds its entries in order (Data is nil then), so
+	// that the reply can truncate the ones that do not fit.
+	Page []Entry
+}
+
+// Entry is one object of a list page, as clients see it.
+type Entry struct {
+	ID   string
+	Data []byte
 }
 
 // Images are a change's two stored images (0: before, 1: after) prepared

@@ -166,6 +166,33 @@ func (s *Store) Unsubscribe(_ context.Context, sub backend.Subscription) error {
 	return err
 }
 
+// Claim implements backend.Store with FuncClaim.
+func (s *Store) Claim(_ context.Context, key string, c backend.Claim, now time.Time) (backend.Claim, error) {
+	var w abi.Writer
+	w.String(key)
+	w.Claim(c)
+	w.U64(uint64(now.UnixMilli()))
+	res, err := s.call(abi.FuncClaim, &w)
+	if err != nil {
+		return backend.Claim{}, err
+	}
+	r := abi.NewReader(res)
+	got := r.Claim()
+	return got, r.Done()
+}
+
+// Settle implements backend.Store with FuncSettle.
+func (s *Store) Settle(_ context.Context, key string, reply []byte) error {
+	var w abi.Writer
+	w.String(key)
+	w.Bool(reply != nil)
+	if reply != nil {
+		w.Bytes(reply)
+	}
+	_, err := s.call(abi.FuncSettle, &w)
+	return err
+}
+
 // Subscribers implements backend.Subscribers with one FuncSubscribers
 // call for all the topics.
 func (s *Store) Subscribers(_ context.Context, topics []string) ([]backend.Subscription, error) {
@@ -260,7 +287,7 @@ func Fanout(c Caller, reg *resource.Registry) Entry {
 		if err := ch.Decode(abi.NewReader(in)); err != nil {
 			return outcome(abi.BadCall, "undecodable change: "+err.Error())
 		}
-		posts, err := r.Fanout(context.Background(), store, router.Change{Stream: ch.Stream, PK: ch.PK, Kind: ch.Kind, Old: ch.Old, New: ch.New})
+		posts, err := r.Fanout(context.Background(), store, router.Change(ch))
 		switch {
 		case errors.Is(err, router.ErrUnknownStream):
 			return outcome(abi.OK, "")

@@ -98,6 +98,12 @@ func hostNow() int64
 //go:wasmimport wsbind unsubscribe
 func hostUnsubscribe(ptr unsafe.Pointer, n uint32) uint64
 
+//go:wasmimport wsbind claim
+func hostClaim(ptr unsafe.Pointer, n uint32) uint64
+
+//go:wasmimport wsbind settle
+func hostSettle(ptr unsafe.Pointer, n uint32) uint64
+
 // hostFuncs are the imports Call reaches, by Func; FuncNow, whose
 // signature differs, is called as hostNow.
 var hostFuncs = [...]func(unsafe.Pointer, uint32) uint64{
@@ -114,6 +120,8 @@ var hostFuncs = [...]func(unsafe.Pointer, uint32) uint64{
 	abi.FuncConnPut:      hostConnPut,
 	abi.FuncConnDrop:     hostConnDrop,
 	abi.FuncUnsubscribe:  hostUnsubscribe,
+	abi.FuncClaim:        hostClaim,
+	abi.FuncSettle:       hostSettle,
 }
 
 // Imports is the Caller of a wasm guest: the wsbind host functions.

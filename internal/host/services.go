@@ -141,6 +141,25 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 		if err = r.Done(); err == nil {
 			err = s.store().Unsubscribe(ctx, sub)
 		}
+	case abi.FuncClaim:
+		key, c, now := r.String(), r.Claim(), r.U64()
+		if err = r.Done(); err != nil {
+			break
+		}
+		if c, err = s.store().Claim(ctx, key, c, time.UnixMilli(int64(now))); err == nil {
+			w.Claim(c)
+		}
+	case abi.FuncSettle:
+		key := r.String()
+		var reply []byte
+		if r.Bool() {
+			if reply = r.Bytes(); reply == nil {
+				reply = []byte{}
+			}
+		}
+		if err = r.Done(); err == nil {
+			err = s.store().Settle(ctx, key, reply)
+		}
 	case abi.FuncSubscribers:
 		n := r.U64()
 		if n > uint64(len(req)) { // each topic takes at least 4 bytes
@@ -270,3 +289,7 @@ func (missingStore) List(context.Context, backend.Part, int, int) ([]backend.Ite
 func (missingStore) Count(context.Context, backend.Part) (int, error)        { return 0, errMissing }
 func (missingStore) Subscribe(context.Context, backend.Subscription) error   { return errMissing }
 func (missingStore) Unsubscribe(context.Context, backend.Subscription) error { return errMissing }
+func (missingStore) Claim(context.Context, string, backend.Claim, time.Time) (backend.Claim, error) {
+	return backend.Claim{}, errMissing
+}
+func (missingStore) Settle(context.Context, string, []byte) error { return errMissing }

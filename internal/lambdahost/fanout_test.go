@@ -68,7 +68,7 @@ func subscribeUpdatesOf(pk string) string {
 // updatePush is the push of an update of question id to text.
 func updatePush(id, text string) string {
 	return `{"stream":"questions","payload":{"action":"update","data":{"id":"` + id + `","question_text":"` + text +
-		`","pub_date":"2026-01-02T03:04:05Z","published":false},"model":"polls.question","pk":"` + id + `"}}`
+		`","pub_date":"2026-01-02T03:04:05Z","published":false},"model":"polls.question","pk":"` + id + `","version":2}}`
 }
 
 // modify is a MODIFY record of question id, its text changed to text.

@@ -484,10 +484,11 @@ func TestHandler_StreamFanout(t *testing.T) {
 	const object1 = `{"id":"q1","question_text":"Hello","pub_date":"2026-01-02T03:04:05Z","published":false}`
 	const object2 = `{"id":"q1","question_text":"Hello again","pub_date":"2026-01-02T03:04:05Z","published":true}`
 	want := []string{
-		`c-alice {"stream":"questions","payload":{"action":"create","data":` + object1 + `,"model":"polls.question","pk":"q1"}}`,
-		`c-alice {"stream":"questions","payload":{"action":"update","data":` + object2 + `,"model":"polls.question","pk":"q1"}}`,
-		`c-alice {"stream":"questions","payload":{"action":"delete","data":` + object2 + `,"model":"polls.question","pk":"q1"}}`,
-		`c-alice {"stream":"questions","payload":{"action":"create","data":{"id":"q3","question_text":"Third","pub_date":"2026-01-02T03:04:05Z","published":false},"model":"polls.question","pk":"q3"}}`,
+		// The version is the image's _version; a delete's is the next.
+		`c-alice {"stream":"questions","payload":{"action":"create","data":` + object1 + `,"model":"polls.question","pk":"q1","version":1}}`,
+		`c-alice {"stream":"questions","payload":{"action":"update","data":` + object2 + `,"model":"polls.question","pk":"q1","version":2}}`,
+		`c-alice {"stream":"questions","payload":{"action":"delete","data":` + object2 + `,"model":"polls.question","pk":"q1","version":3}}`,
+		`c-alice {"stream":"questions","payload":{"action":"create","data":{"id":"q3","question_text":"Third","pub_date":"2026-01-02T03:04:05Z","published":false},"model":"polls.question","pk":"q3","version":1}}`,
 	}
 	got := f.posts.take()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -86,8 +86,9 @@ func (e *Env) guestEnv() []string {
 //   - _HANDLER (the function's Handler setting) names the function:
 //     connect, route, streamfanout, or authorizer (host code, no guest);
 //   - WSBIND_BACKEND selects the services: "dynamodb" is the tables named
-//     by WSBIND_TABLE_ITEMS, _CONNECTIONS and _SUBSCRIPTIONS, and for
-//     streamfanout the management API at WSBIND_MANAGEMENT_ENDPOINT;
+//     by WSBIND_TABLE_ITEMS, _CONNECTIONS and _SUBSCRIPTIONS (and for
+//     route _IDEMPOTENCY), and for streamfanout the management API at
+//     WSBIND_MANAGEMENT_ENDPOINT;
 //     "memory" is the in-memory store and a Poster that logs and drops
 //     pushes (no persistence);
 //   - $LAMBDA_TASK_ROOT (default: the executable's directory) holds
@@ -203,6 +204,9 @@ func dynamoServices(ctx context.Context, env *Env, name string, log *slog.Logger
 		Items:         env.getenv("WSBIND_TABLE_ITEMS"),
 		Connections:   env.getenv("WSBIND_TABLE_CONNECTIONS"),
 		Subscriptions: env.getenv("WSBIND_TABLE_SUBSCRIPTIONS"),
+		// The route function's alone: a write with an idempotency key
+		// fails (500, logged) without it.
+		Idempotency: env.getenv("WSBIND_TABLE_IDEMPOTENCY"),
 	}
 	if tables.Items == "" || tables.Connections == "" || tables.Subscriptions == "" {
 		return nil, errors.New("WSBIND_BACKEND=dynamodb needs WSBIND_TABLE_ITEMS, WSBIND_TABLE_CONNECTIONS and WSBIND_TABLE_SUBSCRIPTIONS")

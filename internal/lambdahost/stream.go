@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,8 +25,9 @@ import (
 // start with "_" (_stream, _version, _binding) are the table's, not the
 // object's.
 const (
-	attrStream = "_stream" // partition key (S): the stream, or stream#scope for a scoped item
-	attrID     = "id"      // sort key (S): the object's id, also a field
+	attrStream  = "_stream"  // partition key (S): the stream, or stream#scope for a scoped item
+	attrID      = "id"       // sort key (S): the object's id, also a field
+	attrVersion = "_version" // (N): 1 at create, +1 per write
 )
 
 // scopeSep ends the stream in a scoped item's _stream: stream names never
@@ -159,7 +161,30 @@ func changeOf(rec *events.DynamoDBEventRecord) (abi.Change, error) {
 		return ch, fmt.Errorf("%s/%s: %s record without the image a push needs (stream view type %q, want NEW_AND_OLD_IMAGES)",
 			stream, id, rec.EventName, rec.Change.StreamViewType)
 	}
+	// The version after the change: the new image's, or for a delete the
+	// one after the old image's. An item another tool wrote has none (0).
+	if ch.Kind == abi.KindDelete {
+		if v := versionOf(rec.Change.OldImage); v > 0 {
+			ch.Version = v + 1
+		}
+	} else {
+		ch.Version = versionOf(rec.Change.NewImage)
+	}
 	return ch, nil
+}
+
+// versionOf reads an image's _version; 0 when it has none that reads as
+// a positive integer.
+func versionOf(img map[string]events.DynamoDBAttributeValue) int64 {
+	v, ok := img[attrVersion]
+	if !ok || v.DataType() != events.DataTypeNumber {
+		return 0
+	}
+	n, err := strconv.ParseInt(v.Number(), 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 // stringAttr returns attribute k of m if it is a string.

@@ -35,7 +35,16 @@ type Request struct {
 	Data json.RawMessage
 	// RequestID is payload.request_id verbatim; nil when absent.
 	RequestID json.RawMessage
+	// IfVersion is payload.if_version when HasIfVersion: the version a
+	// write expects the object at.
+	IfVersion    int64
+	HasIfVersion bool
+	// IdempotencyKey is payload.idempotency_key; "" when absent.
+	IdempotencyKey string
 }
+
+// MaxIdempotencyKey is the longest idempotency_key, in characters.
+const MaxIdempotencyKey = 128
 
 // Decode reads a request frame. A malformed frame gives an InvalidMessage
 // error and whatever of the request could be read.
@@ -122,6 +131,21 @@ func Decode(frame []byte) (Request, *apierr.Error) {
 		}
 		req.PK = s
 	}
+	if raw, ok := jsonw.Lookup(payload, "if_version"); ok && jsonw.KindOf(raw) != jsonw.Null {
+		s, ok := jsonw.Key(raw)
+		v, err := strconv.ParseInt(s, 10, 64)
+		if !ok || jsonw.KindOf(raw) != jsonw.Number || err != nil || v < 0 {
+			return req, apierr.InvalidMessage("if_version must be a non-negative integer")
+		}
+		req.IfVersion, req.HasIfVersion = v, true
+	}
+	if raw, ok := jsonw.Lookup(payload, "idempotency_key"); ok && jsonw.KindOf(raw) != jsonw.Null {
+		s, ok := jsonw.Unquote(raw)
+		if n := utf8.RuneCountInString(s); !ok || jsonw.KindOf(raw) != jsonw.String || n < 1 || n > MaxIdempotencyKey {
+			return req, apierr.InvalidMessage("idempotency_key must be a string of 1 to " + strconv.Itoa(MaxIdempotencyKey) + " characters")
+		}
+		req.IdempotencyKey = s
+	}
 	return req, nil
 }
 
@@ -135,18 +159,48 @@ func readString(raw []byte, s *string) bool {
 }
 
 // Reply writes a reply frame. data may be nil (written as null); an error
-// reply has nil data. stream and action are null when hasStream or
-// hasAction is false.
+// reply has nil data. stream and action are null when the request had
+// none that could be read.
 func Reply(dst []byte, req *Request, status int, data []byte, err *apierr.Error) []byte {
+	return ReplyWith(dst, req, Out{Status: status, Data: data}, err)
+}
+
+// Out is a successful reply's content.
+type Out struct {
+	Status int
+	// Data is written as payload.data; nil is null.
+	Data []byte
+	// Version, when positive, is written as payload.version: the object's
+	// version after a create or detail action.
+	Version int64
+	// Truncated writes data as null, with "truncated": true and PK as
+	// payload.pk: the object was too large for one message.
+	Truncated bool
+	PK        string
+}
+
+// ReplyWith writes a reply frame with out's content, or err's.
+func ReplyWith(dst []byte, req *Request, out Out, err *apierr.Error) []byte {
 	dst = append(dst, `{"stream":`...)
 	dst = appendOptString(dst, req.Stream, req.HasStream)
 	dst = append(dst, `,"payload":{"action":`...)
 	dst = appendOptString(dst, req.Action, req.HasAction)
 	dst = append(dst, `,"data":`...)
-	if data == nil || err != nil {
+	status, data := out.Status, out.Data
+	switch {
+	case err != nil || data == nil || out.Truncated:
 		dst = append(dst, "null"...)
-	} else {
+	default:
 		dst = append(dst, data...)
+	}
+	if err == nil && out.Truncated {
+		dst = append(dst, `,"pk":`...)
+		dst = jsonw.AppendString(dst, out.PK)
+		dst = append(dst, `,"truncated":true`...)
+	}
+	if err == nil && out.Version > 0 {
+		dst = append(dst, `,"version":`...)
+		dst = strconv.AppendInt(dst, out.Version, 10)
 	}
 	dst = append(dst, `,"errors":`...)
 	dst = appendErrors(dst, err)
@@ -206,8 +260,9 @@ func appendStrings(dst []byte, ss []string) []byte {
 
 // Push writes a push frame. A nil data is written as null and marks the
 // push truncated: the object was too large to send, and the client should
-// retrieve it (or learn that it is gone) by other means.
-func Push(dst []byte, stream, action, model, pk string, data []byte) []byte {
+// retrieve it (or learn that it is gone) by other means. A positive
+// version is written as payload.version.
+func Push(dst []byte, stream, action, model, pk string, version int64, data []byte) []byte {
 	dst = append(dst, `{"stream":`...)
 	dst = jsonw.AppendString(dst, stream)
 	dst = append(dst, `,"payload":{"action":`...)
@@ -222,6 +277,10 @@ func Push(dst []byte, stream, action, model, pk string, data []byte) []byte {
 	dst = jsonw.AppendString(dst, model)
 	dst = append(dst, `,"pk":`...)
 	dst = jsonw.AppendString(dst, pk)
+	if version > 0 {
+		dst = append(dst, `,"version":`...)
+		dst = strconv.AppendInt(dst, version, 10)
+	}
 	if data == nil {
 		dst = append(dst, `,"truncated":true`...)
 	}

@@ -233,12 +233,27 @@ func fzCheckReply(t *testing.T, frame, reply []byte) int {
 	if err != nil {
 		fail("reply payload is not a JSON object: %v", err)
 	}
-	if err := fzExactKeys(payload, "action", "data", "errors", "response_status", "request_id"); err != nil {
-		fail("reply payload: %v", err)
-	}
 	status, err := strconv.Atoi(string(payload["response_status"]))
 	if err != nil {
 		fail("response_status %s is not an integer", payload["response_status"])
+	}
+	// A success may carry the object's version, and a truncated one its
+	// pk; nothing else, and an error neither.
+	keys := []string{"action", "data", "errors", "response_status", "request_id"}
+	if v, ok := payload["version"]; ok {
+		if n, err := strconv.ParseInt(string(v), 10, 64); err != nil || n < 1 || status/100 != 2 {
+			fail("version %s in a %d reply: want a positive integer, in a success only", v, status)
+		}
+		keys = append(keys, "version")
+	}
+	if _, ok := payload["truncated"]; ok {
+		if string(payload["truncated"]) != "true" || string(payload["data"]) != "null" || status/100 != 2 {
+			fail("truncated %s with data %.100s in a %d reply: want true, data null, in a success only", payload["truncated"], payload["data"], status)
+		}
+		keys = append(keys, "truncated", "pk")
+	}
+	if err := fzExactKeys(payload, keys...); err != nil {
+		fail("reply payload: %v", err)
 	}
 	switch status {
 	case 200, 201, 400, 401, 404, 409, 413, 500:

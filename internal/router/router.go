@@ -18,6 +18,7 @@ import (
 	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/call"
 	"github.com/wsbind/wsbind/internal/identity"
+	"github.com/wsbind/wsbind/internal/jsonw"
 	"github.com/wsbind/wsbind/internal/protocol"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -69,29 +70,86 @@ type Conn struct {
 // Handle answers one frame with exactly one reply frame. It never panics on
 // any input, and binding panics become 500 replies.
 func (r *Router) Handle(ctx context.Context, conn Conn, frame []byte) []byte {
-	req, out := r.handle(ctx, conn, frame)
-	if len(out) > protocol.MaxMessage {
-		// Echoes are bounded (protocol.MaxEcho), so this always fits.
-		msg := fmt.Sprintf("Response too large: %d bytes, the limit is %d.", len(out), protocol.MaxMessage)
-		return protocol.Reply(nil, &req, 0, nil, apierr.TooLarge(msg))
-	}
-	return out
-}
-
-func (r *Router) handle(ctx context.Context, conn Conn, frame []byte) (protocol.Request, []byte) {
 	req, perr := protocol.Decode(frame)
 	if perr != nil {
-		return req, protocol.Reply(nil, &req, 0, nil, perr)
+		return reply(&req, call.Result{}, perr)
 	}
 	h := r.reg.Lookup(req.Stream)
 	if h == nil {
-		return req, protocol.Reply(nil, &req, 0, nil, apierr.InvalidStream())
+		return reply(&req, call.Result{}, apierr.InvalidStream())
+	}
+	if req.IdempotencyKey != "" && writes(h, req.Action) {
+		return r.once(ctx, h, conn, &req)
 	}
 	res, err := r.serve(ctx, h, conn, &req)
+	return reply(&req, res, r.publicError(err, &req, conn))
+}
+
+// reply writes the reply frame of a result, within the message limit: a
+// list page truncates the entries that do not fit, a committed write too
+// large for a message is answered truncated (the write happened; an error
+// would invite a duplicate), and any other reply too large is a 413.
+func reply(req *protocol.Request, res call.Result, err *apierr.Error) []byte {
 	if err != nil {
-		return req, protocol.Reply(nil, &req, 0, nil, r.publicError(err, &req, conn))
+		// Echoes are bounded (protocol.MaxEcho), so an error always fits.
+		return protocol.Reply(nil, req, 0, nil, err)
 	}
-	return req, protocol.Reply(make([]byte, 0, len(res.Data)+160), &req, res.Status, res.Data, nil)
+	out := protocol.Out{Status: res.Status, Data: res.Data, Version: res.Version}
+	if res.Page != nil {
+		out.Data = fitPage(req, out, res.Page)
+	}
+	frame := protocol.ReplyWith(make([]byte, 0, len(out.Data)+160), req, out, nil)
+	if len(frame) <= protocol.MaxMessage {
+		return frame
+	}
+	if res.Write {
+		out.Truncated, out.PK = true, res.PK
+		return protocol.ReplyWith(nil, req, out, nil)
+	}
+	msg := fmt.Sprintf("Response too large: %d bytes, the limit is %d.", len(frame), protocol.MaxMessage)
+	return protocol.Reply(nil, req, 0, nil, apierr.TooLarge(msg))
+}
+
+// fitPage writes a list page as a JSON array that fits, with the rest of
+// the reply, in one message: while it does not, the largest entry left is
+// replaced by {"id": <pk>, "truncated": true}. The entries keep their
+// order.
+func fitPage(req *protocol.Request, out protocol.Out, page []call.Entry) []byte {
+	out.Data = []byte("[]")
+	budget := protocol.MaxMessage - len(protocol.ReplyWith(nil, req, out, nil)) + len(out.Data)
+	stubs := make([][]byte, len(page))
+	size := len(page) + 1 // brackets and commas
+	for _, e := range page {
+		size += len(e.Data)
+	}
+	if size > budget {
+		order := make([]int, len(page))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return len(page[b].Data) - len(page[a].Data) })
+		for _, i := range order {
+			if size <= budget {
+				break
+			}
+			stub := append(jsonw.AppendString([]byte(`{"id":`), page[i].ID), `,"truncated":true}`...)
+			size += len(stub) - len(page[i].Data)
+			stubs[i] = stub
+		}
+	}
+	data := make([]byte, 0, size)
+	data = append(data, '[')
+	for i, e := range page {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		if stubs[i] != nil {
+			data = append(data, stubs[i]...)
+		} else {
+			data = append(data, e.Data...)
+		}
+	}
+	return append(data, ']')
 }
 
 func (r *Router) serve(ctx context.Context, h *resource.Handler, conn Conn, req *protocol.Request) (res call.Result, err error) {
@@ -105,12 +163,14 @@ func (r *Router) serve(ctx context.Context, h *resource.Handler, conn Conn, req 
 		return call.Result{}, apierr.TokenExpired()
 	}
 	return h.Serve(ctx, &r.settings, r.store, call.Request{
-		Action: req.Action,
-		PK:     req.PK,
-		Data:   req.Data,
-		User:   conn.User,
-		ConnID: conn.ID,
-		Now:    now,
+		Action:       req.Action,
+		PK:           req.PK,
+		Data:         req.Data,
+		User:         conn.User,
+		ConnID:       conn.ID,
+		Now:          now,
+		IfVersion:    req.IfVersion,
+		HasIfVersion: req.HasIfVersion,
 	})
 }
 
@@ -123,8 +183,11 @@ func expired(u identity.User, now time.Time) bool {
 }
 
 // publicError logs internal failures under a correlation id and returns
-// what the client may read.
+// what the client may read; nil for no error.
 func (r *Router) publicError(err error, req *protocol.Request, conn Conn) *apierr.Error {
+	if err == nil {
+		return nil
+	}
 	e := apierr.AsError(err)
 	if e.Code() == apierr.CodeInternal {
 		r.log.Error("wsbind: internal error",
@@ -153,13 +216,16 @@ const (
 )
 
 // Change is one committed write, as the database's change stream reports
-// it: the stored images before (nil on create) and after (nil on delete).
+// it: the stored images before (nil on create) and after (nil on delete),
+// and the object's version after it (for a delete, the one after the
+// last stored; 0 when unknown).
 type Change struct {
-	Stream string
-	PK     string
-	Kind   string
-	Old    []byte
-	New    []byte
+	Stream  string
+	PK      string
+	Kind    string
+	Old     []byte
+	New     []byte
+	Version int64
 }
 
 // ErrUnknownStream is returned for changes of streams no binding serves
@@ -341,9 +407,9 @@ func (r *Router) pushFrame(h *resource.Handler, ch Change, rank int, im call.Ima
 	case rankDelete:
 		kind, data = KindDelete, im.Wire(0)
 	}
-	frame := protocol.Push(make([]byte, 0, len(data)+128), ch.Stream, kind, h.Model(), ch.PK, data)
+	frame := protocol.Push(make([]byte, 0, len(data)+128), ch.Stream, kind, h.Model(), ch.PK, ch.Version, data)
 	if len(frame) > protocol.MaxMessage {
-		frame = protocol.Push(nil, ch.Stream, kind, h.Model(), ch.PK, nil)
+		frame = protocol.Push(nil, ch.Stream, kind, h.Model(), ch.PK, ch.Version, nil)
 	}
 	return frame
 }

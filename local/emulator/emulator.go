@@ -39,6 +39,7 @@ var Tables = dynamo.Tables{
 	Items:         "wsbind-local-items",
 	Connections:   "wsbind-local-connections",
 	Subscriptions: "wsbind-local-subscriptions",
+	Idempotency:   "wsbind-local-idempotency",
 }
 
 // Config configures the emulator. GuestDir and JWTSecret are required.
@@ -239,13 +240,14 @@ func createTables(ctx context.Context, client *dynamodb.Client, template []byte)
 		"ItemsTable":         Tables.Items,
 		"ConnectionsTable":   Tables.Connections,
 		"SubscriptionsTable": Tables.Subscriptions,
+		"IdempotencyTable":   Tables.Idempotency,
 	})
 	if err != nil {
 		return fmt.Errorf("template: %w", err)
 	}
-	for _, name := range []string{Tables.Items, Tables.Connections, Tables.Subscriptions} {
+	for _, name := range []string{Tables.Items, Tables.Connections, Tables.Subscriptions, Tables.Idempotency} {
 		if !slices.ContainsFunc(ins, func(in *dynamodb.CreateTableInput) bool { return aws.ToString(in.TableName) == name }) {
-			return fmt.Errorf("template: no table for %s (ItemsTable, ConnectionsTable and SubscriptionsTable are required)", name)
+			return fmt.Errorf("template: no table for %s (ItemsTable, ConnectionsTable, SubscriptionsTable and IdempotencyTable are required)", name)
 		}
 	}
 	if err := dynamo.CreateTablesFrom(ctx, client, ins); err != nil {

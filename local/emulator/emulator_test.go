@@ -39,6 +39,8 @@ type frame struct {
 		Data      json.RawMessage `json:"data"`
 		PK        string          `json:"pk"`
 		Model     string          `json:"model"`
+		Version   int64           `json:"version"`
+		Truncated bool            `json:"truncated"`
 	} `json:"payload"`
 	raw string
 }

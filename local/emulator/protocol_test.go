@@ -117,6 +117,9 @@ func ptExpect(t *testing.T, f frame, want string) any {
 	w := ptMustDecode(t, "the expected reply", want).(map[string]any)
 	var data any
 	if gp, ok := got["payload"].(map[string]any); ok {
+		if wp, ok := w["payload"].(map[string]any); ok {
+			ptVersion(t, f, gp, wp)
+		}
 		data = gp["data"]
 		if wp, ok := w["payload"].(map[string]any); ok && wp["data"] == ptAny {
 			if _, present := gp["data"]; present {
@@ -128,6 +131,33 @@ func ptExpect(t *testing.T, f frame, want string) any {
 		t.Errorf("reply:\n got  %.1500s\n want %.1500s", f.raw, want)
 	}
 	return data
+}
+
+// ptVersioned are the actions whose successful replies carry the
+// object's version (docs/protocol.md section 8): create and the detail
+// actions of the bundled bindings.
+var ptVersioned = map[string]bool{"create": true, "retrieve": true, "update": true, "patch": true, "delete": true,
+	"publish": true, "unpublish": true, "pin": true}
+
+// ptVersion checks a reply's payload.version when want names none: a
+// positive integer exactly on the successes of ptVersioned actions. It
+// then drops it from got, so that the rest compares as written.
+func ptVersion(t *testing.T, f frame, got, want map[string]any) {
+	t.Helper()
+	if _, ok := want["version"]; ok {
+		return
+	}
+	status, _ := strconv.Atoi(fmt.Sprint(got["response_status"]))
+	action, _ := got["action"].(string)
+	v, has := got["version"]
+	n, err := strconv.ParseInt(fmt.Sprint(v), 10, 64)
+	switch should := status >= 200 && status < 300 && ptVersioned[action]; {
+	case should && (!has || err != nil || n < 1):
+		t.Errorf("reply: version %v, want a positive integer: %.300s", v, f.raw)
+	case !should && has:
+		t.Errorf("reply: version %v on a %v %s reply, want none: %.300s", v, status, action, f.raw)
+	}
+	delete(got, "version")
 }
 
 // ptReq writes a request frame.
@@ -214,8 +244,8 @@ func ptJSON(t *testing.T, v any) string {
 }
 
 // ptGot waits for the push of action on pk and checks all of it: exactly
-// stream and payload, the payload exactly action, data, model and pk (no
-// request_id, no response_status).
+// stream and payload, the payload exactly action, data, model, pk and a
+// positive version (no request_id, no response_status).
 func ptGot(t *testing.T, who string, c *client, stream, action, model, pk string, data any) {
 	t.Helper()
 	f, err := c.push(action, pk)
@@ -224,6 +254,12 @@ func ptGot(t *testing.T, who string, c *client, stream, action, model, pk string
 		return
 	}
 	got := ptMustDecode(t, "the push", f.raw)
+	if p, ok := got.(map[string]any)["payload"].(map[string]any); ok {
+		if n, err := strconv.ParseInt(fmt.Sprint(p["version"]), 10, 64); err != nil || n < 1 {
+			t.Errorf("%s: push version %v, want a positive integer: %.300s", who, p["version"], f.raw)
+		}
+		delete(p, "version")
+	}
 	want := map[string]any{"stream": stream, "payload": map[string]any{
 		"action": action, "data": data, "model": model, "pk": pk,
 	}}
@@ -1087,7 +1123,7 @@ func TestProtocol_Size(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no push of the huge create: %v", err)
 		}
-		want := `{"stream":"questions","payload":{"action":"create","data":null,"model":"polls.question","pk":"pt-huge","truncated":true}}`
+		want := `{"stream":"questions","payload":{"action":"create","data":null,"model":"polls.question","pk":"pt-huge","version":1,"truncated":true}}`
 		if !reflect.DeepEqual(ptMustDecode(t, "push", f.raw), ptMustDecode(t, "want", want)) {
 			t.Errorf("push:\n got  %.500s\n want %s", f.raw, want)
 		}
@@ -1115,7 +1151,7 @@ func TestProtocol_Size(t *testing.T) {
 		}
 		// The reply it replaces: the same frame with the object as data.
 		wouldBe := func(action, data, rid string) int {
-			return len(fmt.Sprintf(`{"stream":"questions","payload":{"action":%q,"data":%s,"errors":[],"response_status":200,"request_id":%q}}`, action, data, rid))
+			return len(fmt.Sprintf(`{"stream":"questions","payload":{"action":%q,"data":%s,"version":1,"errors":[],"response_status":200,"request_id":%q}}`, action, data, rid))
 		}
 		f := ptCall(t, c, ptReq("questions", `{"action":"retrieve","pk":"pt-huge","request_id":"r413"}`))
 		huge := `{"id":"pt-huge","question_text":"` + strings.Repeat("h", 131000) + `","pub_date":"2026-01-01T00:00:00Z","published":false}`
@@ -1126,10 +1162,30 @@ func TestProtocol_Size(t *testing.T) {
 			ptPut(t, e, id, 1, map[string]types.AttributeValue{"question_text": ptS(strings.Repeat("b", 70000)), "pub_date": ptS("2026-01-01T00:00:00Z")})
 			wantStatus(t, ptCall(t, c, ptReq("questions", `{"action":"retrieve","pk":"`+id+`"}`)), 200)
 		}
-		// Together (with the huge one) they make a list reply over the
-		// limit; its size depends on the order, so only its bounds are known.
+		// Together (with the huge one) they would make a list reply over
+		// the limit: the page truncates its largest entries, in place,
+		// until it fits (the huge one, then one of the halves).
 		f = ptCall(t, c, ptReq("questions", `{"action":"list","request_id":"l413"}`))
-		check(t, f, "list", "l413", -1)
+		wantStatus(t, f, 200)
+		if len(f.raw) > 131072 {
+			t.Errorf("list reply of %d bytes, over the limit", len(f.raw))
+		}
+		var page []map[string]any
+		if err := json.Unmarshal(f.Payload.Data, &page); err != nil {
+			t.Fatalf("list data: %v", err)
+		}
+		truncated := map[string]bool{}
+		for _, o := range page {
+			if o["truncated"] == true {
+				truncated[o["id"].(string)] = true
+				if len(o) != 2 {
+					t.Errorf("a truncated entry holds %v, want id and truncated only", o)
+				}
+			}
+		}
+		if !truncated["pt-huge"] || truncated["pt-half-1"] == truncated["pt-half-2"] || len(truncated) != 2 {
+			t.Errorf("truncated entries %v, want pt-huge and one of the halves", truncated)
+		}
 		// The connection goes on.
 		wantStatus(t, ptCall(t, c, ptReq("questions", `{"action":"retrieve","pk":"pt-half-1"}`)), 200)
 	})

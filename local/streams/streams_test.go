@@ -35,7 +35,7 @@ import (
 	"github.com/wsbind/wsbind/resource"
 )
 
-var tables = dynamo.Tables{Items: "items", Connections: "connections", Subscriptions: "subscriptions"}
+var tables = dynamo.Tables{Items: "items", Connections: "connections", Subscriptions: "subscriptions", Idempotency: "idempotency"}
 
 func awsConfig() aws.Config {
 	tr := http.DefaultTransport.(*http.Transport).Clone()

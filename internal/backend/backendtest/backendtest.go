@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,6 +122,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"DropConn_ThenSubscribe", testDropConnThenSubscribe},
 		{"DropConn_Race", testDropConnRace},
 		{"Connections", testConnections},
+		{"Claim", testClaim},
+		{"Claim_Race", testClaimRace},
 	}
 	for _, tc := range itemTests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1484,5 +1487,77 @@ func testDropConnRace(t *testing.T, b Backend, n names) {
 		}
 		checkSubscribers(t, b, topics[0], keep, topics[1:]...)
 		checkNoRecords(t, b, conns...)
+	}
+}
+
+// testClaim walks an idempotency key through its life: claimed, in
+// progress, settled, expired; freed by a nil reply; taken over after its
+// lease.
+func testClaim(t *testing.T, b Backend, n names) {
+	now := time.Unix(1_800_000_000, 0)
+	key := "k" + n.id
+	c := backend.Claim{Stream: "s", Action: "create", Lease: now.Add(time.Minute), Expires: now.Add(24 * time.Hour)}
+	got, err := b.Claim(ctx(t), key, c, now)
+	if err != nil || !got.Fresh {
+		t.Fatalf("first claim: %+v, %v; want fresh", got, err)
+	}
+	got, err = b.Claim(ctx(t), key, backend.Claim{Stream: "other", Action: "patch", Lease: now.Add(2 * time.Minute), Expires: now.Add(25 * time.Hour)}, now.Add(time.Second))
+	if err != nil || got.Fresh || got.Reply != nil || got.Stream != "s" || got.Action != "create" {
+		t.Fatalf("claim in progress: %+v, %v; want the first claim's record, no reply", got, err)
+	}
+	if err := b.Settle(ctx(t), key, []byte("reply-1")); err != nil {
+		t.Fatal(err)
+	}
+	// Long past the lease, within the lifetime: the reply.
+	got, err = b.Claim(ctx(t), key, c, now.Add(time.Hour))
+	if err != nil || got.Fresh || string(got.Reply) != "reply-1" || got.Stream != "s" || got.Action != "create" {
+		t.Fatalf("claim settled: %+v, %v; want reply-1", got, err)
+	}
+	if !got.Expires.Equal(c.Expires) {
+		t.Errorf("expires %v, want %v", got.Expires, c.Expires)
+	}
+	// Past the lifetime the key is free, whether or not it was deleted.
+	later := now.Add(24*time.Hour + time.Second)
+	got, err = b.Claim(ctx(t), key, backend.Claim{Stream: "s2", Action: "delete", Lease: later.Add(time.Minute), Expires: later.Add(24 * time.Hour)}, later)
+	if err != nil || !got.Fresh {
+		t.Fatalf("claim after expiry: %+v, %v; want fresh", got, err)
+	}
+	// A nil reply frees it at once.
+	if err := b.Settle(ctx(t), key, nil); err != nil {
+		t.Fatal(err)
+	}
+	c = backend.Claim{Stream: "s", Action: "create", Lease: later.Add(time.Minute), Expires: later.Add(24 * time.Hour)}
+	if got, err = b.Claim(ctx(t), key, c, later); err != nil || !got.Fresh {
+		t.Fatalf("claim after release: %+v, %v; want fresh", got, err)
+	}
+	// A claim whose lease ended with no reply is taken over.
+	if got, err = b.Claim(ctx(t), key, c, later.Add(30*time.Second)); err != nil || got.Fresh {
+		t.Fatalf("claim within lease: %+v, %v; want taken", got, err)
+	}
+	c.Lease = c.Lease.Add(time.Minute)
+	if got, err = b.Claim(ctx(t), key, c, later.Add(time.Minute+time.Millisecond)); err != nil || !got.Fresh {
+		t.Fatalf("claim after lease: %+v, %v; want fresh", got, err)
+	}
+}
+
+// testClaimRace claims one key from many goroutines at once: exactly one
+// is fresh.
+func testClaimRace(t *testing.T, b Backend, n names) {
+	now := time.Now()
+	var fresh atomic.Int32
+	errs := race(16, func(int) error {
+		got, err := b.Claim(ctx(t), "race"+n.id, backend.Claim{Stream: "s", Action: "create", Lease: now.Add(time.Minute), Expires: now.Add(time.Hour)}, now)
+		if got.Fresh {
+			fresh.Add(1)
+		}
+		return err
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if k := fresh.Load(); k != 1 {
+		t.Errorf("%d of 16 concurrent claims were fresh, want 1", k)
 	}
 }

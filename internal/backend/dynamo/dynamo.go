@@ -32,15 +32,19 @@ type Client interface {
 	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
 var _ Client = (*dynamodb.Client)(nil)
 
-// Tables names the three tables.
+// Tables names the four tables.
 type Tables struct {
 	Items         string
 	Connections   string
 	Subscriptions string
+	// Idempotency holds the idempotency keys of writes and their replies;
+	// "" means writes that carry a key fail.
+	Idempotency string
 }
 
 // Config configures a Store. Client and Tables are required.

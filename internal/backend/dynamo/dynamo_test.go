@@ -92,7 +92,7 @@ func newTables(t *testing.T, c *dynamodb.Client) dynamo.Tables {
 		b[i] = byte(rand.N(256))
 	}
 	p := "wsbind-test-" + hex.EncodeToString(b[:])
-	tables := dynamo.Tables{Items: p + "-items", Connections: p + "-connections", Subscriptions: p + "-subscriptions"}
+	tables := dynamo.Tables{Items: p + "-items", Connections: p + "-connections", Subscriptions: p + "-subscriptions", Idempotency: p + "-idempotency"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -273,6 +273,11 @@ func (c *counting) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteIt
 	return c.Client.BatchWriteItem(ctx, in, o...)
 }
 
+func (c *counting) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	c.add("UpdateItem")
+	return c.Client.UpdateItem(ctx, in, o...)
+}
+
 // TestBudget checks the requests of every operation against the budget
 // table of RATIONALE.md ("Why is a scope a partition of its own?"),
 // counted both at the client interface and on the wire.
@@ -441,6 +446,42 @@ func TestBudget(t *testing.T) {
 		}
 		return err
 	})
+	// An idempotency key: the first request claims it with one
+	// conditional PutItem and stores its reply with one UpdateItem; a
+	// repeat is one failed PutItem, which brings the record back (plus
+	// a GetItem only where the server does not return it: emulators).
+	now := time.Now()
+	claim := backend.Claim{Stream: "st", Action: "create", Lease: now.Add(time.Minute), Expires: now.Add(24 * time.Hour)}
+	step("Claim", one("PutItem"), func() error {
+		c, err := s.Claim(ctx, "u5:alice:k", claim, now)
+		if err == nil && !c.Fresh {
+			err = errors.New("not fresh")
+		}
+		return err
+	})
+	step("Settle", one("UpdateItem"), func() error { return s.Settle(ctx, "u5:alice:k", []byte(`{"reply":1}`)) })
+	c.mu.Lock()
+	c.oldItem = false
+	c.mu.Unlock()
+	if err := func() error {
+		got, err := s.Claim(ctx, "u5:alice:k", claim, now)
+		if err == nil && string(got.Reply) != `{"reply":1}` {
+			err = fmt.Errorf("repeat: reply %q", got.Reply)
+		}
+		return err
+	}(); err != nil {
+		t.Fatal(err)
+	}
+	repeat := map[string]int{"PutItem": 1}
+	c.mu.Lock()
+	if !c.oldItem {
+		repeat["GetItem"] = 1
+	}
+	c.mu.Unlock()
+	if got, onWire := c.take(), w.take(); !maps.Equal(got, repeat) || !maps.Equal(onWire, repeat) {
+		t.Errorf("Claim repeat: got requests %v (wire %v), want %v", got, onWire, repeat)
+	}
+	step("Settle nil", one("DeleteItem"), func() error { return s.Settle(ctx, "u5:alice:k", nil) })
 	if scans != 0 {
 		t.Errorf("%d Scans on the wire, want none", scans)
 	}

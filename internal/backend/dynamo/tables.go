@@ -24,17 +24,17 @@ var _ TableClient = (*dynamodb.Client)(nil)
 // pollEvery is how often CreateTables asks whether the tables are ready.
 const pollEvery = 50 * time.Millisecond
 
-// CreateTables creates the three tables, on demand, and waits until they
+// CreateTables creates the four tables, on demand, and waits until they
 // and their indexes are ACTIVE: the items table with its stream of new
 // and old images and its by_binding index, the subscriptions table with
-// its by_conn index. Time to live (attribute "ttl" of connections and subscriptions)
+// its by_conn index, the idempotency table. Time to live (attribute "ttl" of connections, subscriptions and idempotency keys)
 // is left to the deployment's template: emulators lack the call, and the
 // store ignores expired records whether or not DynamoDB deletes them.
 func CreateTables(ctx context.Context, c TableClient, t Tables) error {
 	return CreateTablesFrom(ctx, c, TableInputs(t))
 }
 
-// TableInputs are the definitions of the three tables, named t: what
+// TableInputs are the definitions of the four tables, named t: what
 // infra/template.yaml declares (infra's tests check the two agree).
 func TableInputs(t Tables) []*dynamodb.CreateTableInput {
 	s := types.ScalarAttributeTypeS
@@ -73,6 +73,11 @@ func TableInputs(t Tables) []*dynamodb.CreateTableInput {
 			KeySchema:  []types.KeySchemaElement{key(attrConnID, types.KeyTypeHash), key(attrSub, types.KeyTypeRange)},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
 		}},
+	}, {
+		TableName:            aws.String(t.Idempotency),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{def(attrKey)},
+		KeySchema:            []types.KeySchemaElement{key(attrKey, types.KeyTypeHash)},
 	}}
 }
 
@@ -116,10 +121,10 @@ func waitActive(ctx context.Context, c TableClient, name string) error {
 	}
 }
 
-// DeleteTables deletes the three tables, those that exist.
+// DeleteTables deletes the four tables, those that exist.
 func DeleteTables(ctx context.Context, c TableClient, t Tables) error {
 	var errs []error
-	for _, name := range []string{t.Items, t.Connections, t.Subscriptions} {
+	for _, name := range []string{t.Items, t.Connections, t.Subscriptions, t.Idempotency} {
 		_, err := c.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)})
 		var nf *types.ResourceNotFoundException
 		if err != nil && !errors.As(err, &nf) {

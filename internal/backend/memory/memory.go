@@ -7,6 +7,7 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,18 +16,16 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/backend"
 )
 
-// Change is one committed write: Stream is the binding's stream (never
-// the scope), Kind is "create", "update" or "delete"; Old is nil on create
-// and New nil on delete.
-type Change struct {
-	Stream, PK, Kind string
-	Old, New         []byte
-}
+// Change is one committed write, as the fan-out function receives it:
+// Stream is the binding's stream (never the scope), Kind is "create",
+// "update" or "delete"; Old is nil on create and New nil on delete.
+type Change = abi.Change
 
 // Store keeps items, subscriptions and the changes not yet drained. The
 // zero value is not ready; use New.
@@ -41,6 +40,8 @@ type Store struct {
 	// them again): a subscribe of theirs that comes late records nothing.
 	// It only grows, by one id per connection dropped.
 	dropped map[string]bool
+	// claims are the idempotency keys' records.
+	claims map[string]backend.Claim
 }
 
 // stream holds one binding stream's items, each scope apart ("" is the
@@ -72,6 +73,7 @@ func New() *Store {
 		byConn:  map[string]map[subRef]bool{},
 		conns:   map[string]abi.ConnEvent{},
 		dropped: map[string]bool{},
+		claims:  map[string]backend.Claim{},
 	}
 }
 
@@ -199,7 +201,7 @@ func (s *Store) Put(name string, it backend.Item) int64 {
 func (s *Store) put(name string, pt *part, it backend.Item) {
 	old, existed := pt.items[it.ID]
 	pt.items[it.ID] = it
-	ch := Change{Stream: name, PK: it.ID, Kind: abi.KindUpdate, New: it.Data}
+	ch := Change{Stream: name, PK: it.ID, Kind: abi.KindUpdate, New: it.Data, Version: it.Version}
 	if existed {
 		ch.Old = old.Data
 	} else {
@@ -228,7 +230,7 @@ func (s *Store) Delete(_ context.Context, p backend.Part, id string, version int
 	delete(pt.items, id)
 	i := sort.SearchStrings(pt.ids, id)
 	pt.ids = slices.Delete(pt.ids, i, i+1)
-	s.changes = append(s.changes, Change{Stream: p.Stream, PK: id, Kind: abi.KindDelete, Old: it.Data})
+	s.changes = append(s.changes, Change{Stream: p.Stream, PK: id, Kind: abi.KindDelete, Old: it.Data, Version: it.Version + 1})
 	return clone(it), nil
 }
 
@@ -322,6 +324,35 @@ func (s *Store) Unsubscribe(_ context.Context, sub backend.Subscription) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.drop(subRef{sub.Topic, subKey(sub)}, sub.ConnID)
+	return nil
+}
+
+// Claim implements backend.Store.
+func (s *Store) Claim(_ context.Context, key string, c backend.Claim, now time.Time) (backend.Claim, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.claims[key]; ok && now.Before(old.Expires) && (old.Reply != nil || now.Before(old.Lease)) {
+		old.Reply = bytes.Clone(old.Reply)
+		return old, nil
+	}
+	c.Fresh, c.Reply = false, nil
+	s.claims[key] = c
+	c.Fresh = true
+	return c, nil
+}
+
+// Settle implements backend.Store.
+func (s *Store) Settle(_ context.Context, key string, reply []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.claims[key]
+	switch {
+	case reply == nil:
+		delete(s.claims, key)
+	case ok:
+		c.Reply = bytes.Clone(reply)
+		s.claims[key] = c
+	}
 	return nil
 }
 
