@@ -63,9 +63,12 @@ endif
 all: check test
 
 ## run: the local emulator: WebSocket API, debugger page and DynamoDB on
-## this machine, running the guests `make wasm` builds for the host
+## this machine, running the guests `make wasm` builds for the host;
+## FAULTS injects faults (make run FAULTS=post-throttle=0.1,seed=1;
+## README.md, "Fault injection")
+FAULTS ?=
 run: wasm
-	$(GO) run ./cmd/wsbind-local -guests $(BUILD)
+	$(GO) run ./cmd/wsbind-local -guests $(BUILD) $(if $(FAULTS),-faults '$(FAULTS)')
 
 ## token: a token for USER (make token USER=alice) for the emulator;
 ## ROLES (comma-separated) become its "groups" (ROLES=admin,editor)
@@ -128,9 +131,10 @@ check:
 
 ## bench: benchmarks, several runs, medians by benchstat; the WASI
 ## figures (engine=...: wasmtime, wazero) in columns beside their native
-## baseline; cold starts of each function by engine
+## baseline; cold starts of each function by engine. One package at a
+## time (-p 1): two benchmarks sharing the 2 cores halve each other.
 bench:
-	$(GO) test -tags wsbind_wasmtime -run '^$$' -bench . -skip ColdStart -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
+	$(GO) test -p 1 -tags wsbind_wasmtime -run '^$$' -bench . -skip ColdStart -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench ColdStart -benchtime $(COLD_STARTS)x -count $(COLD_COUNT) ./internal/lambdahost | tee -a $(BENCH_OUT)
 	@echo; echo "== framework (native)"
 	@awk '!/engine=/' $(BENCH_OUT) > $(BENCH_OUT).native; $(GO) run $(BENCHSTAT) $(BENCH_OUT).native

@@ -7,10 +7,13 @@
 //	wsbind-local -guests build/amd64          # serve until Ctrl-C
 //	wsbind-local -token alice                 # print a token for user alice
 //	wsbind-local -token bob -roles admin      # ... whose "groups" are ["admin"]
+//	wsbind-local -faults post-throttle=0.1,dynamo-throttle=0.05,seed=1
 //
 // WSBIND_JWT_SECRET is the HS256 secret tokens are checked with; unset, a
-// development secret is used and printed. WSBIND_PAGE_SIZE and other
-// application settings reach the guests as on Lambda.
+// development secret is used and printed. WSBIND_FAULTS is the default of
+// -faults, the faults to inject (local/faults.Parse; README.md, "Fault
+// injection"). WSBIND_PAGE_SIZE and other application settings reach the
+// guests as on Lambda.
 package main
 
 import (
@@ -27,12 +30,14 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/local/emulator"
+	"github.com/wsbind/wsbind/local/faults"
 )
 
 func main() {
 	guests := flag.String("guests", "build/"+runtime.GOARCH, "`dir`ectory holding connect.wasm, route.wasm and streamfanout.wasm")
 	token := flag.String("token", "", "print a token for `user` (its sub), valid for a day, and exit")
 	roles := flag.String("roles", "", "with -token, the token's `groups`, comma-separated (admin,editor): the user's roles")
+	faultSpec := flag.String("faults", os.Getenv("WSBIND_FAULTS"), "inject faults: a `spec` of comma-separated key=value, such as post-throttle=0.1,dynamo-throttle=0.05,seed=1\n(keys: "+strings.Join(faults.Keys, ", ")+"); default $WSBIND_FAULTS")
 	flag.Parse()
 
 	secret, dev := emulator.SecretFromEnv(os.Getenv)
@@ -45,6 +50,18 @@ func main() {
 	if *roles != "" {
 		exitIf(errors.New("-roles needs -token"))
 	}
+	fs, err := faults.Parse(*faultSpec)
+	if err != nil {
+		// A bad setting, as a bad flag is: status 2.
+		from := "WSBIND_FAULTS"
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "faults" {
+				from = "-faults"
+			}
+		})
+		fmt.Fprintf(os.Stderr, "wsbind-local: %s %q: %v\n", from, *faultSpec, err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -56,6 +73,10 @@ func main() {
 		CacheDir:  *guests + "/.cache",
 		GuestEnv:  guestEnv(),
 		Log:       log,
+		Faults:    faults.New(fs),
+	}
+	if fs.Any() {
+		log.Warn("wsbind: injecting faults", "faults", fs.String())
 	}
 	em, err := emulator.Start(ctx, cfg)
 	exitIf(err)
@@ -70,6 +91,9 @@ func main() {
 	fmt.Printf("Ctrl-C stops it.\n")
 	<-ctx.Done()
 	fmt.Println("stopping")
+	if fs.Any() {
+		log.Info("wsbind: faults injected", "counts", em.Faults().Counts().String())
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	exitIf(em.Close(sctx))
@@ -92,7 +116,8 @@ func makeToken(secret []byte, user, roles string, ttl time.Duration) (string, er
 func guestEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "WSBIND_") && !strings.HasPrefix(kv, "WSBIND_JWT_") && !strings.HasPrefix(kv, "WSBIND_ADDR=") {
+		if strings.HasPrefix(kv, "WSBIND_") && !strings.HasPrefix(kv, "WSBIND_JWT_") &&
+			!strings.HasPrefix(kv, "WSBIND_ADDR=") && !strings.HasPrefix(kv, "WSBIND_FAULTS=") {
 			out = append(out, kv)
 		}
 	}

@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/wsbind/wsbind/local/emulator"
 	"github.com/wsbind/wsbind/local/emulatortest"
+	"github.com/wsbind/wsbind/local/faults"
 )
 
 // lcBenchTune sets the functions' concurrency from WSBIND_BENCH_INSTANCES
@@ -122,13 +126,43 @@ func lcRunRequests(b *testing.B, conns []*lcConn, action string, pks []string) {
 // create exactly once.
 func BenchmarkEmulator_Fanout(b *testing.B) {
 	for _, burst := range []bool{false, true} {
-		b.Run(fmt.Sprintf("burst=%v", burst), func(b *testing.B) { lcFanout(b, burst) })
+		b.Run(fmt.Sprintf("burst=%v", burst), func(b *testing.B) { lcFanout(b, burst, 0) })
 	}
 }
 
-func lcFanout(b *testing.B, burst bool) {
+// BenchmarkEmulator_Isolation is the fan-out of one create at a time to
+// 500 reading subscribers, beside 0 and then 3 subscribers that never
+// read (the fault harness stalls them: their queue fills, posts to them
+// are throttled, until the Poster gives up on them and closes them). The
+// reading subscribers' delays should not see the stuck ones: the goal
+// is a p99 with stuck=3 at most 1.5 times the p99 with stuck=0, both
+// measured in the same run.
+func BenchmarkEmulator_Isolation(b *testing.B) {
+	for _, stuck := range []int{0, 3} {
+		b.Run(fmt.Sprintf("stuck=%d", stuck), func(b *testing.B) { lcFanout(b, false, stuck) })
+	}
+}
+
+func lcFanout(b *testing.B, burst bool, stuck int) {
 	const subscribers, creates = 500, 50
 	em := emulatortest.Start(b, lcBenchTune(b))
+	if stuck > 0 {
+		// Subscribed, but never reading: not even the subscribe's reply.
+		if err := em.Faults().Set(faults.Settings{Stuck: stuck}); err != nil {
+			b.Fatal(err)
+		}
+		for range stuck {
+			c, err := soakDial(context.Background(), em.WebSocketURL())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { c.ws.CloseNow() })
+			msg := `{"stream":"questions","payload":{"action":"subscribe","data":{"action":"create"},"request_id":"s"}}`
+			if err := c.ws.Write(context.Background(), websocket.MessageText, []byte(msg)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	subs := lcDialAll(b, em, subscribers, "sub")
 	var wg sync.WaitGroup
 	errs := make([]error, len(subs))
@@ -205,4 +239,9 @@ func lcFanout(b *testing.B, burst bool) {
 	b.ReportMetric(lcMillis(lcPercentile(delays, 50)), "fanout-p50-ms")
 	b.ReportMetric(lcMillis(lcPercentile(delays, 99)), "fanout-p99-ms")
 	b.ReportMetric(float64(len(delays))/b.Elapsed().Seconds(), "pushes/s")
+	if stuck > 0 {
+		if got := em.Faults().Counts().Stuck; got != int64(stuck) {
+			b.Fatalf("the harness stalled %d connections, want %d", got, stuck)
+		}
+	}
 }

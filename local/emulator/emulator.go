@@ -27,6 +27,7 @@ import (
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
 	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
+	"github.com/wsbind/wsbind/local/faults"
 	"github.com/wsbind/wsbind/local/gateway"
 	"github.com/wsbind/wsbind/local/streams"
 	"github.com/wsbind/wsbind/local/web"
@@ -67,9 +68,17 @@ type Config struct {
 	IdleTimeout, MaxLifetime time.Duration
 	// Log receives the emulator's logs. nil means slog.Default().
 	Log *slog.Logger
-	// Template is the SAM template whose tables the emulator creates. nil
+	// Template is the SAM template whose tables the emulator creates,
+	// and whose event source mapping of the items table's stream
+	// (BatchSize, MaximumBatchingWindowInSeconds, MaximumRetryAttempts,
+	// BisectBatchOnFunctionError) the emulator's mapping follows. nil
 	// means infra/template.yaml as built in.
 	Template []byte
+	// Faults injects faults (local/faults) into management-API posts,
+	// DynamoDB requests, fan-out invocations and new connections. nil
+	// means none: Start then makes an empty one, so that Faults is never
+	// nil and a test can switch faults on while the emulator runs.
+	Faults *faults.Faults
 }
 
 // Emulator is a running emulator.
@@ -78,6 +87,7 @@ type Emulator struct {
 	gw               *gateway.Gateway
 	gwSrv, dynSrv    *http.Server
 	mapping          *streams.Mapping
+	faults           *faults.Faults
 	fns              *functions
 	stop             context.CancelFunc
 	done             chan struct{}
@@ -96,6 +106,10 @@ func (e *Emulator) DynamoDBEndpoint() string { return e.dynamoURL }
 // ManagementEndpoint is the management API's URL, for
 // WSBIND_MANAGEMENT_ENDPOINT.
 func (e *Emulator) ManagementEndpoint() string { return e.gw.ManagementEndpoint(e.gwURL) }
+
+// Faults returns the faults in force: Config.Faults, or the empty one
+// Start made. Set switches them while the emulator runs.
+func (e *Emulator) Faults() *faults.Faults { return e.faults }
 
 // AWSConfig is the configuration of the emulator's SDK clients: a fixed
 // region and static credentials, nothing from the environment, so a
@@ -127,9 +141,19 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.Faults == nil {
+		cfg.Faults = faults.New(faults.Settings{})
+	}
+	if cfg.Template == nil {
+		cfg.Template = infra.TemplateYAML
+	}
+	tmpl, err := infra.Parse(cfg.Template)
+	if err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	}
 	// em is returned only when everything started; on any error, what
 	// did start is stopped again, newest first, and the error returned.
-	em := &Emulator{done: make(chan struct{})}
+	em := &Emulator{done: make(chan struct{}), faults: cfg.Faults}
 	var cleanup []func()
 	ok := false
 	defer func() {
@@ -146,13 +170,13 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DynamoDB endpoint: %w", err)
 	}
-	em.dynSrv = &http.Server{Handler: dyn, ReadHeaderTimeout: 10 * time.Second}
+	em.dynSrv = &http.Server{Handler: em.faults.DynamoDB(dyn), ReadHeaderTimeout: 10 * time.Second}
 	go em.dynSrv.Serve(dynLn)
 	// Close the listener too: Serve may not have taken it yet.
 	cleanup = append(cleanup, func() { em.dynSrv.Close(); dynLn.Close() })
 	em.dynamoURL = "http://" + dynLn.Addr().String()
 	client := DynamoDBClient(em.dynamoURL)
-	if err := createTables(ctx, client, cfg.Template); err != nil {
+	if err := createTables(ctx, client, tmpl); err != nil {
 		return nil, err
 	}
 
@@ -192,9 +216,12 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		IdleTimeout: cfg.IdleTimeout,
 		MaxLifetime: cfg.MaxLifetime,
 		Fallback:    web.Handler(reg),
+		Stuck:       em.faults.Stuck,
 		Log:         log,
 	})
-	em.gwSrv = &http.Server{Handler: em.gw, ReadHeaderTimeout: 10 * time.Second}
+	// Faults reach management-API posts only; the WebSocket API and
+	// the page are served as they are.
+	em.gwSrv = &http.Server{Handler: em.faults.Management(em.gw), ReadHeaderTimeout: 10 * time.Second}
 	go em.gwSrv.Serve(gwLn)
 
 	stream, ok := dyn.Stream(Tables.Items)
@@ -203,7 +230,9 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	}
 	mctx, stop := context.WithCancel(context.Background())
 	em.stop = stop
-	em.mapping = streams.New(stream, em.fns.fanout, streams.Config{Log: log})
+	mcfg := mappingConfig(tmpl)
+	mcfg.Log = log
+	em.mapping = streams.New(stream, em.faults.Fanout(em.fns.fanout), mcfg)
 	go func() {
 		defer close(em.done)
 		em.mapping.Run(mctx)
@@ -226,16 +255,9 @@ func (e *Emulator) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// createTables creates the tables infra/template.yaml declares, named
-// as Tables names them.
-func createTables(ctx context.Context, client *dynamodb.Client, template []byte) error {
-	if template == nil {
-		template = infra.TemplateYAML
-	}
-	tmpl, err := infra.Parse(template)
-	if err != nil {
-		return fmt.Errorf("template: %w", err)
-	}
+// createTables creates the tables the template declares, named as
+// Tables names them.
+func createTables(ctx context.Context, client *dynamodb.Client, tmpl infra.Template) error {
 	ins, err := infra.TableInputs(tmpl, map[string]string{
 		"ItemsTable":         Tables.Items,
 		"ConnectionsTable":   Tables.Connections,

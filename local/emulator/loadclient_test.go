@@ -46,6 +46,7 @@ type lcFrame struct {
 		RequestID *string         `json:"request_id"`
 		Data      json.RawMessage `json:"data"`
 		PK        string          `json:"pk"`
+		Version   int64           `json:"version"`
 	} `json:"payload"`
 }
 

@@ -61,6 +61,10 @@ type conn struct {
 	done       chan struct{} // closed by end
 	writerDone chan struct{} // closed when write returns
 
+	// stuck is a client that reads nothing (Config.Stuck): send waits
+	// WriteTimeout and fails.
+	stuck bool
+
 	endOnce sync.Once
 	// Set once, by end, before done closes.
 	status      closeStatus
@@ -75,6 +79,7 @@ func newConn(g *Gateway, cl *client) *conn {
 		inFlight:   make(chan struct{}, g.cfg.MaxInFlight),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		stuck:      g.cfg.Stuck != nil && g.cfg.Stuck(cl.id),
 	}
 }
 
@@ -209,6 +214,17 @@ func (c *conn) write() {
 }
 
 func (c *conn) send(m message) bool {
+	if c.stuck {
+		// The write would block until WriteTimeout: the client reads
+		// nothing. A connection that ends meanwhile gives up at once.
+		t := time.NewTimer(c.g.cfg.WriteTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.done:
+		}
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.WriteTimeout)
 	defer cancel()
 	if err := c.ws.Write(ctx, m.typ, m.data); err != nil {

@@ -111,6 +111,14 @@ type Config struct {
 	// 0 means DefaultMaxInFlight.
 	MaxInFlight int
 
+	// Stuck, if not nil, is asked once per connection, when its $connect
+	// has succeeded: true makes it a connection whose client has stopped
+	// reading (fault injection: local/faults). Nothing reaches such a
+	// client, as if its receive buffer were full: the message being sent
+	// waits WriteTimeout and the connection is then dropped (1006), while
+	// posts find the send queue full meanwhile (429).
+	Stuck func(connID string) bool
+
 	// Fallback serves the requests that are neither a WebSocket upgrade
 	// nor the management API (the debugger page). nil means 404.
 	Fallback http.Handler
