@@ -4,6 +4,7 @@
 GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 # Guest packages: compiled to WebAssembly, so they may import only the
 # standard library and this module. `make check` enforces it.
@@ -110,7 +111,8 @@ golden:
 	$(GO) test ./internal/router -run TestRouter_Golden -update
 
 ## check: formatting, vet (native and wasip1), staticcheck, tidy go.mod,
-## and the guest dependency rule
+## actionlint on .github/workflows, cfn-lint on the template when it is
+## installed, and the guest dependency rule
 check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -120,6 +122,9 @@ check:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags wsbind_wasmtime ./internal/host/... ./internal/lambdahost/... ./cmd/bootstrap/...
 	$(GO) mod tidy -diff
+	$(GO) run $(ACTIONLINT) -no-color
+	@if command -v cfn-lint >/dev/null; then echo "cfn-lint infra/template.yaml"; cfn-lint infra/template.yaml; \
+	else echo "cfn-lint not installed: skipped (go test ./infra checks the template offline)"; fi
 	@bad=$$(GOOS=wasip1 GOARCH=wasm $(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(GUEST_PKGS) \
 		| grep -v '^github.com/wsbind/wsbind\(/\|$$\)' || true); \
 	if [ -n "$$bad" ]; then echo "guest packages import outside the standard library and this module:"; echo "$$bad"; exit 1; fi
