@@ -8,7 +8,7 @@ ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 # Guest packages: compiled to WebAssembly, so they may import only the
 # standard library and this module. `make check` enforces it.
-GUEST_PKGS := ./resource/... ./bindings/... ./internal/protocol/... \
+GUEST_PKGS := ./resource/... ./function/... ./bindings/... ./internal/protocol/... \
               ./internal/backend ./internal/apierr/... ./internal/call/... \
               ./internal/identity/... \
               ./internal/router/... ./internal/jsonw/... ./internal/abi/... \

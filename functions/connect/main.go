@@ -6,11 +6,11 @@
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o connect.wasm ./functions/connect
 package main
 
-import "github.com/wsbind/wsbind/internal/guest"
+import "github.com/wsbind/wsbind/function"
 
-var connect = guest.Connect(guest.Imports{})
+var connect = function.Connect()
 
 //go:wasmexport wsbind_connect
-func wsbindConnect(ptr, n uint32) uint64 { return guest.Serve(connect, ptr, n) }
+func wsbindConnect(ptr, n uint32) uint64 { return connect.Serve(ptr, n) }
 
 func main() {}

@@ -7,15 +7,13 @@
 package main
 
 import (
-	"os"
-
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/function"
 )
 
-var route = guest.Route(guest.Imports{}, bindings.Registry(guest.Settings(os.Getenv)))
+var route = function.Route(bindings.Registry)
 
 //go:wasmexport wsbind_route
-func wsbindRoute(ptr, n uint32) uint64 { return guest.Serve(route, ptr, n) }
+func wsbindRoute(ptr, n uint32) uint64 { return route.Serve(ptr, n) }
 
 func main() {}

@@ -7,15 +7,13 @@
 package main
 
 import (
-	"os"
-
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/function"
 )
 
-var fanout = guest.Fanout(guest.Imports{}, bindings.Registry(guest.Settings(os.Getenv)))
+var fanout = function.Fanout(bindings.Registry)
 
 //go:wasmexport wsbind_fanout
-func wsbindFanout(ptr, n uint32) uint64 { return guest.Serve(fanout, ptr, n) }
+func wsbindFanout(ptr, n uint32) uint64 { return fanout.Serve(ptr, n) }
 
 func main() {}
