@@ -46,8 +46,13 @@ type Guest struct{ entry guest.Entry }
 // Route is the route function: every message of every connection, run
 // through the application's bindings.
 func Route(reg Registry) Guest {
-	return Guest{guest.Route(guest.Imports{}, reg(guest.Settings(os.Getenv)))}
+	described = reg(guest.Settings(os.Getenv))
+	return Guest{guest.Route(guest.Imports{}, described)}
 }
+
+// described is the registry the route guest serves, which it describes
+// to tools (the wsbind_describe export: the debugger page's bindings).
+var described *resource.Registry
 
 // Fanout is the streamfanout function: every change of the items table,
 // pushed to the connections subscribed to it.

@@ -67,6 +67,11 @@ const (
 	// ExportConnect (ConnEvent) → Outcome. The connect function, for
 	// $connect and $disconnect.
 	ExportConnect = "wsbind_connect"
+	// ExportDescribe (nothing) → JSON {"streams": [{"stream", "model",
+	// "actions": [{"name", "detail", "custom"}]}]}: the bindings a route
+	// guest serves, for tools (the emulator's debugger page). Guests
+	// without bindings describe none.
+	ExportDescribe = "wsbind_describe"
 )
 
 // Func names a host function. The numbers index Funcs and never change.

@@ -377,9 +377,10 @@ func outcome(s abi.Status, msg string) []byte {
 // host's native engine serves in place of the three wasm guests.
 func All(c Caller, reg *resource.Registry) map[string]Entry {
 	return map[string]Entry{
-		abi.ExportRoute:   Route(c, reg),
-		abi.ExportFanout:  Fanout(c, reg),
-		abi.ExportConnect: Connect(c),
+		abi.ExportRoute:    Route(c, reg),
+		abi.ExportFanout:   Fanout(c, reg),
+		abi.ExportConnect:  Connect(c),
+		abi.ExportDescribe: DescribeEntry(reg),
 	}
 }
 

@@ -20,11 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/infra"
 	"github.com/wsbind/wsbind/internal/backend/apigw"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
-	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
 	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
 	"github.com/wsbind/wsbind/local/faults"
@@ -205,9 +203,6 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	}
 	cleanup = append(cleanup, func() { em.fns.close(context.Background()) })
 
-	// The page describes the bindings the guests serve: the same
-	// registry, linked natively, under the same settings.
-	reg := bindings.Registry(guest.Settings(envLookup(cfg.GuestEnv)))
 	em.gw = gateway.New(gateway.Config{
 		Authorizer:  em.fns.authorizer,
 		Connect:     em.fns.connect,
@@ -215,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		Stage:       gateway.DefaultStage,
 		IdleTimeout: cfg.IdleTimeout,
 		MaxLifetime: cfg.MaxLifetime,
-		Fallback:    web.Handler(reg),
+		Fallback:    web.Handler(em.fns.bindings),
 		Stuck:       em.faults.Stuck,
 		Log:         log,
 	})
@@ -276,17 +271,4 @@ func createTables(ctx context.Context, client *dynamodb.Client, tmpl infra.Templ
 		return fmt.Errorf("create tables: %w", err)
 	}
 	return nil
-}
-
-// envLookup is getenv over KEY=VALUE pairs.
-func envLookup(env []string) func(string) string {
-	return func(key string) string {
-		v := ""
-		for _, kv := range env {
-			if len(kv) > len(key) && kv[:len(key)] == key && kv[len(key)] == '=' {
-				v = kv[len(key)+1:]
-			}
-		}
-		return v
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/auth"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/lambdahost"
@@ -28,6 +29,10 @@ type functions struct {
 	connect    Invoker
 	route      Invoker
 	fanout     Invoker
+
+	// bindings is what the route guest says it serves
+	// (abi.ExportDescribe), for the debugger page.
+	bindings []byte
 
 	closers []func(context.Context) error
 }
@@ -97,6 +102,14 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 		f.closers = append(f.closers, func(ctx context.Context) error { pool.Close(ctx); return nil })
 		if err := pool.Warm(ctx); err != nil {
 			return fail(fmt.Errorf("%s: %w", fn.name, err))
+		}
+		if fn.name == lambdahost.Route {
+			if f.bindings, err = pool.Call(ctx, abi.ExportDescribe, nil); err != nil {
+				// A guest built against an older wsbind: the page lists
+				// no bindings, and everything else works.
+				log.Warn("wsbind: route.wasm does not describe its bindings; the debugger page lists none", "err", err)
+				f.bindings = []byte(`{"streams":[]}`)
+			}
 		}
 		h, err := lambdahost.New(lambdahost.Config{Function: fn.name, Pool: pool, Services: svc})
 		if err != nil {

@@ -2,6 +2,8 @@ package emulator_test
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,7 +125,8 @@ func buildGuest(dir, name, out string) ([]byte, error) {
 
 // TestEmulator_OutsideModule: an application in its own module, using
 // only public packages, builds its three guests, and the emulator serves
-// them: a create answered and pushed on the application's own stream.
+// them: a create answered and pushed on the application's own stream,
+// and the debugger page offering its binding, learnt from the guest.
 // Reaching into wsbind's internal packages is refused by the go tool.
 func TestEmulator_OutsideModule(t *testing.T) {
 	if testing.Short() {
@@ -159,6 +162,19 @@ func TestEmulator_OutsideModule(t *testing.T) {
 	// This repository's own bindings are not in these guests.
 	if f := alice.send("questions", `{"action":"list"}`); f.Payload.Status != 400 || !strings.Contains(f.raw, "Invalid Stream") {
 		t.Errorf("questions in the outside app's guests: %s, want 400 Invalid Stream", f.raw)
+	}
+
+	// The debugger page offers what the guests serve: the host learnt it
+	// from the route guest (wsbind_describe), not from linked code.
+	resp, err := http.Get(em.DebuggerURL() + "bindings.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `{"streams":[{"stream":"tasks","model":"todo.task","actions":[`
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(b), want) || strings.Contains(string(b), "questions") {
+		t.Errorf("bindings.json: %d %s, want the tasks binding alone", resp.StatusCode, b)
 	}
 
 	// The internal packages stay internal.

@@ -8,63 +8,23 @@
 // fallback: every request at the gateway's address that is neither a
 // WebSocket upgrade nor the management API.
 //
-//	gateway.New(gateway.Config{..., Fallback: web.Handler(reg)})
+//	gateway.New(gateway.Config{..., Fallback: web.Handler(describe)})
 package web
 
 import (
 	"embed"
-	"encoding/json"
 	"io/fs"
 	"net/http"
-
-	"github.com/wsbind/wsbind/resource"
 )
 
 //go:embed static
 var static embed.FS
 
-// Bindings is the document GET /bindings.json serves: what the page offers
-// in its stream and action selects.
-type Bindings struct {
-	Streams []Stream `json:"streams"`
-}
-
-// Stream is one binding: its stream, model label and actions.
-type Stream struct {
-	Stream  string   `json:"stream"`
-	Model   string   `json:"model"`
-	Actions []Action `json:"actions"`
-}
-
-// Action is one action a binding offers. Detail actions take a pk; custom
-// ones are the binding's own (channels-api's @detail_action and
-// @list_action).
-type Action struct {
-	Name   string `json:"name"`
-	Detail bool   `json:"detail"`
-	Custom bool   `json:"custom"`
-}
-
-// Describe lists the registry's bindings, streams in order and each one's
-// actions as the binding declares them (built-ins first).
-func Describe(reg *resource.Registry) Bindings {
-	out := Bindings{Streams: []Stream{}}
-	for _, name := range reg.Streams() {
-		h := reg.Lookup(name)
-		s := Stream{Stream: h.Stream(), Model: h.Model(), Actions: []Action{}}
-		for _, a := range h.Actions() {
-			s.Actions = append(s.Actions, Action{Name: a.Name, Detail: a.Detail, Custom: a.Custom})
-		}
-		out.Streams = append(out.Streams, s)
-	}
-	return out
-}
-
 // Handler serves the debugger: the page at "/", its script and style sheet,
-// and the registry's bindings at "/bindings.json". Other paths are 404 and
-// methods other than GET and HEAD 405. The bindings are read from the
-// registry on every request.
-func Handler(reg *resource.Registry) http.Handler {
+// and at "/bindings.json" the bindings document, as the route guest
+// describes itself (abi.ExportDescribe). Other paths are 404 and methods
+// other than GET and HEAD 405.
+func Handler(bindings []byte) http.Handler {
 	files, err := fs.Sub(static, "static")
 	if err != nil {
 		panic("web: " + err.Error()) // the embedded tree is fixed at build time
@@ -85,13 +45,8 @@ func Handler(reg *resource.Registry) http.Handler {
 		case "/", "/debugger.js", "/debugger.css":
 			assets.ServeHTTP(w, r)
 		case "/bindings.json":
-			body, err := json.Marshal(Describe(reg))
-			if err != nil {
-				http.Error(w, "internal server error", http.StatusInternalServerError)
-				return
-			}
 			h.Set("Content-Type", "application/json")
-			w.Write(append(body, '\n'))
+			w.Write(bindings)
 		default:
 			http.NotFound(w, r)
 		}

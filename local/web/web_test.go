@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/bindings"
+	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/local/web"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -34,14 +35,14 @@ func body(t *testing.T, res *http.Response) string {
 
 func TestHandler_Bindings(t *testing.T) {
 	reg := bindings.Registry(resource.Settings{})
-	res := get(t, web.Handler(reg), http.MethodGet, "/bindings.json")
+	res := get(t, web.Handler(guest.DescribeEntry(reg)(nil)), http.MethodGet, "/bindings.json")
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status: got %d, want 200", res.StatusCode)
 	}
 	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type: got %q, want application/json", ct)
 	}
-	var got web.Bindings
+	var got guest.Bindings
 	if err := json.Unmarshal([]byte(body(t, res)), &got); err != nil {
 		t.Fatal(err)
 	}
@@ -54,9 +55,9 @@ func TestHandler_Bindings(t *testing.T) {
 		if s.Stream != h.Stream() || s.Model != h.Model() {
 			t.Errorf("stream %d: got %s (%s), want %s (%s)", i, s.Stream, s.Model, h.Stream(), h.Model())
 		}
-		var wantActions []web.Action
+		var wantActions []guest.Action
 		for _, a := range h.Actions() {
-			wantActions = append(wantActions, web.Action{Name: a.Name, Detail: a.Detail, Custom: a.Custom})
+			wantActions = append(wantActions, guest.Action{Name: a.Name, Detail: a.Detail, Custom: a.Custom})
 		}
 		if !slices.Equal(s.Actions, wantActions) {
 			t.Errorf("%s actions: got %+v, want %+v", s.Stream, s.Actions, wantActions)
@@ -64,50 +65,8 @@ func TestHandler_Bindings(t *testing.T) {
 	}
 }
 
-// TestDescribe_Kinds checks the document against bindings declared here:
-// a read-only binding offers only retrieve and list, and custom actions
-// keep their kind.
-func TestDescribe_Kinds(t *testing.T) {
-	type thing struct{ ID string }
-	id := func(x *thing) *string { return &x.ID }
-	run := func(*resource.Call[thing]) (any, int, error) { return nil, 200, nil }
-	reg := resource.NewRegistry(resource.Settings{}).MustRegister(
-		resource.MustNew(resource.Binding[thing]{Stream: "b-full", Model: "app.full", ID: id,
-			Actions: []resource.Action[thing]{resource.DetailAction("poke", run), resource.ListAction("count", run)}}),
-		resource.MustNew(resource.Binding[thing]{Stream: "a-ro", Model: "app.ro", ID: id, ReadOnly: true}),
-	)
-	got := web.Describe(reg)
-	names := func(s web.Stream) string {
-		var out []string
-		for _, a := range s.Actions {
-			kind := "list"
-			if a.Detail {
-				kind = "detail"
-			}
-			if a.Custom {
-				kind += "+custom"
-			}
-			out = append(out, a.Name+":"+kind)
-		}
-		return strings.Join(out, " ")
-	}
-	tests := []struct{ stream, model, actions string }{
-		{"a-ro", "app.ro", "retrieve:detail list:list"},
-		{"b-full", "app.full", "create:list retrieve:detail update:detail patch:detail delete:detail list:list subscribe:list unsubscribe:list poke:detail+custom count:list+custom"},
-	}
-	if len(got.Streams) != len(tests) {
-		t.Fatalf("got %d streams, want %d", len(got.Streams), len(tests))
-	}
-	for i, tt := range tests {
-		s := got.Streams[i]
-		if s.Stream != tt.stream || s.Model != tt.model || names(s) != tt.actions {
-			t.Errorf("stream %d: got %s %s [%s], want %s %s [%s]", i, s.Stream, s.Model, names(s), tt.stream, tt.model, tt.actions)
-		}
-	}
-}
-
 func TestHandler_Files(t *testing.T) {
-	h := web.Handler(bindings.Registry(resource.Settings{}))
+	h := web.Handler(guest.DescribeEntry(bindings.Registry(resource.Settings{}))(nil))
 	page := get(t, h, http.MethodGet, "/")
 	if page.StatusCode != http.StatusOK || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /: got %d %q, want 200 text/html", page.StatusCode, page.Header.Get("Content-Type"))
@@ -144,7 +103,7 @@ func TestHandler_Files(t *testing.T) {
 }
 
 func TestHandler_Refusals(t *testing.T) {
-	h := web.Handler(bindings.Registry(resource.Settings{}))
+	h := web.Handler(guest.DescribeEntry(bindings.Registry(resource.Settings{}))(nil))
 	tests := []struct {
 		method, path string
 		status       int
