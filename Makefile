@@ -33,13 +33,27 @@ ARCH  ?= $(shell $(GO) env GOARCH)
 BUILD := build/$(ARCH)
 # Compiled code for arm64 is made by running the arm64 bootstrap under
 # qemu, as a Graviton2-class CPU (neoverse-n1).
+HOST_OS := $(shell $(GO) env GOHOSTOS)
 ifeq ($(ARCH),$(shell $(GO) env GOHOSTARCH))
+QEMU       :=
 RUN_TARGET :=
 CROSS_CC   := gcc
 else ifeq ($(ARCH),arm64)
-RUN_TARGET := QEMU_CPU=neoverse-n1 qemu-aarch64-static
+QEMU       := qemu-aarch64-static
+RUN_TARGET  = QEMU_CPU=neoverse-n1 $(QEMU)
 CROSS_CC   := aarch64-linux-gnu-gcc
+else ifeq ($(ARCH),amd64)
+QEMU       := qemu-x86_64-static
+RUN_TARGET  = $(QEMU)
+CROSS_CC   := x86_64-linux-gnu-gcc
 endif
+# What this machine can make of the package: the wasmtime bootstrap
+# needs a C compiler for Linux on ARCH; the compiled code needs to run
+# the bootstrap (natively, or under qemu). Lacking one, `make build`
+# makes a package that still deploys and says in one line what it
+# skipped (the container build, infra/Containerfile, has both).
+CAN_CC  := $(if $(filter linux,$(HOST_OS)),$(shell command -v $(CROSS_CC) 2>/dev/null))
+CAN_RUN := $(if $(filter linux,$(HOST_OS)),$(if $(QEMU),$(shell command -v $(QEMU) 2>/dev/null),native))
 
 # The engine the Lambda package runs its guests with. wasmtime: the
 # bootstrap links wasmtime (cgo, static) and the package ships each
@@ -47,11 +61,15 @@ endif
 # fallback. wazero: a pure-Go bootstrap. wasmtime starts faster (make
 # bench, engine=wasmtime-aot against engine=wazero-shipped).
 ENGINE ?= wasmtime
-ifeq ($(ENGINE),wasmtime)
+BUILD_ENGINE := $(ENGINE)
+ifeq ($(ENGINE)$(CAN_CC),wasmtime)
+BUILD_ENGINE := wazero
+endif
+ifeq ($(BUILD_ENGINE),wasmtime)
 BOOTSTRAP_ENV   := CGO_ENABLED=1 CC=$(CROSS_CC)
 BOOTSTRAP_TAGS  := lambda.norpc,wsbind_wasmtime,netgo,osusergo
 BOOTSTRAP_LDFLAGS := -s -extldflags=-static
-else ifeq ($(ENGINE),wazero)
+else ifeq ($(BUILD_ENGINE),wazero)
 BOOTSTRAP_ENV   := CGO_ENABLED=0
 BOOTSTRAP_TAGS  := lambda.norpc
 BOOTSTRAP_LDFLAGS := -s
@@ -85,11 +103,22 @@ test:
 
 ## build: the Lambda package for ARCH and ENGINE: bootstrap, each
 ## function's .wasm, its compiled code (<name>.cache/) and, for wasmtime,
-## its ahead-of-time code (<name>.cwasm) for that architecture
+## its ahead-of-time code (<name>.cwasm) for that architecture; without
+## the cross compiler or qemu, what it can, and one line on what it
+## skipped (docs/deploying.md)
 build: wasm $(BUILD)/bootstrap
 	rm -rf $(addprefix $(BUILD)/,$(addsuffix .cache,$(FUNCS)) $(addsuffix .cwasm,$(FUNCS)))
+ifneq ($(CAN_RUN),)
 	$(RUN_TARGET) $(BUILD)/bootstrap -compile-cache $(BUILD) $(addprefix $(BUILD)/,$(addsuffix .wasm,$(FUNCS)))
+endif
+	@$(if $(BUILD_NOTE),echo "build: $(BUILD_NOTE)")
 	@ls -l $(BUILD)
+
+# The one line `make build` says when this machine cannot make all of the
+# package.
+skipped_aot  := $(if $(filter wasmtime,$(ENGINE)),$(if $(CAN_CC),,no $(CROSS_CC) for linux/$(ARCH)$(if $(filter linux,$(HOST_OS)),, on $(HOST_OS)): the bootstrap is pure Go (wazero) and the ahead-of-time code (<name>.cwasm) is skipped))
+skipped_code := $(if $(CAN_RUN),,$(if $(filter linux,$(HOST_OS)),no $(QEMU) to run the linux/$(ARCH) bootstrap,a linux/$(ARCH) bootstrap cannot run on $(HOST_OS)): the compiled code (<name>.cache/$(if $(filter wasmtime,$(BUILD_ENGINE)), and <name>.cwasm)) is skipped and each cold start compiles its guest (seconds))
+BUILD_NOTE   := $(strip $(skipped_aot)$(if $(skipped_aot),$(if $(skipped_code),; ))$(skipped_code)$(if $(skipped_aot)$(skipped_code),. The package deploys as it is; for all of it build in the container (docs/deploying.md).))
 
 ## wasm: the three guests
 wasm:
