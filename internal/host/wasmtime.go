@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bytecodealliance/wasmtime-go/v37"
+	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"github.com/wsbind/wsbind/internal/abi"
 )
