@@ -3,6 +3,7 @@ package emulator_test
 import (
 	"bytes"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -87,8 +88,9 @@ func main() {}
 
 // writeOutsideApp writes the application as module example.com/todo in
 // a directory outside this module, requiring this checkout (replace).
-func writeOutsideApp(t *testing.T, files map[string]string) string {
+func writeOutsideApp(t *testing.T, app map[string]string) string {
 	t.Helper()
+	files := maps.Clone(app)
 	_, here, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(here), "..", "..")
 	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
@@ -132,11 +134,7 @@ func TestEmulator_OutsideModule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds an outside module's guests")
 	}
-	files := map[string]string{}
-	for k, v := range outsideApp {
-		files[k] = v
-	}
-	dir := writeOutsideApp(t, files)
+	dir := writeOutsideApp(t, outsideApp)
 	guests := t.TempDir()
 	for _, name := range []string{"connect", "route", "streamfanout"} {
 		if out, err := buildGuest(dir, name, filepath.Join(guests, name+".wasm")); err != nil {
@@ -178,10 +176,7 @@ func TestEmulator_OutsideModule(t *testing.T) {
 	}
 
 	// The internal packages stay internal.
-	files = map[string]string{}
-	for k, v := range outsideApp {
-		files[k] = v
-	}
+	files := maps.Clone(outsideApp)
 	files["functions/route/main.go"] = strings.Replace(files["functions/route/main.go"],
 		`"github.com/wsbind/wsbind/function"`, `"github.com/wsbind/wsbind/function"
 	_ "github.com/wsbind/wsbind/internal/guest"`, 1)
