@@ -501,10 +501,11 @@ func TestPoster_Flush(t *testing.T) {
 		})
 		p.srv.Connect("c1", "c2")
 		p.srv.Inject("c1", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Method: http.MethodPost})
+		// FlushWait counts from when the lane began failing, during Post.
+		start := time.Now()
 		if err := p.Post(context.Background(), []byte("x"), []string{"c1", "c2"}); err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
 		if err := p.Flush(context.Background()); err != nil {
 			t.Errorf("a pending push is not an error: %v", err)
 		}
