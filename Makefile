@@ -15,6 +15,9 @@ GUEST_PKGS := ./resource/... ./function/... ./bindings/... ./internal/protocol/.
               ./internal/guest/... ./functions/... ./internal/host/testguest/... \
               ./internal/protocoltest/testbindings/...
 
+# The example applications, each a module of its own (examples/*/go.mod).
+EXAMPLES := $(patsubst %/go.mod,%,$(wildcard examples/*/go.mod))
+
 BENCH_COUNT ?= 6
 BENCH_OUT   ?= bench.txt
 # Cold starts: COLD_STARTS processes per run (each run reports their
@@ -31,29 +34,12 @@ MAX_GUEST_BYTES := 4000000
 # Target architecture of the Lambda package: amd64 (x86_64) or arm64.
 ARCH  ?= $(shell $(GO) env GOARCH)
 BUILD := build/$(ARCH)
-# Compiled code for arm64 is made by running the arm64 bootstrap under
-# qemu, as a Graviton2-class CPU (neoverse-n1).
-HOST_OS := $(shell $(GO) env GOHOSTOS)
-ifeq ($(ARCH),$(shell $(GO) env GOHOSTARCH))
-QEMU       :=
-RUN_TARGET :=
-CROSS_CC   := gcc
-else ifeq ($(ARCH),arm64)
-QEMU       := qemu-aarch64-static
-RUN_TARGET  = QEMU_CPU=neoverse-n1 $(QEMU)
-CROSS_CC   := aarch64-linux-gnu-gcc
-else ifeq ($(ARCH),amd64)
-QEMU       := qemu-x86_64-static
-RUN_TARGET  = $(QEMU)
-CROSS_CC   := x86_64-linux-gnu-gcc
-endif
-# What this machine can make of the package: the wasmtime bootstrap
-# needs a C compiler for Linux on ARCH; the compiled code needs to run
-# the bootstrap (natively, or under qemu). Lacking one, `make build`
-# makes a package that still deploys and says in one line what it
-# skipped (the container build, infra/Containerfile, has both).
-CAN_CC  := $(if $(filter linux,$(HOST_OS)),$(shell command -v $(CROSS_CC) 2>/dev/null))
-CAN_RUN := $(if $(filter linux,$(HOST_OS)),$(if $(QEMU),$(shell command -v $(QEMU) 2>/dev/null),native))
+# Cross builds use these names for the C compiler and qemu unless told
+# otherwise (CROSS_CC=..., QEMU=...); the wsbind command picks the
+# defaults for the target and skips, saying so in one line, what this
+# machine cannot make (internal/lambdapkg).
+CROSS_CC ?=
+QEMU     ?=
 
 # The engine the Lambda package runs its guests with. wasmtime: the
 # bootstrap links wasmtime (cgo, static) and the package ships each
@@ -61,79 +47,54 @@ CAN_RUN := $(if $(filter linux,$(HOST_OS)),$(if $(QEMU),$(shell command -v $(QEM
 # fallback. wazero: a pure-Go bootstrap. wasmtime starts faster (make
 # bench, engine=wasmtime-aot against engine=wazero-shipped).
 ENGINE ?= wasmtime
-BUILD_ENGINE := $(ENGINE)
-ifeq ($(ENGINE)$(CAN_CC),wasmtime)
-BUILD_ENGINE := wazero
-endif
-ifeq ($(BUILD_ENGINE),wasmtime)
-BOOTSTRAP_ENV   := CGO_ENABLED=1 CC=$(CROSS_CC)
-BOOTSTRAP_TAGS  := lambda.norpc,wsbind_wasmtime,netgo,osusergo
-BOOTSTRAP_LDFLAGS := -s -extldflags=-static
-else ifeq ($(BUILD_ENGINE),wazero)
-BOOTSTRAP_ENV   := CGO_ENABLED=0
-BOOTSTRAP_TAGS  := lambda.norpc
-BOOTSTRAP_LDFLAGS := -s
-else
-$(error ENGINE=$(ENGINE): want wasmtime or wazero)
-endif
+
+WSBIND = $(GO) run ./cmd/wsbind
+# wsbind build's flags for ARCH, ENGINE, CROSS_CC and QEMU.
+BUILD_FLAGS = -arch $(ARCH) -engine $(ENGINE) $(if $(CROSS_CC),-cc $(CROSS_CC)) $(if $(QEMU),-qemu $(QEMU))
 
 .PHONY: all run token test check bench fuzz golden clean build wasm
 
 all: check test
 
 ## run: the local emulator: WebSocket API, debugger page and DynamoDB on
-## this machine, running the guests `make wasm` builds for the host;
+## this machine, running this module's guests (wsbind run builds them);
 ## FAULTS injects faults (make run FAULTS=post-throttle=0.1,seed=1;
-## README.md, "Fault injection")
+## docs/emulator.md)
 FAULTS ?=
-run: wasm
-	$(GO) run ./cmd/wsbind-local -guests $(BUILD) $(if $(FAULTS),-faults '$(FAULTS)')
+run:
+	$(WSBIND) run $(if $(FAULTS),-faults '$(FAULTS)')
 
 ## token: a token for USER (make token USER=alice) for the emulator;
 ## ROLES (comma-separated) become its "groups" (ROLES=admin,editor)
 ROLES ?=
 token:
-	@$(GO) run ./cmd/wsbind-local -token $(USER) -roles '$(ROLES)'
+	@$(WSBIND) token -roles '$(ROLES)' $(USER)
 
-## test: every test, with the race detector; then the wasm host's
-## tests again on the wasmtime engine (cgo, build tag wsbind_wasmtime)
+## test: every test, with the race detector (among them: wsbind init
+## makes an application outside the checkout, and its make test and make
+## run work); the example applications' tests (each its own module); then
+## the wasm host's tests again on the wasmtime engine (cgo, build tag
+## wsbind_wasmtime)
 test:
 	./scripts/with-dynalite.sh $(GO) test -race -count=1 ./...
+	@for d in $(EXAMPLES); do echo "cd $$d && $(GO) test -race -count=1 ./..."; (cd $$d && $(GO) test -race -count=1 ./...) || exit 1; done
 	$(GO) test -race -count=1 -tags wsbind_wasmtime -run Wasmtime ./internal/host
 
-## build: the Lambda package for ARCH and ENGINE: bootstrap, each
-## function's .wasm, its compiled code (<name>.cache/) and, for wasmtime,
-## its ahead-of-time code (<name>.cwasm) for that architecture; without
-## the cross compiler or qemu, what it can, and one line on what it
-## skipped (docs/deploying.md)
-build: wasm $(BUILD)/bootstrap
-	rm -rf $(addprefix $(BUILD)/,$(addsuffix .cache,$(FUNCS)) $(addsuffix .cwasm,$(FUNCS)))
-ifneq ($(CAN_RUN),)
-	$(RUN_TARGET) $(BUILD)/bootstrap -compile-cache $(BUILD) $(addprefix $(BUILD)/,$(addsuffix .wasm,$(FUNCS)))
-endif
-	@$(if $(BUILD_NOTE),echo "build: $(BUILD_NOTE)")
-	@ls -l $(BUILD)
+## build: the Lambda package for ARCH and ENGINE in build/ARCH: bootstrap,
+## each function's .wasm, its compiled code (<name>.cache/) and, for
+## wasmtime, its ahead-of-time code (<name>.cwasm) for that architecture;
+## without the cross compiler or qemu, what it can, and one line on what
+## it skipped (docs/deploying.md)
+build:
+	$(WSBIND) build -v $(BUILD_FLAGS) -o $(BUILD)
 
-# The one line `make build` says when this machine cannot make all of the
-# package.
-skipped_aot  := $(if $(filter wasmtime,$(ENGINE)),$(if $(CAN_CC),,no $(CROSS_CC) for linux/$(ARCH)$(if $(filter linux,$(HOST_OS)),, on $(HOST_OS)): the bootstrap is pure Go (wazero) and the ahead-of-time code (<name>.cwasm) is skipped))
-skipped_code := $(if $(CAN_RUN),,$(if $(filter linux,$(HOST_OS)),no $(QEMU) to run the linux/$(ARCH) bootstrap,a linux/$(ARCH) bootstrap cannot run on $(HOST_OS)): the compiled code (<name>.cache/$(if $(filter wasmtime,$(BUILD_ENGINE)), and <name>.cwasm)) is skipped and each cold start compiles its guest (seconds))
-BUILD_NOTE   := $(strip $(skipped_aot)$(if $(skipped_aot),$(if $(skipped_code),; ))$(skipped_code)$(if $(skipped_aot)$(skipped_code),. The package deploys as it is; for all of it build in the container (docs/deploying.md).))
-
-## wasm: the three guests
+## wasm: the three guests, for the host (make run builds its own)
 wasm:
 	@mkdir -p $(BUILD)
 	@for f in $(FUNCS); do \
 		echo "GOOS=wasip1 GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(BUILD)/$$f.wasm ./functions/$$f"; \
 		GOOS=wasip1 GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(BUILD)/$$f.wasm ./functions/$$f || exit 1; \
 	done
-
-$(BUILD)/bootstrap: FORCE
-	@mkdir -p $(BUILD)
-	$(BOOTSTRAP_ENV) GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -ldflags='$(BOOTSTRAP_LDFLAGS)' -tags $(BOOTSTRAP_TAGS) -o $@ ./cmd/bootstrap
-
-.PHONY: FORCE
-FORCE:
 
 ## golden: rewrite the golden protocol transcripts after a deliberate change
 golden:
@@ -157,6 +118,14 @@ check:
 	@bad=$$(GOOS=wasip1 GOARCH=wasm $(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(GUEST_PKGS) \
 		| grep -v '^github.com/wsbind/wsbind\(/\|$$\)' || true); \
 	if [ -n "$$bad" ]; then echo "guest packages import outside the standard library and this module:"; echo "$$bad"; exit 1; fi
+	@for d in $(EXAMPLES); do \
+		mod=$$(cd $$d && $(GO) list -m) || exit 1; \
+		echo "cd $$d && go vet ./... (native and wasip1), guest dependency rule"; \
+		(cd $$d && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./... && $(GO) mod tidy -diff) || exit 1; \
+		bad=$$(cd $$d && GOOS=wasip1 GOARCH=wasm $(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./functions/... \
+			| grep -v "^github.com/wsbind/wsbind\(/\|$$\)" | grep -v "^$$mod\(/\|$$\)" || true); \
+		if [ -n "$$bad" ]; then echo "$$d: guests import outside the standard library, wsbind and the application:"; echo "$$bad"; exit 1; fi; \
+	done
 	@GOOS=wasip1 GOARCH=wasm $(GO) build $(WASMFLAGS) -o /tmp/wsbind-check-route.wasm ./functions/route; \
 	size=$$(stat -c %s /tmp/wsbind-check-route.wasm); rm -f /tmp/wsbind-check-route.wasm; \
 	echo "route.wasm: $$size bytes (limit $(MAX_GUEST_BYTES))"; \

@@ -385,7 +385,7 @@ func (c *checker) checkArch(id string) {
 	}
 	if d := strOf(p["Default"]); d != "arm64" {
 		c.add(CheckFunction, name, "Default %q, want arm64", d)
-	} else if c.cfg.Make != nil && c.cfg.Make.DefaultArch != d {
+	} else if c.cfg.Make != nil && !c.cfg.Make.ArchFromTemplate && c.cfg.Make.DefaultArch != d {
 		c.add(CheckFunction, name, "Default %q, but sam.mk builds %q unless told: the packages would not match", d, c.cfg.Make.DefaultArch)
 	}
 }

@@ -9,7 +9,8 @@
 # the Lambda architecture, and for a guest function <name>.wasm, its
 # compiled code, <name>.cache/, and with ENGINE=wasmtime (the default) its
 # ahead-of-time code, <name>.cwasm (the authorizer is native: bootstrap
-# only). ENGINE=wazero sam build ... makes pure-Go packages.
+# only). ENGINE=wazero sam build ... makes pure-Go packages. The wsbind
+# command makes them (wsbind build), as it does an application's.
 #
 # SAM does not tell make the function's architecture. SAM_ARCH does, in
 # Lambda's names, and defaults to the template's Architecture default:
@@ -31,35 +32,18 @@ sam_handler_Route        := route
 sam_handler_StreamFanout := streamfanout
 sam_handler_Authorizer   := authorizer
 
-# The makefiles this one was read with: the top-level Makefile (whose
-# BUILD, RUN_TARGET and bootstrap rule depend on ARCH when it is read, so
-# the package is made by a make run with ARCH set) and this file.
-sam_makefiles := $(firstword $(MAKEFILE_LIST)) $(filter-out $(firstword $(MAKEFILE_LIST)),$(lastword $(MAKEFILE_LIST)))
-sam_make       = $(MAKE) --no-print-directory $(addprefix -f ,$(sam_makefiles)) ARCH=$(sam_goarch)
+.PHONY: build-Connect build-Route build-StreamFanout build-Authorizer sam-check-artifacts
 
-.PHONY: build-Connect build-Route build-StreamFanout build-Authorizer sam-bootstrap sam-guest
+# Each target makes one function's package with the wsbind command: the
+# bootstrap for SAM_ARCH and the function's own guest with its compiled
+# code (the authorizer: the bootstrap alone).
+sam_functions_authorizer := none
+build-Connect build-Route build-StreamFanout build-Authorizer: sam-check-artifacts
+	$(WSBIND) build -v -arch $(sam_goarch) -engine $(ENGINE) -o $(ARTIFACTS_DIR) \
+		$(if $(CROSS_CC),-cc $(CROSS_CC)) $(if $(QEMU),-qemu $(QEMU)) \
+		-functions $(or $(sam_functions_$(sam_handler_$(@:build-%=%))),$(sam_handler_$(@:build-%=%)))
 
-build-Connect build-Route build-StreamFanout: sam-check-artifacts
-	$(sam_make) sam-guest SAM_FUNCTION=$(sam_handler_$(@:build-%=%))
-
-build-Authorizer: sam-check-artifacts
-	$(sam_make) sam-bootstrap
-
-.PHONY: sam-check-artifacts
 sam-check-artifacts:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build sets it, or pass ARTIFACTS_DIR=DIR"; exit 1; }
-
-# sam-bootstrap: the top-level Makefile's bootstrap for ARCH, copied in.
-sam-bootstrap: $(BUILD)/bootstrap
-	@mkdir -p $(ARTIFACTS_DIR)
-	cp $(BUILD)/bootstrap $(ARTIFACTS_DIR)/bootstrap
-
-# sam-guest: the bootstrap, SAM_FUNCTION's guest, and the guest's compiled
-# code, made by running the target's bootstrap as `make build` does.
-sam-guest: sam-bootstrap
-	@test -n "$(SAM_FUNCTION)" -a -d functions/$(SAM_FUNCTION) || { echo "SAM_FUNCTION=$(SAM_FUNCTION): no guest functions/$(SAM_FUNCTION)"; exit 1; }
-	GOOS=wasip1 GOARCH=wasm $(GO) build $(WASMFLAGS) -o $(ARTIFACTS_DIR)/$(SAM_FUNCTION).wasm ./functions/$(SAM_FUNCTION)
-	rm -rf $(ARTIFACTS_DIR)/$(SAM_FUNCTION).cache $(ARTIFACTS_DIR)/$(SAM_FUNCTION).cwasm
-	$(RUN_TARGET) $(ARTIFACTS_DIR)/bootstrap -compile-cache $(ARTIFACTS_DIR) $(ARTIFACTS_DIR)/$(SAM_FUNCTION).wasm
 
 endif

@@ -16,12 +16,18 @@ type SAMMakefile struct {
 	Handlers map[string]string
 	// DefaultArch is SAM_ARCH's default, in Lambda's names (arm64, x86_64).
 	DefaultArch string
+	// ArchFromTemplate says the targets build for the architecture the
+	// template (or samconfig.toml) deploys, as an application's Makefile
+	// does through wsbind build: it has no default of its own to agree.
+	ArchFromTemplate bool
 }
 
 var (
 	mkRule    = regexp.MustCompile(`^([^:=#\t][^:=#]*?)\s*::?(?:[^=]|$)`)
 	mkHandler = regexp.MustCompile(`^sam_handler_(\w+)\s*:?=\s*(\S+)`)
 	mkArch    = regexp.MustCompile(`^SAM_ARCH\s*\?=\s*(\S+)`)
+	// A target whose recipe runs wsbind build without -arch.
+	mkBuild = regexp.MustCompile(`(?i)\bwsbind\)?\s+build\b`)
 )
 
 // ParseSAMMakefile reads the build targets, the handler of each, and the
@@ -39,7 +45,13 @@ func ParseSAMMakefile(data []byte) *SAMMakefile {
 		}
 		l := line
 		line = ""
-		if strings.HasPrefix(l, "\t") || strings.HasPrefix(strings.TrimSpace(l), "#") {
+		if strings.HasPrefix(l, "\t") {
+			if mkBuild.MatchString(l) && !strings.Contains(l, "-arch") {
+				mk.ArchFromTemplate = true
+			}
+			continue
+		}
+		if strings.HasPrefix(strings.TrimSpace(l), "#") {
 			continue
 		}
 		if m := mkHandler.FindStringSubmatch(l); m != nil {

@@ -16,6 +16,12 @@ import (
 //go:embed template.yaml
 var TemplateYAML []byte
 
+// Containerfile is infra/Containerfile, built in: wsbind init gives an
+// application its build image.
+//
+//go:embed Containerfile
+var Containerfile []byte
+
 // TableInputs returns the template's DynamoDB tables as CreateTable
 // requests, in logical id order: keys, attribute definitions, global
 // secondary indexes and streams as the template declares them, on-demand.

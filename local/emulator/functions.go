@@ -89,7 +89,7 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 	} {
 		wasm, err := os.ReadFile(filepath.Join(cfg.GuestDir, fn.name+".wasm"))
 		if err != nil {
-			return fail(fmt.Errorf("%w (make run builds the guests; make wasm alone does too)", err))
+			return fail(fmt.Errorf("%w (make run and wsbind run build the guests)", err))
 		}
 		mod, out, err := eng.CompileCached(ctx, wasm, cfg.CacheDir)
 		if err != nil {

@@ -38,7 +38,7 @@ func TestStart_Errors(t *testing.T) {
 	}{
 		{"short secret", func(c *emulator.Config) { c.JWTSecret = []byte("short") }, []string{"WSBIND_JWT_SECRET", "32"}},
 		{"address in use", func(c *emulator.Config) { c.Addr = busy.Addr().String() }, []string{"WSBIND_ADDR=" + busy.Addr().String(), "address already in use"}},
-		{"missing guests", func(c *emulator.Config) { c.GuestDir = t.TempDir() }, []string{".wasm", "make run builds the guests"}},
+		{"missing guests", func(c *emulator.Config) { c.GuestDir = t.TempDir() }, []string{".wasm", "make run and wsbind run build the guests"}},
 		{"bad template", func(c *emulator.Config) { c.Template = []byte("Resources: [not, a, map") }, []string{"template:"}},
 		{"template without tables", func(c *emulator.Config) { c.Template = []byte("Resources: {}\n") }, []string{"template:"}},
 	} {

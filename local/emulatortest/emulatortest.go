@@ -1,39 +1,59 @@
-// Package emulatortest starts the local emulator for tests: the three
-// guests built once per test binary, compiled code cached across runs,
-// free ports, closed when the test ends.
+// Package emulatortest starts the local emulator for tests of an
+// application: the guests of the module under test (its
+// functions/{connect,route,streamfanout}) built once per test binary,
+// compiled code cached across runs, the module's template.yaml if it has
+// one, free ports, everything closed when the test ends. Dial connects a
+// client to it.
 package emulatortest
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/internal/lambdapkg"
 	"github.com/wsbind/wsbind/local/emulator"
 )
 
 // Secret is the HS256 secret of the emulators Start makes.
 var Secret = []byte("emulator-test-secret-of-at-least-32-bytes")
 
-// guests builds the three guests once per test binary into a directory.
+// module is the root of the module under test: the test binary runs in
+// its package's directory.
+var module = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("emulatortest: the test does not run in a Go module")
+	}
+	return filepath.Dir(mod), nil
+})
+
+// guests builds the module's three guests once per test binary.
 var guests = sync.OnceValues(func() (string, error) {
+	root, err := module()
+	if err != nil {
+		return "", err
+	}
 	dir, err := os.MkdirTemp("", "wsbind-emulator-guests-")
 	if err != nil {
 		return "", err
 	}
-	for _, name := range []string{"connect", "route", "streamfanout"} {
-		wasm, err := wasmbuild.Build("github.com/wsbind/wsbind/functions/" + name)
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".wasm"), wasm, 0o644); err != nil {
-			return "", err
-		}
+	var log bytes.Buffer
+	if err := lambdapkg.Guests(context.Background(), lambdapkg.Options{Dir: root, Out: dir, Log: &log}); err != nil {
+		return "", fmt.Errorf("build the guests of %s: %w", root, err)
 	}
 	return dir, nil
 })
@@ -61,19 +81,37 @@ func Start(t testing.TB, tune func(*emulator.Config)) *emulator.Emulator {
 }
 
 // Config is the configuration Start starts with: free ports, the test
-// secret, the guests built from this module, logs discarded. Tests that
-// start the emulator themselves (to see it fail) begin from it.
+// secret, the guests built from the module under test and its
+// template.yaml (if it has one), logs discarded. Tests that start the
+// emulator themselves (to see it fail) begin from it.
 func Config(t testing.TB) emulator.Config {
 	t.Helper()
 	dir, err := guests()
 	if err != nil {
 		t.Fatal(err)
 	}
+	root, _ := module()
+	tmpl, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		tmpl = nil // wsbind's own
+	}
 	return emulator.Config{
 		Addr:      "127.0.0.1:0",
 		JWTSecret: Secret,
 		GuestDir:  dir,
 		CacheDir:  filepath.Join(os.TempDir(), "wsbind-emulator-test-cache"),
+		Template:  tmpl,
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
+}
+
+// Token is a token for user, valid for an hour, whose roles are roles,
+// signed with Secret: what a client of an emulator Start made presents.
+func Token(t testing.TB, user string, roles ...string) string {
+	t.Helper()
+	tok, err := emulator.Token(Secret, user, time.Hour, roles...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
