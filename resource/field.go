@@ -137,9 +137,9 @@ func Choices[V string | int](values ...V) Option {
 	return func(o *fieldOptions) { o.choices = texts; o.set = append(o.set, "Choices") }
 }
 
-// Default gives a field a value for creates that leave it out (DRF's
-// default=): a string, number or bool, or json.RawMessage for a JSON
-// field. The value is validated as input would be, at New.
+// Default gives a field a value for a create or a full update that leaves
+// it out (DRF's default=): a string, number or bool, or json.RawMessage
+// for a JSON field. The value is validated as input would be, at New.
 func Default(value any) Option {
 	raw, ok := jsonw.AppendValue(nil, value)
 	return func(o *fieldOptions) {

@@ -3,7 +3,7 @@ package resource
 import "github.com/wsbind/wsbind/internal/identity"
 
 // User is who a connection belongs to: ID is the verified token's subject
-// ("" for anonymous), Roles its groups, roles and scopes (README, "Roles"),
+// ("" for anonymous), Roles its groups, roles and scopes (docs/bindings.md, "The user"),
 // Claims its other scalar claims. HasRole and IsAuthenticated read it.
 type User = identity.User
 

@@ -14,7 +14,7 @@ type User struct {
 	// ID is the verified token's subject ("sub"); "" for anonymous.
 	ID string
 	// Roles are the token's groups, roles, permissions and scopes, in the
-	// order the token lists them (see the README, "Roles").
+	// order the token lists them (see docs/bindings.md, "The user").
 	Roles []string
 	// Claims are the token's other scalar claims, as text.
 	Claims map[string]string
