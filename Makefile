@@ -8,10 +8,10 @@ ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 # Guest packages: compiled to WebAssembly, so they may import only the
 # standard library and this module. `make check` enforces it.
-GUEST_PKGS := ./resource/... ./function/... ./bindings/... ./internal/protocol/... \
-              ./internal/backend ./internal/apierr/... ./internal/call/... \
-              ./internal/identity/... \
-              ./internal/router/... ./internal/jsonw/... ./internal/abi/... \
+GUEST_PKGS := ./resource/... ./function/... ./bindings/... ./internal/core/protocol/... \
+              ./internal/core/store ./internal/core/apierr/... ./internal/core/call/... \
+              ./internal/core/identity/... \
+              ./internal/core/router/... ./internal/core/jsonv/... ./internal/abi/... \
               ./internal/guest/... ./functions/... ./internal/host/testguest/... \
               ./internal/protocoltest/testbindings/...
 
@@ -137,7 +137,7 @@ FORCE:
 
 ## golden: rewrite the golden protocol transcripts after a deliberate change
 golden:
-	$(GO) test ./internal/router -run TestRouter_Golden -update
+	$(GO) test ./internal/core/router -run TestRouter_Golden -update
 
 ## check: formatting, vet (native and wasip1), staticcheck, tidy go.mod,
 ## actionlint on .github/workflows, cfn-lint on the template when it is
@@ -179,9 +179,9 @@ bench:
 ## fuzz: fuzz the JSON parser, the frame decoder and the router (FUZZTIME each)
 FUZZTIME ?= 2m
 fuzz:
-	$(GO) test ./internal/router -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/router -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/jsonw -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/core/router -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/core/router -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/core/jsonv -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf $(BENCH_OUT) build

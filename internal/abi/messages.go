@@ -1,8 +1,8 @@
 package abi
 
 import (
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/identity"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"time"
 )
 
@@ -101,19 +101,19 @@ func (in *Interner) String(b []byte) string {
 }
 
 // Part: Stream, Scope (String), All (Bool).
-func (w *Writer) Part(p backend.Part) {
+func (w *Writer) Part(p store.Part) {
 	w.String(p.Stream)
 	w.String(p.Scope)
 	w.Bool(p.All)
 }
 
 // Part reads what Writer.Part wrote.
-func (r *Reader) Part() backend.Part {
-	return backend.Part{Stream: r.String(), Scope: r.String(), All: r.Bool()}
+func (r *Reader) Part() store.Part {
+	return store.Part{Stream: r.String(), Scope: r.String(), All: r.Bool()}
 }
 
 // Item: ID, Scope (String), Version (U64), Data (Bytes).
-func (w *Writer) Item(it backend.Item) {
+func (w *Writer) Item(it store.Item) {
 	w.String(it.ID)
 	w.String(it.Scope)
 	w.U64(uint64(it.Version))
@@ -121,12 +121,12 @@ func (w *Writer) Item(it backend.Item) {
 }
 
 // Item reads what Writer.Item wrote. Data aliases the buffer.
-func (r *Reader) Item() backend.Item {
-	return backend.Item{ID: r.String(), Scope: r.String(), Version: int64(r.U64()), Data: r.Bytes()}
+func (r *Reader) Item() store.Item {
+	return store.Item{ID: r.String(), Scope: r.String(), Version: int64(r.U64()), Data: r.Bytes()}
 }
 
 // Subscription: Topic, ConnID, Filter (String), User.
-func (w *Writer) Subscription(s backend.Subscription) {
+func (w *Writer) Subscription(s store.Subscription) {
 	w.String(s.Topic)
 	w.String(s.ConnID)
 	w.String(s.Filter)
@@ -134,14 +134,14 @@ func (w *Writer) Subscription(s backend.Subscription) {
 }
 
 // Subscription reads what Writer.Subscription wrote.
-func (r *Reader) Subscription() backend.Subscription {
-	return backend.Subscription{Topic: r.String(), ConnID: r.String(), Filter: r.String(), User: r.User()}
+func (r *Reader) Subscription() store.Subscription {
+	return store.Subscription{Topic: r.String(), ConnID: r.String(), Filter: r.String(), User: r.User()}
 }
 
 // SubscriptionInterned is Subscription, sharing topics, filters and role
 // lists through in.
-func (r *Reader) SubscriptionInterned(in *Interner) backend.Subscription {
-	s := backend.Subscription{Topic: in.String(r.Bytes()), ConnID: r.String()}
+func (r *Reader) SubscriptionInterned(in *Interner) store.Subscription {
+	s := store.Subscription{Topic: in.String(r.Bytes()), ConnID: r.String()}
 	s.Filter = in.String(r.Bytes())
 	s.User = r.user(in)
 	return s
@@ -267,7 +267,7 @@ func (o *Outcome) Decode(r *Reader) error {
 
 // Claim: Fresh (Bool), Stream, Action (String), Lease and Expires (U64,
 // Unix milliseconds), then a presence flag (Bool) and the Reply (Bytes).
-func (w *Writer) Claim(c backend.Claim) {
+func (w *Writer) Claim(c store.Claim) {
 	w.Bool(c.Fresh)
 	w.String(c.Stream)
 	w.String(c.Action)
@@ -280,8 +280,8 @@ func (w *Writer) Claim(c backend.Claim) {
 }
 
 // Claim reads what Writer.Claim wrote.
-func (r *Reader) Claim() backend.Claim {
-	var c backend.Claim
+func (r *Reader) Claim() store.Claim {
+	var c store.Claim
 	c.Fresh = r.Bool()
 	c.Stream, c.Action = r.String(), r.String()
 	c.Lease = time.UnixMilli(int64(r.U64()))

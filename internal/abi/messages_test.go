@@ -8,21 +8,21 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/identity"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // TestWorkedExample checks the bytes of the package doc's worked example.
 func TestWorkedExample(t *testing.T) {
 	var req abi.Writer
-	req.Part(backend.Part{Stream: "questions"})
+	req.Part(store.Part{Stream: "questions"})
 	req.String("q1")
 	wantReq := []byte("\x09\x00\x00\x00questions" + "\x00\x00\x00\x00" + "\x00" + "\x02\x00\x00\x00q1")
 	if !bytes.Equal(req.B, wantReq) {
 		t.Errorf("request: got % x, want % x", req.B, wantReq)
 	}
 	var res abi.Writer
-	res.Item(backend.Item{ID: "q1", Version: 2, Data: []byte(`{"id":"q1"}`)})
+	res.Item(store.Item{ID: "q1", Version: 2, Data: []byte(`{"id":"q1"}`)})
 	wantRes := []byte("\x02\x00\x00\x00q1" + "\x00\x00\x00\x00" + "\x02\x00\x00\x00\x00\x00\x00\x00" + "\x0b\x00\x00\x00" + `{"id":"q1"}`)
 	if !bytes.Equal(res.B, wantRes) {
 		t.Errorf("result: got % x, want % x", res.B, wantRes)
@@ -33,7 +33,7 @@ func TestWorkedExample(t *testing.T) {
 	for _, v := range []struct {
 		version int64
 		want    string
-	}{{2, "\x02\x00\x00\x00\x00\x00\x00\x00"}, {backend.AnyVersion, "\xff\xff\xff\xff\xff\xff\xff\xff"}} {
+	}{{2, "\x02\x00\x00\x00\x00\x00\x00\x00"}, {store.AnyVersion, "\xff\xff\xff\xff\xff\xff\xff\xff"}} {
 		del := abi.Writer{B: slices.Clone(req.B)}
 		del.U64(uint64(v.version))
 		if want := append(slices.Clone(wantReq), v.want...); !bytes.Equal(del.B, want) {
@@ -64,7 +64,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("User %+v: read back %+v, %v", u, got, r.Done())
 		}
 	}
-	for _, p := range []backend.Part{{}, {Stream: "notes"}, {Stream: "notes", Scope: "alice"}, {Stream: "notes", All: true}} {
+	for _, p := range []store.Part{{}, {Stream: "notes"}, {Stream: "notes", Scope: "alice"}, {Stream: "notes", All: true}} {
 		var w abi.Writer
 		w.Part(p)
 		r := abi.NewReader(w.B)
@@ -72,25 +72,25 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("Part %+v: read back %+v, %v", p, got, r.Done())
 		}
 	}
-	it := backend.Item{ID: "n1", Scope: "alice#1", Version: 7, Data: []byte(`{"id":"n1"}`)}
+	it := store.Item{ID: "n1", Scope: "alice#1", Version: 7, Data: []byte(`{"id":"n1"}`)}
 	var w abi.Writer
 	w.Item(it)
 	r := abi.NewReader(w.B)
 	if got := r.Item(); !reflect.DeepEqual(got, it) || r.Done() != nil {
 		t.Errorf("Item: read back %+v, %v", got, r.Done())
 	}
-	sub := backend.Subscription{Topic: "notes#update", ConnID: "c1", Filter: `{"done":true}`, User: users[4]}
+	sub := store.Subscription{Topic: "notes#update", ConnID: "c1", Filter: `{"done":true}`, User: users[4]}
 	w = abi.Writer{}
 	w.Subscription(sub)
 	r = abi.NewReader(w.B)
 	if got := r.Subscription(); !reflect.DeepEqual(got, sub) || r.Done() != nil {
 		t.Errorf("Subscription: read back %+v, %v", got, r.Done())
 	}
-	// AnyVersion travels as the U64 that reads back as backend.AnyVersion.
-	anyVersion := int64(backend.AnyVersion)
+	// AnyVersion travels as the U64 that reads back as store.AnyVersion.
+	anyVersion := int64(store.AnyVersion)
 	w = abi.Writer{}
 	w.U64(uint64(anyVersion))
-	if v := abi.NewReader(w.B).U64(); v != abi.AnyVersion || int64(v) != backend.AnyVersion {
+	if v := abi.NewReader(w.B).U64(); v != abi.AnyVersion || int64(v) != store.AnyVersion {
 		t.Errorf("backend.AnyVersion travels as %#x, want abi.AnyVersion, reading back as -1", v)
 	}
 }
@@ -129,7 +129,7 @@ func TestFuncs(t *testing.T) {
 // SubscriptionInterned reads what Subscription reads, and shares the
 // values that repeat across records.
 func TestReader_SubscriptionInterned(t *testing.T) {
-	subs := []backend.Subscription{
+	subs := []store.Subscription{
 		{Topic: "notes#update", ConnID: "c1", Filter: `{"pinned":true}`, User: identity.User{ID: "a", Roles: []string{"staff", "admin"}}},
 		{Topic: "notes#update", ConnID: "c2", Filter: `{"pinned":true}`, User: identity.User{ID: "b", Roles: []string{"staff", "admin"}, Claims: map[string]string{"exp": "9"}}},
 		{Topic: "notes#update#n1", ConnID: "c3", User: identity.User{ID: "c", Roles: []string{"admin"}}},
@@ -141,7 +141,7 @@ func TestReader_SubscriptionInterned(t *testing.T) {
 	}
 	plain, interned := abi.NewReader(w.B), abi.NewReader(w.B)
 	in := abi.NewInterner()
-	var got []backend.Subscription
+	var got []store.Subscription
 	for _, want := range subs {
 		p, s := plain.Subscription(), interned.SubscriptionInterned(in)
 		if !reflect.DeepEqual(p, want) || !reflect.DeepEqual(s, want) {

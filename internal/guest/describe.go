@@ -3,7 +3,7 @@ package guest
 import (
 	"strconv"
 
-	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -68,16 +68,16 @@ func (d Bindings) AppendJSON(dst []byte) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"stream":`...)
-		dst = jsonw.AppendString(dst, s.Stream)
+		dst = jsonv.AppendString(dst, s.Stream)
 		dst = append(dst, `,"model":`...)
-		dst = jsonw.AppendString(dst, s.Model)
+		dst = jsonv.AppendString(dst, s.Model)
 		dst = append(dst, `,"actions":[`...)
 		for j, a := range s.Actions {
 			if j > 0 {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"name":`...)
-			dst = jsonw.AppendString(dst, a.Name)
+			dst = jsonv.AppendString(dst, a.Name)
 			dst = append(dst, `,"detail":`...)
 			dst = strconv.AppendBool(dst, a.Detail)
 			dst = append(dst, `,"custom":`...)

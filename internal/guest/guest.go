@@ -1,4 +1,4 @@
-// Package guest is the guest side of the ABI: a backend.Store and the
+// Package guest is the guest side of the ABI: a store.Store and the
 // fan-out's subscriptions over host calls, and the three functions' entry
 // points (route, streamfanout, connect) as plain Go functions of bytes.
 // The wasm mains under functions/ export them; the host's native engine
@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/protocol"
-	"github.com/wsbind/wsbind/internal/router"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/protocol"
+	"github.com/wsbind/wsbind/internal/core/router"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -35,12 +35,12 @@ type Caller interface {
 // Entry is one exported entry point: input bytes to output bytes.
 type Entry func(in []byte) []byte
 
-// Store is backend.Store and backend.Subscribers over host calls.
+// Store is store.Store and store.Subscribers over host calls.
 type Store struct{ c Caller }
 
 var (
-	_ backend.Store       = (*Store)(nil)
-	_ backend.Subscribers = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Subscribers = (*Store)(nil)
 )
 
 // NewStore returns a store that calls c.
@@ -53,31 +53,31 @@ func (s *Store) call(fn abi.Func, w *abi.Writer) ([]byte, error) {
 	case abi.OK:
 		return res, nil
 	case abi.NotFound:
-		return nil, backend.ErrNotFound
+		return nil, store.ErrNotFound
 	case abi.Exists:
-		return nil, backend.ErrExists
+		return nil, store.ErrExists
 	case abi.Conflict:
-		return nil, backend.ErrConflict
+		return nil, store.ErrConflict
 	}
 	return nil, errors.New(fn.String() + ": status " + strconv.Itoa(int(st)) + ": " + string(res))
 }
 
-// Get implements backend.Store with FuncStoreGet.
-func (s *Store) Get(_ context.Context, p backend.Part, id string) (backend.Item, error) {
+// Get implements store.Store with FuncStoreGet.
+func (s *Store) Get(_ context.Context, p store.Part, id string) (store.Item, error) {
 	var w abi.Writer
 	w.Part(p)
 	w.String(id)
 	res, err := s.call(abi.FuncStoreGet, &w)
 	if err != nil {
-		return backend.Item{}, err
+		return store.Item{}, err
 	}
 	r := abi.NewReader(res)
 	it := r.Item()
 	return it, r.Done()
 }
 
-// Create implements backend.Store with FuncStoreCreate.
-func (s *Store) Create(_ context.Context, p backend.Part, it backend.Item) error {
+// Create implements store.Store with FuncStoreCreate.
+func (s *Store) Create(_ context.Context, p store.Part, it store.Item) error {
 	var w abi.Writer
 	w.Part(p)
 	w.Item(it)
@@ -85,8 +85,8 @@ func (s *Store) Create(_ context.Context, p backend.Part, it backend.Item) error
 	return err
 }
 
-// Replace implements backend.Store with FuncStoreReplace.
-func (s *Store) Replace(_ context.Context, p backend.Part, it backend.Item) (int64, error) {
+// Replace implements store.Store with FuncStoreReplace.
+func (s *Store) Replace(_ context.Context, p store.Part, it store.Item) (int64, error) {
 	var w abi.Writer
 	w.Part(p)
 	w.Item(it)
@@ -99,24 +99,24 @@ func (s *Store) Replace(_ context.Context, p backend.Part, it backend.Item) (int
 	return v, r.Done()
 }
 
-// Delete implements backend.Store with FuncStoreDelete. The version
-// travels as a U64: backend.AnyVersion becomes abi.AnyVersion.
-func (s *Store) Delete(_ context.Context, p backend.Part, id string, version int64) (backend.Item, error) {
+// Delete implements store.Store with FuncStoreDelete. The version
+// travels as a U64: store.AnyVersion becomes abi.AnyVersion.
+func (s *Store) Delete(_ context.Context, p store.Part, id string, version int64) (store.Item, error) {
 	var w abi.Writer
 	w.Part(p)
 	w.String(id)
 	w.U64(uint64(version))
 	res, err := s.call(abi.FuncStoreDelete, &w)
 	if err != nil {
-		return backend.Item{}, err
+		return store.Item{}, err
 	}
 	r := abi.NewReader(res)
 	it := r.Item()
 	return it, r.Done()
 }
 
-// List implements backend.Store with FuncStoreList.
-func (s *Store) List(_ context.Context, p backend.Part, offset, limit int) ([]backend.Item, error) {
+// List implements store.Store with FuncStoreList.
+func (s *Store) List(_ context.Context, p store.Part, offset, limit int) ([]store.Item, error) {
 	var w abi.Writer
 	w.Part(p)
 	w.U64(uint64(offset))
@@ -130,15 +130,15 @@ func (s *Store) List(_ context.Context, p backend.Part, offset, limit int) ([]ba
 	if n > uint64(len(res)) {
 		return nil, abi.ErrShort
 	}
-	items := make([]backend.Item, 0, n)
+	items := make([]store.Item, 0, n)
 	for range n {
 		items = append(items, r.Item())
 	}
 	return items, r.Done()
 }
 
-// Count implements backend.Store with FuncStoreCount.
-func (s *Store) Count(_ context.Context, p backend.Part) (int, error) {
+// Count implements store.Store with FuncStoreCount.
+func (s *Store) Count(_ context.Context, p store.Part) (int, error) {
 	var w abi.Writer
 	w.Part(p)
 	res, err := s.call(abi.FuncStoreCount, &w)
@@ -150,38 +150,38 @@ func (s *Store) Count(_ context.Context, p backend.Part) (int, error) {
 	return int(n), r.Done()
 }
 
-// Subscribe implements backend.Store with FuncSubscribe.
-func (s *Store) Subscribe(_ context.Context, sub backend.Subscription) error {
+// Subscribe implements store.Store with FuncSubscribe.
+func (s *Store) Subscribe(_ context.Context, sub store.Subscription) error {
 	var w abi.Writer
 	w.Subscription(sub)
 	_, err := s.call(abi.FuncSubscribe, &w)
 	return err
 }
 
-// Unsubscribe implements backend.Store with FuncUnsubscribe.
-func (s *Store) Unsubscribe(_ context.Context, sub backend.Subscription) error {
+// Unsubscribe implements store.Store with FuncUnsubscribe.
+func (s *Store) Unsubscribe(_ context.Context, sub store.Subscription) error {
 	var w abi.Writer
 	w.Subscription(sub)
 	_, err := s.call(abi.FuncUnsubscribe, &w)
 	return err
 }
 
-// Claim implements backend.Store with FuncClaim.
-func (s *Store) Claim(_ context.Context, key string, c backend.Claim, now time.Time) (backend.Claim, error) {
+// Claim implements store.Store with FuncClaim.
+func (s *Store) Claim(_ context.Context, key string, c store.Claim, now time.Time) (store.Claim, error) {
 	var w abi.Writer
 	w.String(key)
 	w.Claim(c)
 	w.U64(uint64(now.UnixMilli()))
 	res, err := s.call(abi.FuncClaim, &w)
 	if err != nil {
-		return backend.Claim{}, err
+		return store.Claim{}, err
 	}
 	r := abi.NewReader(res)
 	got := r.Claim()
 	return got, r.Done()
 }
 
-// Settle implements backend.Store with FuncSettle.
+// Settle implements store.Store with FuncSettle.
 func (s *Store) Settle(_ context.Context, key string, reply []byte) error {
 	var w abi.Writer
 	w.String(key)
@@ -193,9 +193,9 @@ func (s *Store) Settle(_ context.Context, key string, reply []byte) error {
 	return err
 }
 
-// Subscribers implements backend.Subscribers with one FuncSubscribers
+// Subscribers implements store.Subscribers with one FuncSubscribers
 // call for all the topics.
-func (s *Store) Subscribers(_ context.Context, topics []string) ([]backend.Subscription, error) {
+func (s *Store) Subscribers(_ context.Context, topics []string) ([]store.Subscription, error) {
 	var w abi.Writer
 	w.U64(uint64(len(topics)))
 	for _, t := range topics {
@@ -210,7 +210,7 @@ func (s *Store) Subscribers(_ context.Context, topics []string) ([]backend.Subsc
 	if n > uint64(len(res)) {
 		return nil, abi.ErrShort
 	}
-	subs := make([]backend.Subscription, 0, n)
+	subs := make([]store.Subscription, 0, n)
 	in := abi.NewInterner()
 	for range n {
 		subs = append(subs, r.SubscriptionInterned(in))
@@ -281,17 +281,17 @@ func Route(c Caller, reg *resource.Registry) Entry {
 // for a retry (pushes already posted may then be sent again).
 func Fanout(c Caller, reg *resource.Registry) Entry {
 	r := newRouter(c, reg)
-	store := NewStore(c)
+	st := NewStore(c)
 	return func(in []byte) []byte {
 		var ch abi.Change
 		if err := ch.Decode(abi.NewReader(in)); err != nil {
 			return outcome(abi.BadCall, "undecodable change: "+err.Error())
 		}
-		posts, err := r.Fanout(context.Background(), store, router.Change(ch))
+		posts, err := r.Fanout(context.Background(), st, router.Change(ch))
 		switch {
 		case errors.Is(err, router.ErrUnknownStream):
 			return outcome(abi.OK, "")
-		case errors.Is(err, backend.ErrCorrupt), errors.Is(err, router.ErrBadChange):
+		case errors.Is(err, store.ErrCorrupt), errors.Is(err, router.ErrBadChange):
 			Log(c, abi.LevelError, "wsbind: fan-out skipped a change: "+err.Error())
 			return outcome(abi.OK, "")
 		case err != nil:

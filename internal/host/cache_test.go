@@ -14,9 +14,9 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/host"
-	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
 )
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
@@ -348,7 +348,7 @@ type slowStore struct {
 
 func (s *slowStore) setDelay(d time.Duration) { s.delay = d }
 
-func (s *slowStore) Create(ctx context.Context, p backend.Part, it backend.Item) error {
+func (s *slowStore) Create(ctx context.Context, p store.Part, it store.Item) error {
 	if s.delay > 0 {
 		select {
 		case <-time.After(s.delay):

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/protocol"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/protocol"
 	"github.com/wsbind/wsbind/resource"
 )
 

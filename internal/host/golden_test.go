@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/protocoltest"
@@ -64,7 +64,7 @@ func (tg *target) Send(c protocoltest.Conn, frame []byte) []byte {
 	return host.Route(context.Background(), tg.pool, tg.svc, abi.Message{ConnID: c.ID, User: c.Identity(), Frame: frame})
 }
 
-func (tg *target) Put(stream string, it backend.Item) { tg.store.Put(stream, it) }
+func (tg *target) Put(stream string, it store.Item) { tg.store.Put(stream, it) }
 
 func (tg *target) Flush() []protocoltest.Post {
 	for _, ch := range tg.store.Changes() {

@@ -14,11 +14,11 @@ import (
 
 	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
-	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -225,7 +225,7 @@ func hammer(t *testing.T, route, crash host.Module, workers, pairs int) {
 	}
 	wg.Wait()
 
-	n, err := st.Count(ctx, backend.Part{Stream: "questions"})
+	n, err := st.Count(ctx, store.Part{Stream: "questions"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // Connections records who is connected.
@@ -44,8 +44,8 @@ type Flusher interface {
 // and Poster are required by the functions that use them; Now and Log
 // default to time.Now and slog.Default().
 type Services struct {
-	Store       backend.Store
-	Subscribers backend.Subscribers
+	Store       store.Store
+	Subscribers store.Subscribers
 	Conns       Connections
 	Poster      Poster
 	Now         func() time.Time
@@ -82,7 +82,7 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 		if err = r.Done(); err != nil {
 			break
 		}
-		var it backend.Item
+		var it store.Item
 		if it, err = s.store().Get(ctx, p, id); err == nil {
 			w.Item(it)
 		}
@@ -105,8 +105,8 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 		if err = r.Done(); err != nil {
 			break
 		}
-		var it backend.Item
-		// abi.AnyVersion reads back as backend.AnyVersion.
+		var it store.Item
+		// abi.AnyVersion reads back as store.AnyVersion.
 		if it, err = s.store().Delete(ctx, p, id, int64(version)); err == nil {
 			w.Item(it)
 		}
@@ -115,7 +115,7 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 		if err = r.Done(); err != nil {
 			break
 		}
-		var items []backend.Item
+		var items []store.Item
 		if items, err = s.store().List(ctx, p, int(min(offset, 1<<40)), int(min(limit, 1<<20))); err == nil {
 			w.U64(uint64(len(items)))
 			for _, it := range items {
@@ -177,7 +177,7 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 			err = errMissing
 			break
 		}
-		var subs []backend.Subscription
+		var subs []store.Subscription
 		if subs, err = s.Subscribers.Subscribers(ctx, topics); err == nil {
 			// Size the result once: thousands of subscriptions would
 			// otherwise grow it a dozen times.
@@ -253,17 +253,17 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 		return abi.OK, w.B
 	case errors.Is(err, abi.ErrShort) || r.Err() != nil:
 		return abi.BadCall, []byte(err.Error())
-	case errors.Is(err, backend.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return abi.NotFound, nil
-	case errors.Is(err, backend.ErrExists):
+	case errors.Is(err, store.ErrExists):
 		return abi.Exists, nil
-	case errors.Is(err, backend.ErrConflict):
+	case errors.Is(err, store.ErrConflict):
 		return abi.Conflict, nil
 	}
 	return abi.Failed, []byte(err.Error())
 }
 
-func (s *Services) store() backend.Store {
+func (s *Services) store() store.Store {
 	if s.Store == nil {
 		return missingStore{}
 	}
@@ -273,23 +273,23 @@ func (s *Services) store() backend.Store {
 // missingStore answers every call with errMissing.
 type missingStore struct{}
 
-func (missingStore) Get(context.Context, backend.Part, string) (backend.Item, error) {
-	return backend.Item{}, errMissing
+func (missingStore) Get(context.Context, store.Part, string) (store.Item, error) {
+	return store.Item{}, errMissing
 }
-func (missingStore) Create(context.Context, backend.Part, backend.Item) error { return errMissing }
-func (missingStore) Replace(context.Context, backend.Part, backend.Item) (int64, error) {
+func (missingStore) Create(context.Context, store.Part, store.Item) error { return errMissing }
+func (missingStore) Replace(context.Context, store.Part, store.Item) (int64, error) {
 	return 0, errMissing
 }
-func (missingStore) Delete(context.Context, backend.Part, string, int64) (backend.Item, error) {
-	return backend.Item{}, errMissing
+func (missingStore) Delete(context.Context, store.Part, string, int64) (store.Item, error) {
+	return store.Item{}, errMissing
 }
-func (missingStore) List(context.Context, backend.Part, int, int) ([]backend.Item, error) {
+func (missingStore) List(context.Context, store.Part, int, int) ([]store.Item, error) {
 	return nil, errMissing
 }
-func (missingStore) Count(context.Context, backend.Part) (int, error)        { return 0, errMissing }
-func (missingStore) Subscribe(context.Context, backend.Subscription) error   { return errMissing }
-func (missingStore) Unsubscribe(context.Context, backend.Subscription) error { return errMissing }
-func (missingStore) Claim(context.Context, string, backend.Claim, time.Time) (backend.Claim, error) {
-	return backend.Claim{}, errMissing
+func (missingStore) Count(context.Context, store.Part) (int, error)        { return 0, errMissing }
+func (missingStore) Subscribe(context.Context, store.Subscription) error   { return errMissing }
+func (missingStore) Unsubscribe(context.Context, store.Subscription) error { return errMissing }
+func (missingStore) Claim(context.Context, string, store.Claim, time.Time) (store.Claim, error) {
+	return store.Claim{}, errMissing
 }
 func (missingStore) Settle(context.Context, string, []byte) error { return errMissing }

@@ -19,10 +19,10 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/host"
-	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/protocoltest"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
 )
@@ -171,7 +171,7 @@ func TestWasmtime_RouteMatchesNative(t *testing.T) {
 	newSide := func(mod host.Module) side {
 		st := memory.New()
 		for _, id := range []string{"q1", "q2"} {
-			st.Put("questions", backend.Item{ID: id, Data: []byte(`{"id":"` + id + `","question_text":"Seeded ` + id + `","pub_date":"2026-01-02T03:04:05Z","published":false}`)})
+			st.Put("questions", store.Item{ID: id, Data: []byte(`{"id":"` + id + `","question_text":"Seeded ` + id + `","pub_date":"2026-01-02T03:04:05Z","published":false}`)})
 		}
 		pool := host.NewPool(mod, 1)
 		t.Cleanup(func() { pool.Close(context.Background()) })
@@ -277,7 +277,7 @@ func TestWasmtime_CrashGuest(t *testing.T) {
 // panicStore is a store whose creates panic.
 type panicStore struct{ *memory.Store }
 
-func (panicStore) Create(context.Context, backend.Part, backend.Item) error {
+func (panicStore) Create(context.Context, store.Part, store.Item) error {
 	panic("store exploded")
 }
 

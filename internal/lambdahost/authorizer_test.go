@@ -13,7 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsbind/wsbind/internal/auth"
-	"github.com/wsbind/wsbind/internal/identity"
+	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/lambdahost"
 )
 

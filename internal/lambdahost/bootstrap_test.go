@@ -16,7 +16,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/lambdahost"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
@@ -371,7 +371,7 @@ func TestRoute_WazeroMatchesNative(t *testing.T) {
 	hw := wasi.handler(t, lambdahost.Route, mod)
 	for _, f := range []*fixture{native, wasi} {
 		for _, id := range []string{"q1", "q2"} {
-			f.store.Put("questions", backend.Item{ID: id, Data: []byte(`{"id":"` + id + `","question_text":"Seeded ` + id + `","pub_date":"2026-01-02T03:04:05Z","published":false}`)})
+			f.store.Put("questions", store.Item{ID: id, Data: []byte(`{"id":"` + id + `","question_text":"Seeded ` + id + `","pub_date":"2026-01-02T03:04:05Z","published":false}`)})
 		}
 	}
 	payloads := [][]byte{sample(t, sampleMessage)}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/apigw"
 	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/lambdahost"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
@@ -66,7 +66,7 @@ func BenchmarkFanoutDelivery(b *testing.B) {
 				ctx := context.Background()
 				for i := range ids {
 					ids[i] = fmt.Sprintf("conn-%05d=", i)
-					if err := f.store.Subscribe(ctx, backend.Subscription{Topic: backend.Topic("questions", "update", ""), ConnID: ids[i]}); err != nil {
+					if err := f.store.Subscribe(ctx, store.Subscription{Topic: store.Topic("questions", "update", ""), ConnID: ids[i]}); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -17,11 +17,11 @@ import (
 
 	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
-	"github.com/wsbind/wsbind/internal/identity"
 	"github.com/wsbind/wsbind/internal/lambdahost"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -209,7 +209,7 @@ func TestHandler_Connect(t *testing.T) {
 	// AWS's $disconnect sample drops the connection and its subscriptions.
 	const conn = "R1kmxc2VNjMCFIA="
 	f.store.PutConn(context.Background(), abi.ConnEvent{Kind: abi.EventConnect, ConnID: conn})
-	f.store.Subscribe(context.Background(), backend.Subscription{Topic: "questions#update", ConnID: conn})
+	f.store.Subscribe(context.Background(), store.Subscription{Topic: "questions#update", ConnID: conn})
 	if resp := proxyResponse(t, invoke(t, h, sample(t, sampleDisconnect))); resp.StatusCode != 200 {
 		t.Errorf("disconnect: got status %d, want 200", resp.StatusCode)
 	}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
 	"github.com/wsbind/wsbind/internal/host"
-	"github.com/wsbind/wsbind/internal/jsonw"
 )
 
 // The items table's own attributes (RATIONALE: "Why are the items table's
@@ -231,7 +231,7 @@ func appendObject(dst []byte, img map[string]events.DynamoDBAttributeValue) ([]b
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = jsonw.AppendString(dst, k)
+		dst = jsonv.AppendString(dst, k)
 		dst = append(dst, ':')
 		var err error
 		if dst, err = appendValue(dst, img[k]); err != nil {
@@ -249,7 +249,7 @@ func appendValue(dst []byte, v events.DynamoDBAttributeValue) ([]byte, error) {
 	var err error
 	switch v.DataType() {
 	case events.DataTypeString:
-		return jsonw.AppendString(dst, v.String()), nil
+		return jsonv.AppendString(dst, v.String()), nil
 	case events.DataTypeNumber:
 		return appendNumber(dst, v.Number())
 	case events.DataTypeBoolean:
@@ -268,7 +268,7 @@ func appendValue(dst []byte, v events.DynamoDBAttributeValue) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = jsonw.AppendString(dst, k)
+			dst = jsonv.AppendString(dst, k)
 			dst = append(dst, ':')
 			if dst, err = appendValue(dst, m[k]); err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
@@ -292,7 +292,7 @@ func appendValue(dst []byte, v events.DynamoDBAttributeValue) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = jsonw.AppendString(dst, s)
+			dst = jsonv.AppendString(dst, s)
 		}
 		return append(dst, ']'), nil
 	case events.DataTypeNumberSet:

@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/wsbind/wsbind/internal/auth"
-	"github.com/wsbind/wsbind/internal/identity"
+	"github.com/wsbind/wsbind/internal/core/identity"
 )
 
 // userOf reads the connection's user from requestContext.authorizer: the

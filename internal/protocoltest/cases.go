@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // Case is one transcript: what it shows, and its steps.
@@ -26,7 +26,7 @@ type Step struct {
 // PutItem is a direct write to the store.
 type PutItem struct {
 	Stream string
-	Item   backend.Item
+	Item   store.Item
 }
 
 // The connections of the cases.
@@ -57,7 +57,7 @@ func msg(stream, action, pk, data string) string {
 func q(action, pk, data string) string { return msg("questions", action, pk, data) }
 
 func put(stream, id, data string) Step {
-	return Step{Put: &PutItem{Stream: stream, Item: backend.Item{ID: id, Data: []byte(data)}}}
+	return Step{Put: &PutItem{Stream: stream, Item: store.Item{ID: id, Data: []byte(data)}}}
 }
 
 // createQuestions creates n questions "Q1".."Qn" from anon.

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/identity"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -70,7 +70,7 @@ type Target interface {
 	Send(conn Conn, frame []byte) []byte
 	// Put writes an item straight to the store, as a writer other than the
 	// API would.
-	Put(stream string, item backend.Item)
+	Put(stream string, item store.Item)
 	// Flush delivers the pushes of every change committed since the last
 	// call, in commit order, and for each change in connection id order.
 	Flush() []Post

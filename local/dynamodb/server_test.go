@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/backendtest"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/core/store"
 	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
 )
 
@@ -244,28 +244,28 @@ func TestServer_Stream(t *testing.T) {
 		t.Fatal("no stream")
 	}
 	s := dynamo.New(dynamo.Config{Client: c, Tables: tables})
-	q := backend.Part{Stream: "q"}
+	q := store.Part{Stream: "q"}
 	const exact = "12345678901234567890123456789012345678"
-	if err := s.Create(ctx, q, backend.Item{ID: "a", Data: []byte(`{"id":"a","n":` + exact + `}`)}); err != nil {
+	if err := s.Create(ctx, q, store.Item{ID: "a", Data: []byte(`{"id":"a","n":` + exact + `}`)}); err != nil {
 		t.Fatal(err)
 	}
 	// A failed condition writes nothing, and makes no record.
-	if err := s.Create(ctx, q, backend.Item{ID: "a", Data: []byte(`{"id":"a","n":2}`)}); !errors.Is(err, backend.ErrExists) {
+	if err := s.Create(ctx, q, store.Item{ID: "a", Data: []byte(`{"id":"a","n":2}`)}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("second Create: got %v, want ErrExists", err)
 	}
-	if _, err := s.Replace(ctx, q, backend.Item{ID: "a", Version: 5, Data: []byte(`{"id":"a"}`)}); !errors.Is(err, backend.ErrConflict) {
+	if _, err := s.Replace(ctx, q, store.Item{ID: "a", Version: 5, Data: []byte(`{"id":"a"}`)}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale Replace: got %v, want ErrConflict", err)
 	}
-	if _, err := s.Replace(ctx, q, backend.Item{ID: "a", Version: 1, Data: []byte(`{"id":"a","n":3}`)}); err != nil {
+	if _, err := s.Replace(ctx, q, store.Item{ID: "a", Version: 1, Data: []byte(`{"id":"a","n":3}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Create(ctx, q, backend.Item{ID: "b", Data: []byte(`{"id":"b"}`)}); err != nil {
+	if err := s.Create(ctx, q, store.Item{ID: "b", Data: []byte(`{"id":"b"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Delete(ctx, q, "a", backend.AnyVersion); err != nil {
+	if _, err := s.Delete(ctx, q, "a", store.AnyVersion); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Delete(ctx, q, "a", backend.AnyVersion); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := s.Delete(ctx, q, "a", store.AnyVersion); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second Delete: got %v, want ErrNotFound", err)
 	}
 	// A delete of nothing without a condition succeeds, and changes nothing.
@@ -273,7 +273,7 @@ func TestServer_Stream(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Writes to a table without a stream make no records.
-	if err := s.Subscribe(ctx, backend.Subscription{Topic: "q#create", ConnID: "c1"}); err != nil {
+	if err := s.Subscribe(ctx, store.Subscription{Topic: "q#create", ConnID: "c1"}); err != nil {
 		t.Fatal(err)
 	}
 	recs := read(t, st, 0, 4)

@@ -23,10 +23,10 @@ import (
 
 	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/apigw"
 	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/lambdahost"
@@ -354,10 +354,10 @@ func TestMapping_BatchSize(t *testing.T) {
 // emulator's DynamoDB through the management API to a subscriber.
 func TestMapping_StreamFanout(t *testing.T) {
 	st, c := serve(t)
-	store := dynamo.New(dynamo.Config{Client: c, Tables: tables})
+	db := dynamo.New(dynamo.Config{Client: c, Tables: tables})
 	gw := apigwtest.New(apigwtest.Options{})
 	t.Cleanup(gw.Close)
-	poster, err := apigw.New(gw.Endpoint(), awsConfig(), apigw.Config{OnGone: store.DropConn})
+	poster, err := apigw.New(gw.Endpoint(), awsConfig(), apigw.Config{OnGone: db.DropConn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,18 +367,18 @@ func TestMapping_StreamFanout(t *testing.T) {
 	pool := host.NewPool(host.NativeModule(program), 1)
 	t.Cleanup(func() { pool.Close(context.Background()) })
 	h, err := lambdahost.New(lambdahost.Config{Function: lambdahost.StreamFanout, Pool: pool, Services: &host.Services{
-		Store: store, Subscribers: store, Conns: store, Poster: poster,
+		Store: db, Subscribers: db, Conns: db, Poster: poster,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if err := store.PutConn(ctx, abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c1"}); err != nil {
+	if err := db.PutConn(ctx, abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c1"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, action := range []string{"create", "update"} {
-		if err := store.Subscribe(ctx, backend.Subscription{Topic: backend.Topic("questions", action, ""), ConnID: "c1"}); err != nil {
+		if err := db.Subscribe(ctx, store.Subscription{Topic: store.Topic("questions", action, ""), ConnID: "c1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -387,10 +387,10 @@ func TestMapping_StreamFanout(t *testing.T) {
 	obj := func(text string) []byte {
 		return []byte(`{"id":"q1","question_text":"` + text + `","pub_date":"2026-01-02T03:04:05Z","published":false}`)
 	}
-	if err := store.Create(ctx, backend.Part{Stream: "questions"}, backend.Item{ID: "q1", Data: obj("Why?")}); err != nil {
+	if err := db.Create(ctx, store.Part{Stream: "questions"}, store.Item{ID: "q1", Data: obj("Why?")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Replace(ctx, backend.Part{Stream: "questions"}, backend.Item{ID: "q1", Version: 1, Data: obj("Why not?")}); err != nil {
+	if _, err := db.Replace(ctx, store.Part{Stream: "questions"}, store.Item{ID: "q1", Version: 1, Data: obj("Why not?")}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

@@ -18,8 +18,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/local/emulator"
 	"github.com/wsbind/wsbind/local/emulatortest"
 	"github.com/wsbind/wsbind/resource"
@@ -30,7 +30,7 @@ import (
 type testServer struct {
 	URL   string // http://127.0.0.1:port
 	Reg   *resource.Registry
-	Store backend.Store
+	Store store.Store
 }
 
 // newEmulatorServer starts the real emulator: the page, the gateway, the
@@ -285,7 +285,7 @@ func TestDebugger_Browser(t *testing.T) {
 	if string(created.Payload.RequestID) != reply.RequestID {
 		t.Errorf("reply request_id: got %s in the frame, %s in the entry", created.Payload.RequestID, reply.RequestID)
 	}
-	if _, err := srv.Store.Get(context.Background(), backend.Part{Stream: "questions"}, created.Payload.Data.ID); err != nil {
+	if _, err := srv.Store.Get(context.Background(), store.Part{Stream: "questions"}, created.Payload.Data.ID); err != nil {
 		t.Errorf("the store lacks the created question %q: %v", created.Payload.Data.ID, err)
 	}
 

@@ -28,17 +28,17 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/host"
-	"github.com/wsbind/wsbind/internal/identity"
-	"github.com/wsbind/wsbind/internal/jsonw"
 )
 
 // Backend is everything the host needs from a database: the binding's
 // store, the fan-out's subscriber lookup and the connection records.
 type Backend interface {
-	backend.Store
-	backend.Subscribers
+	store.Store
+	store.Subscribers
 	host.Connections
 }
 
@@ -50,7 +50,7 @@ type Backend interface {
 type SubscriptionLister interface {
 	// ConnSubscriptions returns the stored subscriptions of connID, in
 	// any order.
-	ConnSubscriptions(ctx context.Context, connID string) ([]backend.Subscription, error)
+	ConnSubscriptions(ctx context.Context, connID string) ([]store.Subscription, error)
 }
 
 // ConnReader is implemented by backends that can read a connection back.
@@ -165,25 +165,25 @@ func (n names) stream(s string) string { return "s" + n.id + s }
 func (n names) conn(s string) string   { return "c" + n.id + s }
 
 // part is the Part of the item tests: stream s, in the test's scope.
-func (n names) part(s string) backend.Part {
-	return backend.Part{Stream: n.stream(s), Scope: n.scope}
+func (n names) part(s string) store.Part {
+	return store.Part{Stream: n.stream(s), Scope: n.scope}
 }
 
 // object builds a stored object: id first, then members given as key and
 // raw JSON value pairs.
 func object(id string, kv ...string) []byte {
 	b := []byte(`{"id":`)
-	b = jsonw.AppendString(b, id)
+	b = jsonv.AppendString(b, id)
 	for i := 0; i < len(kv); i += 2 {
 		b = append(b, ',')
-		b = jsonw.AppendString(b, kv[i])
+		b = jsonv.AppendString(b, kv[i])
 		b = append(b, ':')
 		b = append(b, kv[i+1]...)
 	}
 	return append(b, '}')
 }
 
-func quote(s string) string { return string(jsonw.AppendString(nil, s)) }
+func quote(s string) string { return string(jsonv.AppendString(nil, s)) }
 
 // sameJSON reports how got differs from want as JSON values: objects as
 // unordered members, numbers by exact decimal value, strings exactly.
@@ -281,16 +281,16 @@ func sameValue(path string, g, w any) error {
 func ctx(t *testing.T) context.Context { return t.Context() }
 
 // mustCreate creates an item and fails the test if it cannot.
-func mustCreate(t *testing.T, b Backend, p backend.Part, id string, data []byte) {
+func mustCreate(t *testing.T, b Backend, p store.Part, id string, data []byte) {
 	t.Helper()
-	if err := b.Create(ctx(t), p, backend.Item{ID: id, Data: data}); err != nil {
+	if err := b.Create(ctx(t), p, store.Item{ID: id, Data: data}); err != nil {
 		t.Fatalf("Create(%+v, %.40q): %v", p, id, err)
 	}
 }
 
 // checkItem gets an item and compares it with what was written: its id,
 // version and data, and its scope, which is p's.
-func checkItem(t *testing.T, b Backend, p backend.Part, id string, version int64, data []byte) {
+func checkItem(t *testing.T, b Backend, p store.Part, id string, version int64, data []byte) {
 	t.Helper()
 	it, err := b.Get(ctx(t), p, id)
 	if err != nil {
@@ -308,17 +308,17 @@ func testGetMissing(t *testing.T, b Backend, n names) {
 	s := n.part("")
 	mustCreate(t, b, s, "present", object("present"))
 	for _, id := range []string{"absent", "", "presen", "present ", strings.Repeat("x", 2000)} {
-		if _, err := b.Get(ctx(t), s, id); !errors.Is(err, backend.ErrNotFound) {
+		if _, err := b.Get(ctx(t), s, id); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Get(%.20q): got %v, want ErrNotFound", id, err)
 		}
-		if _, err := b.Delete(ctx(t), s, id, backend.AnyVersion); !errors.Is(err, backend.ErrNotFound) {
+		if _, err := b.Delete(ctx(t), s, id, store.AnyVersion); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Delete(%.20q): got %v, want ErrNotFound", id, err)
 		}
-		if _, err := b.Replace(ctx(t), s, backend.Item{ID: id, Version: 1, Data: object(id)}); !errors.Is(err, backend.ErrNotFound) {
+		if _, err := b.Replace(ctx(t), s, store.Item{ID: id, Version: 1, Data: object(id)}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Replace(%.20q): got %v, want ErrNotFound", id, err)
 		}
 	}
-	if _, err := b.Get(ctx(t), n.part("other"), "present"); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := b.Get(ctx(t), n.part("other"), "present"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get from another stream: got %v, want ErrNotFound", err)
 	}
 }
@@ -327,7 +327,7 @@ func testCreateGet(t *testing.T, b Backend, n names) {
 	s := n.part("")
 	data := object("a1", "text", `"hello"`, "n", "42", "ok", "true")
 	in := slices.Clone(data)
-	if err := b.Create(ctx(t), s, backend.Item{ID: "a1", Version: 7, Data: in}); err != nil {
+	if err := b.Create(ctx(t), s, store.Item{ID: "a1", Version: 7, Data: in}); err != nil {
 		t.Fatal(err)
 	}
 	copy(in, bytes.Repeat([]byte{' '}, len(in))) // the store must not keep the caller's bytes
@@ -341,8 +341,8 @@ func testCreateExists(t *testing.T, b Backend, n names) {
 	s := n.part("")
 	first := object("dup", "v", `"first"`)
 	mustCreate(t, b, s, "dup", first)
-	err := b.Create(ctx(t), s, backend.Item{ID: "dup", Data: object("dup", "v", `"second"`)})
-	if !errors.Is(err, backend.ErrExists) {
+	err := b.Create(ctx(t), s, store.Item{ID: "dup", Data: object("dup", "v", `"second"`)})
+	if !errors.Is(err, store.ErrExists) {
 		t.Fatalf("second Create: got %v, want ErrExists", err)
 	}
 	checkItem(t, b, s, "dup", 1, first)
@@ -374,7 +374,7 @@ func testCreateRace(t *testing.T, b Backend, n names) {
 	s := n.part("")
 	const workers = 8
 	errs := race(workers, func(i int) error {
-		return b.Create(ctx(t), s, backend.Item{ID: "x", Data: object("x", "w", strconv.Itoa(i))})
+		return b.Create(ctx(t), s, store.Item{ID: "x", Data: object("x", "w", strconv.Itoa(i))})
 	})
 	winner := -1
 	for i, err := range errs {
@@ -383,7 +383,7 @@ func testCreateRace(t *testing.T, b Backend, n names) {
 			t.Errorf("writers %d and %d both created the item", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, backend.ErrExists):
+		case !errors.Is(err, store.ErrExists):
 			t.Errorf("writer %d: got %v, want ErrExists", i, err)
 		}
 	}
@@ -396,19 +396,19 @@ func testCreateRace(t *testing.T, b Backend, n names) {
 func testReplace(t *testing.T, b Backend, n names) {
 	s := n.part("")
 	mustCreate(t, b, s, "r", object("r", "v", "1"))
-	v, err := b.Replace(ctx(t), s, backend.Item{ID: "r", Version: 1, Data: object("r", "v", "2", "added", `"yes"`)})
+	v, err := b.Replace(ctx(t), s, store.Item{ID: "r", Version: 1, Data: object("r", "v", "2", "added", `"yes"`)})
 	if err != nil || v != 2 {
 		t.Fatalf("Replace at version 1: got %d, %v, want 2", v, err)
 	}
 	checkItem(t, b, s, "r", 2, object("r", "v", "2", "added", `"yes"`))
 	for _, stale := range []int64{1, 3, 100} {
-		_, err := b.Replace(ctx(t), s, backend.Item{ID: "r", Version: stale, Data: object("r", "v", `"stale"`)})
-		if !errors.Is(err, backend.ErrConflict) {
+		_, err := b.Replace(ctx(t), s, store.Item{ID: "r", Version: stale, Data: object("r", "v", `"stale"`)})
+		if !errors.Is(err, store.ErrConflict) {
 			t.Errorf("Replace at version %d of version 2: got %v, want ErrConflict", stale, err)
 		}
 	}
 	// Members not in the new data are gone: a replace is not a merge.
-	v, err = b.Replace(ctx(t), s, backend.Item{ID: "r", Version: 2, Data: object("r", "v", "3")})
+	v, err = b.Replace(ctx(t), s, store.Item{ID: "r", Version: 2, Data: object("r", "v", "3")})
 	if err != nil || v != 3 {
 		t.Fatalf("Replace at version 2: got %d, %v, want 3", v, err)
 	}
@@ -421,7 +421,7 @@ func testReplaceRace(t *testing.T, b Backend, n names) {
 	const workers = 8
 	for round := int64(1); round <= 3; round++ {
 		errs := race(workers, func(i int) error {
-			v, err := b.Replace(ctx(t), s, backend.Item{ID: "x", Version: round, Data: object("x", "w", strconv.Itoa(i))})
+			v, err := b.Replace(ctx(t), s, store.Item{ID: "x", Version: round, Data: object("x", "w", strconv.Itoa(i))})
 			if err == nil && v != round+1 {
 				return fmt.Errorf("new version %d, want %d", v, round+1)
 			}
@@ -434,7 +434,7 @@ func testReplaceRace(t *testing.T, b Backend, n names) {
 				t.Errorf("round %d: writers %d and %d both replaced version %d", round, winner, i, round)
 			case err == nil:
 				winner = i
-			case !errors.Is(err, backend.ErrConflict):
+			case !errors.Is(err, store.ErrConflict):
 				t.Errorf("round %d: writer %d: got %v, want ErrConflict", round, i, err)
 			}
 		}
@@ -449,10 +449,10 @@ func testDelete(t *testing.T, b Backend, n names) {
 	s := n.part("")
 	mustCreate(t, b, s, "d", object("d", "v", "1"))
 	mustCreate(t, b, s, "keep", object("keep"))
-	if _, err := b.Replace(ctx(t), s, backend.Item{ID: "d", Version: 1, Data: object("d", "v", "2")}); err != nil {
+	if _, err := b.Replace(ctx(t), s, store.Item{ID: "d", Version: 1, Data: object("d", "v", "2")}); err != nil {
 		t.Fatal(err)
 	}
-	old, err := b.Delete(ctx(t), s, "d", backend.AnyVersion)
+	old, err := b.Delete(ctx(t), s, "d", store.AnyVersion)
 	if err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
@@ -462,13 +462,13 @@ func testDelete(t *testing.T, b Backend, n names) {
 	if err := sameJSON(old.Data, object("d", "v", "2")); err != nil {
 		t.Errorf("Delete: old data: %v", err)
 	}
-	if _, err := b.Get(ctx(t), s, "d"); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := b.Get(ctx(t), s, "d"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get after Delete: got %v, want ErrNotFound", err)
 	}
-	if _, err := b.Delete(ctx(t), s, "d", backend.AnyVersion); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := b.Delete(ctx(t), s, "d", store.AnyVersion); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second Delete: got %v, want ErrNotFound", err)
 	}
-	if _, err := b.Replace(ctx(t), s, backend.Item{ID: "d", Version: 2, Data: object("d")}); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := b.Replace(ctx(t), s, store.Item{ID: "d", Version: 2, Data: object("d")}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Replace after Delete: got %v, want ErrNotFound", err)
 	}
 	if c, err := b.Count(ctx(t), s); err != nil || c != 1 {
@@ -494,7 +494,7 @@ func testListEmpty(t *testing.T, b Backend, n names) {
 
 // checkList lists offset and limit and compares with want, the ids the
 // page should hold.
-func checkList(t *testing.T, b Backend, p backend.Part, offset, limit int, want []string, data map[string][]byte) {
+func checkList(t *testing.T, b Backend, p store.Part, offset, limit int, want []string, data map[string][]byte) {
 	t.Helper()
 	items, err := b.List(ctx(t), p, offset, limit)
 	if err != nil {
@@ -529,18 +529,18 @@ func testListPages(t *testing.T, b Backend, n names) {
 		mustCreate(t, b, s, ids[i], data[ids[i]])
 	}
 	// Items of a stream whose name extends this one's are not listed.
-	longer := backend.Part{Stream: s.Stream + "x", Scope: s.Scope}
+	longer := store.Part{Stream: s.Stream + "x", Scope: s.Scope}
 	mustCreate(t, b, longer, "id00", object("id00"))
 	mustCreate(t, b, longer, "id99", object("id99"))
 	if s.Scope != "" {
 		// Nor items of a scope whose key extends this one's, of another
 		// scope, or of the stream's unscoped part.
-		for _, other := range []backend.Part{{Stream: s.Stream, Scope: s.Scope + "x"}, {Stream: s.Stream, Scope: "a"}, {Stream: s.Stream}} {
+		for _, other := range []store.Part{{Stream: s.Stream, Scope: s.Scope + "x"}, {Stream: s.Stream, Scope: "a"}, {Stream: s.Stream}} {
 			mustCreate(t, b, other, "id00", object("id00"))
 			mustCreate(t, b, other, "id05x", object("id05x"))
 		}
 	}
-	if _, err := b.Replace(ctx(t), s, backend.Item{ID: "id04", Version: 1, Data: object("id04", "i", `"four"`)}); err != nil {
+	if _, err := b.Replace(ctx(t), s, store.Item{ID: "id04", Version: 1, Data: object("id04", "i", `"four"`)}); err != nil {
 		t.Fatal(err)
 	}
 	data["id04"] = object("id04", "i", `"four"`)
@@ -641,18 +641,18 @@ func testNumbers(t *testing.T, b Backend, n names) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, ok := jsonw.ParseObject(it.Data)
+	m, ok := jsonv.ParseObject(it.Data)
 	if !ok {
 		t.Fatalf("Get: data is not a JSON object: %.200q", it.Data)
 	}
 	for i, num := range exactNumbers {
-		raw, _ := jsonw.Lookup(m, fmt.Sprintf("n%02d", i))
+		raw, _ := jsonv.Lookup(m, fmt.Sprintf("n%02d", i))
 		if string(raw) != num {
 			t.Errorf("number %s read back as %s", num, raw)
 		}
 	}
 	// The same numbers through Replace, and again in a list page.
-	if _, err := b.Replace(ctx(t), s, backend.Item{ID: "nums", Version: 1, Data: data}); err != nil {
+	if _, err := b.Replace(ctx(t), s, store.Item{ID: "nums", Version: 1, Data: data}); err != nil {
 		t.Fatal(err)
 	}
 	checkList(t, b, s, 0, 1, []string{"nums"}, map[string][]byte{"nums": data})
@@ -667,12 +667,12 @@ func testNumbersOutOfRange(t *testing.T, b Backend, n names) {
 	} {
 		id := fmt.Sprintf("n%d", i)
 		data := object(id, "n", num)
-		err := b.Create(ctx(t), s, backend.Item{ID: id, Data: data})
+		err := b.Create(ctx(t), s, store.Item{ID: id, Data: data})
 		if err != nil {
-			if err.Error() == "" || errors.Is(err, backend.ErrExists) {
+			if err.Error() == "" || errors.Is(err, store.ErrExists) {
 				t.Errorf("Create with %s: got %q, want an error that says why", num, err)
 			}
-			if _, err := b.Get(ctx(t), s, id); !errors.Is(err, backend.ErrNotFound) {
+			if _, err := b.Get(ctx(t), s, id); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("Get after a failed Create with %s: got %v, want ErrNotFound", num, err)
 			}
 			continue
@@ -696,8 +696,8 @@ func testUnicode(t *testing.T, b Backend, n names) {
 	mustCreate(t, b, s, id, data)
 	checkItem(t, b, s, id, 1, data)
 	checkList(t, b, s, 0, 10, []string{id}, map[string][]byte{id: data})
-	sub := backend.Subscription{
-		Topic:  backend.Topic(s.Stream, "update", id),
+	sub := store.Subscription{
+		Topic:  store.Topic(s.Stream, "update", id),
 		ConnID: n.conn("\U0001f600"),
 		User:   identity.User{ID: "usér-\U0001f600", Claims: map[string]string{"rôle": "ädmin \U0001f451", "nul": "a\x00b"}},
 	}
@@ -705,7 +705,7 @@ func testUnicode(t *testing.T, b Backend, n names) {
 	if err := b.Subscribe(ctx(t), sub); err != nil {
 		t.Fatal(err)
 	}
-	checkSubscribers(t, b, sub.Topic, []backend.Subscription{sub})
+	checkSubscribers(t, b, sub.Topic, []store.Subscription{sub})
 }
 
 func testValues(t *testing.T, b Backend, n names) {
@@ -733,7 +733,7 @@ func testItemLarge(t *testing.T, b Backend, n names) {
 	checkItem(t, b, s, "near", 1, near)
 	version := int64(1)
 	replace := func(data []byte) error {
-		_, err := b.Replace(ctx(t), s, backend.Item{ID: "near", Version: version, Data: data})
+		_, err := b.Replace(ctx(t), s, store.Item{ID: "near", Version: version, Data: data})
 		if err == nil {
 			version++
 		}
@@ -749,8 +749,8 @@ func testItemLarge(t *testing.T, b Backend, n names) {
 		{"over4", strings.Repeat("\U0001f600", ItemLimit/4+1)},
 	} {
 		data := object(over.id, "blob", quote(over.blob))
-		if err := b.Create(ctx(t), s, backend.Item{ID: over.id, Data: data}); err != nil {
-			if _, err := b.Get(ctx(t), s, over.id); !errors.Is(err, backend.ErrNotFound) {
+		if err := b.Create(ctx(t), s, store.Item{ID: over.id, Data: data}); err != nil {
+			if _, err := b.Get(ctx(t), s, over.id); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("Get after a failed Create of %s: got %v, want ErrNotFound", over.id, err)
 			}
 		} else {
@@ -776,7 +776,7 @@ func sameUser(a, b identity.User) bool {
 
 // checkSubscribers looks topics up in one call and compares the result,
 // in order, with want.
-func checkSubscribers(t *testing.T, b Backend, topic string, want []backend.Subscription, more ...string) {
+func checkSubscribers(t *testing.T, b Backend, topic string, want []store.Subscription, more ...string) {
 	t.Helper()
 	topics := append([]string{topic}, more...)
 	got, err := b.Subscribers(ctx(t), topics)
@@ -807,13 +807,13 @@ func connect(t *testing.T, b Backend, ids ...string) {
 
 func testSubscribe(t *testing.T, b Backend, n names) {
 	s := n.stream("")
-	all := backend.Topic(s, "update", "")
-	one := backend.Topic(s, "update", "1")
-	ten := backend.Topic(s, "update", "10")
+	all := store.Topic(s, "update", "")
+	one := store.Topic(s, "update", "1")
+	ten := store.Topic(s, "update", "10")
 	checkSubscribers(t, b, all, nil)
 	alice := identity.User{ID: "alice", Roles: []string{"staff"}, Claims: map[string]string{"scope": "read write", "email": "a@example.com"}}
 	bob := identity.User{ID: "bob"}
-	subs := []backend.Subscription{
+	subs := []store.Subscription{
 		{Topic: all, ConnID: n.conn("c"), User: alice},
 		{Topic: all, ConnID: n.conn("a")},
 		{Topic: all, ConnID: n.conn("b"), User: bob},
@@ -832,18 +832,18 @@ func testSubscribe(t *testing.T, b Backend, n names) {
 	if err := b.Subscribe(ctx(t), subs[1]); err != nil {
 		t.Fatalf("subscribing twice: %v", err)
 	}
-	checkSubscribers(t, b, all, []backend.Subscription{subs[1], subs[2], subs[0]})
-	checkSubscribers(t, b, one, []backend.Subscription{subs[3]})
-	checkSubscribers(t, b, ten, []backend.Subscription{subs[4]})
-	checkSubscribers(t, b, backend.Topic(s, "delete", ""), nil)
-	checkSubscribers(t, b, backend.Topic(s, "update", "100"), nil)
+	checkSubscribers(t, b, all, []store.Subscription{subs[1], subs[2], subs[0]})
+	checkSubscribers(t, b, one, []store.Subscription{subs[3]})
+	checkSubscribers(t, b, ten, []store.Subscription{subs[4]})
+	checkSubscribers(t, b, store.Topic(s, "delete", ""), nil)
+	checkSubscribers(t, b, store.Topic(s, "update", "100"), nil)
 }
 
 func testSubscribersMany(t *testing.T, b Backend, n names) {
-	topic := backend.Topic(n.stream(""), "create", "")
-	var want []backend.Subscription
+	topic := store.Topic(n.stream(""), "create", "")
+	var want []store.Subscription
 	for i := range 60 {
-		sub := backend.Subscription{Topic: topic, ConnID: n.conn(fmt.Sprintf("%03d", i)), User: identity.User{ID: fmt.Sprint("u", i)}}
+		sub := store.Subscription{Topic: topic, ConnID: n.conn(fmt.Sprintf("%03d", i)), User: identity.User{ID: fmt.Sprint("u", i)}}
 		want = append(want, sub)
 		connect(t, b, sub.ConnID)
 	}
@@ -865,12 +865,12 @@ func testDropConn(t *testing.T, b Backend, n names) {
 	// 60 topics for the connection that goes: three batches of deletes.
 	topics := make([]string, 60)
 	for i := range topics {
-		topics[i] = backend.Topic(s, "update", strconv.Itoa(i))
-		if err := b.Subscribe(ctx(t), backend.Subscription{Topic: topics[i], ConnID: gone}); err != nil {
+		topics[i] = store.Topic(s, "update", strconv.Itoa(i))
+		if err := b.Subscribe(ctx(t), store.Subscription{Topic: topics[i], ConnID: gone}); err != nil {
 			t.Fatal(err)
 		}
 		if i%2 == 0 {
-			if err := b.Subscribe(ctx(t), backend.Subscription{Topic: topics[i], ConnID: stays}); err != nil {
+			if err := b.Subscribe(ctx(t), store.Subscription{Topic: topics[i], ConnID: stays}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -878,19 +878,19 @@ func testDropConn(t *testing.T, b Backend, n names) {
 	// A connection whose id extends the one that goes keeps its own.
 	longer := gone + "x"
 	connect(t, b, longer)
-	if err := b.Subscribe(ctx(t), backend.Subscription{Topic: topics[1], ConnID: longer}); err != nil {
+	if err := b.Subscribe(ctx(t), store.Subscription{Topic: topics[1], ConnID: longer}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.DropConn(ctx(t), gone); err != nil {
 		t.Fatalf("DropConn: %v", err)
 	}
 	for i, topic := range topics {
-		var want []backend.Subscription
+		var want []store.Subscription
 		if i%2 == 0 {
-			want = append(want, backend.Subscription{Topic: topic, ConnID: stays})
+			want = append(want, store.Subscription{Topic: topic, ConnID: stays})
 		}
 		if i == 1 {
-			want = append(want, backend.Subscription{Topic: topic, ConnID: longer})
+			want = append(want, store.Subscription{Topic: topic, ConnID: longer})
 		}
 		checkSubscribers(t, b, topic, want)
 	}
@@ -951,19 +951,19 @@ func testConnections(t *testing.T, b Backend, n names) {
 
 // checkMissing checks that id is not found in p: not read, not replaced,
 // not deleted.
-func checkMissing(t *testing.T, b Backend, p backend.Part, id string) {
+func checkMissing(t *testing.T, b Backend, p store.Part, id string) {
 	t.Helper()
-	if it, err := b.Get(ctx(t), p, id); !errors.Is(err, backend.ErrNotFound) {
+	if it, err := b.Get(ctx(t), p, id); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get(%+v, %q): got %+v, %v, want ErrNotFound", p, id, it, err)
 	}
 	if p.All {
 		return
 	}
-	if _, err := b.Replace(ctx(t), p, backend.Item{ID: id, Version: 1, Data: object(id)}); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := b.Replace(ctx(t), p, store.Item{ID: id, Version: 1, Data: object(id)}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Replace(%+v, %q): got %v, want ErrNotFound", p, id, err)
 	}
-	for _, v := range []int64{backend.AnyVersion, 1} {
-		if _, err := b.Delete(ctx(t), p, id, v); !errors.Is(err, backend.ErrNotFound) {
+	for _, v := range []int64{store.AnyVersion, 1} {
+		if _, err := b.Delete(ctx(t), p, id, v); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Delete(%+v, %q, %d): got %v, want ErrNotFound", p, id, v, err)
 		}
 	}
@@ -972,11 +972,11 @@ func checkMissing(t *testing.T, b Backend, p backend.Part, id string) {
 func testDeleteVersion(t *testing.T, b Backend, n names) {
 	s := n.part("")
 	mustCreate(t, b, s, "d", object("d", "v", "1"))
-	if _, err := b.Replace(ctx(t), s, backend.Item{ID: "d", Version: 1, Data: object("d", "v", "2")}); err != nil {
+	if _, err := b.Replace(ctx(t), s, store.Item{ID: "d", Version: 1, Data: object("d", "v", "2")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, stale := range []int64{0, 1, 3} {
-		if _, err := b.Delete(ctx(t), s, "d", stale); !errors.Is(err, backend.ErrConflict) {
+		if _, err := b.Delete(ctx(t), s, "d", stale); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("Delete at version %d of version 2: got %v, want ErrConflict", stale, err)
 		}
 	}
@@ -991,8 +991,8 @@ func testDeleteVersion(t *testing.T, b Backend, n names) {
 	if err := sameJSON(old.Data, object("d", "v", "2")); err != nil {
 		t.Errorf("Delete: old data: %v", err)
 	}
-	for _, v := range []int64{2, backend.AnyVersion} {
-		if _, err := b.Delete(ctx(t), s, "d", v); !errors.Is(err, backend.ErrNotFound) {
+	for _, v := range []int64{2, store.AnyVersion} {
+		if _, err := b.Delete(ctx(t), s, "d", v); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Delete at version %d of a deleted item: got %v, want ErrNotFound", v, err)
 		}
 	}
@@ -1008,7 +1008,7 @@ func testDeleteRace(t *testing.T, b Backend, n names) {
 			_, err := b.Delete(ctx(t), s, "x", 1)
 			return err
 		}
-		_, err := b.Replace(ctx(t), s, backend.Item{ID: "x", Version: 1, Data: object("x", "w", strconv.Itoa(i))})
+		_, err := b.Replace(ctx(t), s, store.Item{ID: "x", Version: 1, Data: object("x", "w", strconv.Itoa(i))})
 		return err
 	})
 	winner := -1
@@ -1018,7 +1018,7 @@ func testDeleteRace(t *testing.T, b Backend, n names) {
 			t.Errorf("writers %d and %d both wrote version 1", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, backend.ErrConflict) && !errors.Is(err, backend.ErrNotFound):
+		case !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound):
 			t.Errorf("writer %d: got %v, want ErrConflict or ErrNotFound", i, err)
 		}
 	}
@@ -1034,21 +1034,21 @@ func testDeleteRace(t *testing.T, b Backend, n names) {
 
 func testScopeIsolation(t *testing.T, b Backend, n names) {
 	st := n.stream("")
-	alice := backend.Part{Stream: st, Scope: "alice"}
-	bob := backend.Part{Stream: st, Scope: "bob"}
-	all := backend.Part{Stream: st, All: true}
+	alice := store.Part{Stream: st, Scope: "alice"}
+	bob := store.Part{Stream: st, Scope: "bob"}
+	all := store.Part{Stream: st, All: true}
 	mustCreate(t, b, alice, "x", object("x", "owner", `"alice"`))
 	mustCreate(t, b, bob, "y", object("y", "owner", `"bob"`))
 	// Neither finds, lists, counts, changes or deletes the other's.
 	checkMissing(t, b, bob, "x")
 	checkMissing(t, b, alice, "y")
-	checkMissing(t, b, backend.Part{Stream: st}, "x")
-	checkMissing(t, b, backend.Part{Stream: st, Scope: "alic"}, "x")
-	checkMissing(t, b, backend.Part{Stream: st, Scope: "alicex"}, "x")
+	checkMissing(t, b, store.Part{Stream: st}, "x")
+	checkMissing(t, b, store.Part{Stream: st, Scope: "alic"}, "x")
+	checkMissing(t, b, store.Part{Stream: st, Scope: "alicex"}, "x")
 	checkList(t, b, alice, 0, 10, []string{"x"}, nil)
 	checkList(t, b, bob, 0, 10, []string{"y"}, nil)
-	checkList(t, b, backend.Part{Stream: st}, 0, 10, []string{}, nil)
-	for p, want := range map[backend.Part]int{alice: 1, bob: 1, {Stream: st}: 0, {Stream: st, Scope: "carol"}: 0, all: 2} {
+	checkList(t, b, store.Part{Stream: st}, 0, 10, []string{}, nil)
+	for p, want := range map[store.Part]int{alice: 1, bob: 1, {Stream: st}: 0, {Stream: st, Scope: "carol"}: 0, all: 2} {
 		if c, err := b.Count(ctx(t), p); err != nil || c != want {
 			t.Errorf("Count(%+v): got %d, %v, want %d", p, c, err, want)
 		}
@@ -1063,8 +1063,8 @@ func testScopeIsolation(t *testing.T, b Backend, n names) {
 		t.Errorf("Get(all, x): %v", err)
 	}
 	checkMissing(t, b, all, "z")
-	checkMissing(t, b, backend.Part{Stream: n.stream("other"), All: true}, "x")
-	if _, err := b.Replace(ctx(t), backend.Part{Stream: st, Scope: it.Scope}, backend.Item{ID: "x", Scope: it.Scope, Version: it.Version, Data: object("x", "owner", `"alice"`, "n", "2")}); err != nil {
+	checkMissing(t, b, store.Part{Stream: n.stream("other"), All: true}, "x")
+	if _, err := b.Replace(ctx(t), store.Part{Stream: st, Scope: it.Scope}, store.Item{ID: "x", Scope: it.Scope, Version: it.Version, Data: object("x", "owner", `"alice"`, "n", "2")}); err != nil {
 		t.Fatalf("Replace in the scope Get(all) gave: %v", err)
 	}
 	checkItem(t, b, alice, "x", 2, object("x", "owner", `"alice"`, "n", "2"))
@@ -1072,13 +1072,13 @@ func testScopeIsolation(t *testing.T, b Backend, n names) {
 	mustCreate(t, b, bob, "x", object("x", "owner", `"bob"`))
 	checkItem(t, b, alice, "x", 2, object("x", "owner", `"alice"`, "n", "2"))
 	checkItem(t, b, bob, "x", 1, object("x", "owner", `"bob"`))
-	if _, err := b.Delete(ctx(t), bob, "x", backend.AnyVersion); err != nil {
+	if _, err := b.Delete(ctx(t), bob, "x", store.AnyVersion); err != nil {
 		t.Fatal(err)
 	}
 	checkItem(t, b, alice, "x", 2, object("x", "owner", `"alice"`, "n", "2"))
 	// Items of the stream's unscoped part are no scope's: every scope
 	// does not reach them.
-	mustCreate(t, b, backend.Part{Stream: st}, "u", object("u"))
+	mustCreate(t, b, store.Part{Stream: st}, "u", object("u"))
 	checkMissing(t, b, all, "u")
 	checkMissing(t, b, alice, "u")
 	if c, err := b.Count(ctx(t), all); err != nil || c != 2 {
@@ -1088,7 +1088,7 @@ func testScopeIsolation(t *testing.T, b Backend, n names) {
 
 func testScopeAll(t *testing.T, b Backend, n names) {
 	st := n.stream("")
-	all := backend.Part{Stream: st, All: true}
+	all := store.Part{Stream: st, All: true}
 	checkList(t, b, all, 0, 10, []string{}, nil)
 	if c, err := b.Count(ctx(t), all); err != nil || c != 0 {
 		t.Errorf("Count(all) of an empty stream: got %d, %v", c, err)
@@ -1100,11 +1100,11 @@ func testScopeAll(t *testing.T, b Backend, n names) {
 	for _, i := range rand.Perm(len(ids)) {
 		id := ids[i]
 		data[id] = object(id, "owner", quote(scopes[id]))
-		mustCreate(t, b, backend.Part{Stream: st, Scope: scopes[id]}, id, data[id])
+		mustCreate(t, b, store.Part{Stream: st, Scope: scopes[id]}, id, data[id])
 	}
 	// Another stream's items, in the same scopes, are not listed.
-	mustCreate(t, b, backend.Part{Stream: n.stream("x"), Scope: "alice"}, "a0", object("a0"))
-	mustCreate(t, b, backend.Part{Stream: n.stream("x"), Scope: "alice"}, "z9", object("z9"))
+	mustCreate(t, b, store.Part{Stream: n.stream("x"), Scope: "alice"}, "a0", object("a0"))
+	mustCreate(t, b, store.Part{Stream: n.stream("x"), Scope: "alice"}, "z9", object("z9"))
 	list := func(offset, limit int, want []string) {
 		t.Helper()
 		items, err := b.List(ctx(t), all, offset, limit)
@@ -1145,14 +1145,14 @@ func testScopeAll(t *testing.T, b Backend, n names) {
 
 func testScopeAllPastOneMegabyte(t *testing.T, b Backend, n names) {
 	st := n.stream("")
-	all := backend.Part{Stream: st, All: true}
+	all := store.Part{Stream: st, All: true}
 	// Eight items of 300 KB in four scopes: a query page holds three.
 	const count, size = 8, 300 * 1024
 	ids := make([]string, count)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("big%d", i)
 		data := object(ids[i], "blob", quote(strings.Repeat(string(rune('a'+i)), size)))
-		mustCreate(t, b, backend.Part{Stream: st, Scope: fmt.Sprint("owner", i%4)}, ids[i], data)
+		mustCreate(t, b, store.Part{Stream: st, Scope: fmt.Sprint("owner", i%4)}, ids[i], data)
 	}
 	for _, c := range [][2]int{{0, count}, {0, 100}, {5, 3}, {2, 4}, {7, 5}} {
 		items, err := b.List(ctx(t), all, c[0], c[1])
@@ -1174,19 +1174,19 @@ func testScopeAllPastOneMegabyte(t *testing.T, b Backend, n names) {
 
 func testScopeWriteAll(t *testing.T, b Backend, n names) {
 	st := n.stream("")
-	all := backend.Part{Stream: st, All: true}
-	alice := backend.Part{Stream: st, Scope: "alice"}
+	all := store.Part{Stream: st, All: true}
+	alice := store.Part{Stream: st, Scope: "alice"}
 	mustCreate(t, b, alice, "x", object("x"))
 	isOutcome := func(err error) bool {
-		return err == nil || errors.Is(err, backend.ErrNotFound) || errors.Is(err, backend.ErrExists) || errors.Is(err, backend.ErrConflict)
+		return err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict)
 	}
-	if err := b.Create(ctx(t), all, backend.Item{ID: "y", Scope: "alice", Data: object("y")}); isOutcome(err) {
+	if err := b.Create(ctx(t), all, store.Item{ID: "y", Scope: "alice", Data: object("y")}); isOutcome(err) {
 		t.Errorf("Create in every scope: got %v, want a failure", err)
 	}
-	if _, err := b.Replace(ctx(t), all, backend.Item{ID: "x", Scope: "alice", Version: 1, Data: object("x", "n", "1")}); isOutcome(err) {
+	if _, err := b.Replace(ctx(t), all, store.Item{ID: "x", Scope: "alice", Version: 1, Data: object("x", "n", "1")}); isOutcome(err) {
 		t.Errorf("Replace in every scope: got %v, want a failure", err)
 	}
-	for _, v := range []int64{backend.AnyVersion, 1} {
+	for _, v := range []int64{store.AnyVersion, 1} {
 		if _, err := b.Delete(ctx(t), all, "x", v); isOutcome(err) {
 			t.Errorf("Delete(%d) in every scope: got %v, want a failure", v, err)
 		}
@@ -1199,12 +1199,12 @@ func testScopeWriteAll(t *testing.T, b Backend, n names) {
 }
 
 func testSubscribeFilters(t *testing.T, b Backend, n names) {
-	topic := backend.Topic(n.stream(""), "update", "")
+	topic := store.Topic(n.stream(""), "update", "")
 	c1, c2 := n.conn("1"), n.conn("2")
 	alice := identity.User{ID: "alice", Roles: []string{"staff"}}
 	// One connection, one topic, three filters: three subscriptions, in
 	// the order of connection id, then "#" and the filter.
-	subs := []backend.Subscription{
+	subs := []store.Subscription{
 		{Topic: topic, ConnID: c1},
 		{Topic: topic, ConnID: c1, Filter: `{"published":false}`, User: alice},
 		{Topic: topic, ConnID: c1, Filter: `{"published":true}`},
@@ -1224,7 +1224,7 @@ func testSubscribeFilters(t *testing.T, b Backend, n names) {
 	}
 	checkSubscribers(t, b, topic, subs)
 	// A filter as long as a key can be: stored exactly, or refused.
-	long := backend.Subscription{Topic: topic, ConnID: n.conn("3"), Filter: `{"t":"` + strings.Repeat("é", 600) + `"}`}
+	long := store.Subscription{Topic: topic, ConnID: n.conn("3"), Filter: `{"t":"` + strings.Repeat("é", 600) + `"}`}
 	if err := b.Subscribe(ctx(t), long); err != nil {
 		checkSubscribers(t, b, topic, subs)
 	} else {
@@ -1241,10 +1241,10 @@ func testSubscribeFilters(t *testing.T, b Backend, n names) {
 }
 
 func testUnsubscribe(t *testing.T, b Backend, n names) {
-	topic, other := backend.Topic(n.stream(""), "update", ""), backend.Topic(n.stream(""), "update", "pk")
+	topic, other := store.Topic(n.stream(""), "update", ""), store.Topic(n.stream(""), "update", "pk")
 	c1, c2 := n.conn("1"), n.conn("2")
 	f1, f2 := `{"a":1}`, `{"a":2}`
-	subs := []backend.Subscription{
+	subs := []store.Subscription{
 		{Topic: topic, ConnID: c1},
 		{Topic: topic, ConnID: c1, Filter: f1},
 		{Topic: topic, ConnID: c1, Filter: f2},
@@ -1259,54 +1259,54 @@ func testUnsubscribe(t *testing.T, b Backend, n names) {
 	}
 	// Exactly the one of that topic, connection and filter goes; the
 	// user given does not matter.
-	if err := b.Unsubscribe(ctx(t), backend.Subscription{Topic: topic, ConnID: c1, Filter: f1, User: identity.User{ID: "someone"}}); err != nil {
+	if err := b.Unsubscribe(ctx(t), store.Subscription{Topic: topic, ConnID: c1, Filter: f1, User: identity.User{ID: "someone"}}); err != nil {
 		t.Fatalf("Unsubscribe: %v", err)
 	}
-	checkSubscribers(t, b, topic, []backend.Subscription{subs[0], subs[2], subs[3]})
+	checkSubscribers(t, b, topic, []store.Subscription{subs[0], subs[2], subs[3]})
 	checkSubscribers(t, b, other, subs[4:])
 	// The unfiltered one is one subscription like the others.
-	if err := b.Unsubscribe(ctx(t), backend.Subscription{Topic: topic, ConnID: c1}); err != nil {
+	if err := b.Unsubscribe(ctx(t), store.Subscription{Topic: topic, ConnID: c1}); err != nil {
 		t.Fatalf("Unsubscribe without a filter: %v", err)
 	}
-	checkSubscribers(t, b, topic, []backend.Subscription{subs[2], subs[3]})
+	checkSubscribers(t, b, topic, []store.Subscription{subs[2], subs[3]})
 	// Removing what is not there is not an error, and removes nothing.
-	for _, gone := range []backend.Subscription{
+	for _, gone := range []store.Subscription{
 		{Topic: topic, ConnID: c1, Filter: f1},
 		{Topic: topic, ConnID: c1},
 		{Topic: topic, ConnID: n.conn("never")},
 		{Topic: topic, ConnID: c1, Filter: `{"a":3}`},
-		{Topic: backend.Topic(n.stream(""), "delete", ""), ConnID: c1, Filter: f2},
+		{Topic: store.Topic(n.stream(""), "delete", ""), ConnID: c1, Filter: f2},
 		{Topic: topic, ConnID: c1, Filter: `{"t":"` + strings.Repeat("x", 2000) + `"}`},
 	} {
 		if err := b.Unsubscribe(ctx(t), gone); err != nil {
 			t.Errorf("Unsubscribe of %+.80v, not subscribed: %v", gone, err)
 		}
 	}
-	checkSubscribers(t, b, topic, []backend.Subscription{subs[2], subs[3]})
+	checkSubscribers(t, b, topic, []store.Subscription{subs[2], subs[3]})
 	checkSubscribers(t, b, other, subs[4:])
 	// Subscribing again after an unsubscribe subscribes.
 	if err := b.Subscribe(ctx(t), subs[1]); err != nil {
 		t.Fatal(err)
 	}
-	checkSubscribers(t, b, topic, []backend.Subscription{subs[1], subs[2], subs[3]})
+	checkSubscribers(t, b, topic, []store.Subscription{subs[1], subs[2], subs[3]})
 }
 
 func testSubscribersTopics(t *testing.T, b Backend, n names) {
 	s := n.stream("")
-	t1, t2, t3, none := backend.Topic(s, "update", ""), backend.Topic(s, "update", "1"), backend.Topic(s, "delete", ""), backend.Topic(s, "create", "")
-	var want1, want2, want3 []backend.Subscription
+	t1, t2, t3, none := store.Topic(s, "update", ""), store.Topic(s, "update", "1"), store.Topic(s, "delete", ""), store.Topic(s, "create", "")
+	var want1, want2, want3 []store.Subscription
 	for i := range 12 {
 		conn := n.conn(fmt.Sprintf("%02d", 11-i))
 		connect(t, b, conn)
-		sub := func(topic string) backend.Subscription {
-			return backend.Subscription{Topic: topic, ConnID: conn, User: identity.User{ID: fmt.Sprint("u", i)}}
+		sub := func(topic string) store.Subscription {
+			return store.Subscription{Topic: topic, ConnID: conn, User: identity.User{ID: fmt.Sprint("u", i)}}
 		}
-		want1 = append([]backend.Subscription{sub(t1)}, want1...)
+		want1 = append([]store.Subscription{sub(t1)}, want1...)
 		if i%2 == 0 {
-			want2 = append([]backend.Subscription{sub(t2)}, want2...)
+			want2 = append([]store.Subscription{sub(t2)}, want2...)
 		}
 		if i%3 == 0 {
-			want3 = append([]backend.Subscription{sub(t3)}, want3...)
+			want3 = append([]store.Subscription{sub(t3)}, want3...)
 		}
 	}
 	all := slices.Concat(want1, want2, want3)
@@ -1325,8 +1325,8 @@ func testSubscribersTopics(t *testing.T, b Backend, n names) {
 	want := slices.Clone(want1)
 	connect(t, b, n.conn("x"))
 	for i := range 20 {
-		topic := backend.Topic(s, "update", fmt.Sprint("x", i))
-		sub := backend.Subscription{Topic: topic, ConnID: n.conn("x")}
+		topic := store.Topic(s, "update", fmt.Sprint("x", i))
+		sub := store.Subscription{Topic: topic, ConnID: n.conn("x")}
 		if err := b.Subscribe(ctx(t), sub); err != nil {
 			t.Fatal(err)
 		}
@@ -1340,7 +1340,7 @@ func testSubscribersTopics(t *testing.T, b Backend, n names) {
 }
 
 func testSubscribersRoles(t *testing.T, b Backend, n names) {
-	topic := backend.Topic(n.stream(""), "create", "")
+	topic := store.Topic(n.stream(""), "create", "")
 	users := []identity.User{
 		{ID: "a", Roles: []string{"admin"}},
 		{ID: "b", Roles: []string{"z-last", "a-first", "m \U0001f451", ""}},
@@ -1348,9 +1348,9 @@ func testSubscribersRoles(t *testing.T, b Backend, n names) {
 		{ID: "d"},
 		{},
 	}
-	var want []backend.Subscription
+	var want []store.Subscription
 	for i, u := range users {
-		sub := backend.Subscription{Topic: topic, ConnID: n.conn(fmt.Sprint(i)), User: u}
+		sub := store.Subscription{Topic: topic, ConnID: n.conn(fmt.Sprint(i)), User: u}
 		connect(t, b, sub.ConnID)
 		if err := b.Subscribe(ctx(t), sub); err != nil {
 			t.Fatal(err)
@@ -1394,16 +1394,16 @@ func checkNoRecords(t *testing.T, b Backend, conns ...string) {
 // a second DropConn. A connection recorded again subscribes again.
 func testDropConnThenSubscribe(t *testing.T, b Backend, n names) {
 	s := n.stream("")
-	t1, t2 := backend.Topic(s, "update", ""), backend.Topic(s, "delete", "1")
+	t1, t2 := store.Topic(s, "update", ""), store.Topic(s, "delete", "1")
 	late, other := n.conn("late"), n.conn("other")
 	connect(t, b, late, other)
-	keep := backend.Subscription{Topic: t1, ConnID: other}
-	for _, sub := range []backend.Subscription{keep, {Topic: t1, ConnID: late}} {
+	keep := store.Subscription{Topic: t1, ConnID: other}
+	for _, sub := range []store.Subscription{keep, {Topic: t1, ConnID: late}} {
 		if err := b.Subscribe(ctx(t), sub); err != nil {
 			t.Fatal(err)
 		}
 	}
-	subs := []backend.Subscription{
+	subs := []store.Subscription{
 		{Topic: t1, ConnID: late},
 		{Topic: t2, ConnID: late, Filter: `{"done":true}`, User: identity.User{ID: "alice", Roles: []string{"staff"}}},
 	}
@@ -1416,7 +1416,7 @@ func testDropConnThenSubscribe(t *testing.T, b Backend, n names) {
 				t.Errorf("Subscribe of a dropped connection (round %d): got %v, want no error", round, err)
 			}
 		}
-		checkSubscribers(t, b, t1, []backend.Subscription{keep}, t2)
+		checkSubscribers(t, b, t1, []store.Subscription{keep}, t2)
 		checkNoRecords(t, b, late)
 	}
 	// A reconnect under the same id (API Gateway never reuses one, but a
@@ -1427,7 +1427,7 @@ func testDropConnThenSubscribe(t *testing.T, b Backend, n names) {
 			t.Fatal(err)
 		}
 	}
-	checkSubscribers(t, b, t1, []backend.Subscription{subs[0], keep})
+	checkSubscribers(t, b, t1, []store.Subscription{subs[0], keep})
 	checkSubscribers(t, b, t2, subs[1:])
 }
 
@@ -1445,13 +1445,13 @@ func testDropConnRace(t *testing.T, b Backend, n names) {
 		rounds  = 3
 	)
 	s := n.stream("")
-	topics := []string{backend.Topic(s, "create", ""), backend.Topic(s, "update", ""), backend.Topic(s, "update", "7")}
+	topics := []string{store.Topic(s, "create", ""), store.Topic(s, "update", ""), store.Topic(s, "update", "7")}
 	keeper := n.conn("keeper")
 	connect(t, b, keeper)
-	var keep []backend.Subscription
+	var keep []store.Subscription
 	var took time.Duration // one subscribe's time, to spread the drops
 	for _, topic := range topics {
-		sub := backend.Subscription{Topic: topic, ConnID: keeper}
+		sub := store.Subscription{Topic: topic, ConnID: keeper}
 		start := time.Now()
 		if err := b.Subscribe(ctx(t), sub); err != nil {
 			t.Fatal(err)
@@ -1472,7 +1472,7 @@ func testDropConnRace(t *testing.T, b Backend, n names) {
 				return b.DropConn(ctx(t), conn)
 			}
 			for j := range perConn {
-				sub := backend.Subscription{Topic: topics[j%len(topics)], ConnID: conn}
+				sub := store.Subscription{Topic: topics[j%len(topics)], ConnID: conn}
 				if j >= len(topics) {
 					sub.Filter = fmt.Sprintf(`{"n":%d}`, j)
 				}
@@ -1496,12 +1496,12 @@ func testDropConnRace(t *testing.T, b Backend, n names) {
 func testClaim(t *testing.T, b Backend, n names) {
 	now := time.Unix(1_800_000_000, 0)
 	key := "k" + n.id
-	c := backend.Claim{Stream: "s", Action: "create", Lease: now.Add(time.Minute), Expires: now.Add(24 * time.Hour)}
+	c := store.Claim{Stream: "s", Action: "create", Lease: now.Add(time.Minute), Expires: now.Add(24 * time.Hour)}
 	got, err := b.Claim(ctx(t), key, c, now)
 	if err != nil || !got.Fresh {
 		t.Fatalf("first claim: %+v, %v; want fresh", got, err)
 	}
-	got, err = b.Claim(ctx(t), key, backend.Claim{Stream: "other", Action: "patch", Lease: now.Add(2 * time.Minute), Expires: now.Add(25 * time.Hour)}, now.Add(time.Second))
+	got, err = b.Claim(ctx(t), key, store.Claim{Stream: "other", Action: "patch", Lease: now.Add(2 * time.Minute), Expires: now.Add(25 * time.Hour)}, now.Add(time.Second))
 	if err != nil || got.Fresh || got.Reply != nil || got.Stream != "s" || got.Action != "create" {
 		t.Fatalf("claim in progress: %+v, %v; want the first claim's record, no reply", got, err)
 	}
@@ -1518,7 +1518,7 @@ func testClaim(t *testing.T, b Backend, n names) {
 	}
 	// Past the lifetime the key is free, whether or not it was deleted.
 	later := now.Add(24*time.Hour + time.Second)
-	got, err = b.Claim(ctx(t), key, backend.Claim{Stream: "s2", Action: "delete", Lease: later.Add(time.Minute), Expires: later.Add(24 * time.Hour)}, later)
+	got, err = b.Claim(ctx(t), key, store.Claim{Stream: "s2", Action: "delete", Lease: later.Add(time.Minute), Expires: later.Add(24 * time.Hour)}, later)
 	if err != nil || !got.Fresh {
 		t.Fatalf("claim after expiry: %+v, %v; want fresh", got, err)
 	}
@@ -1526,7 +1526,7 @@ func testClaim(t *testing.T, b Backend, n names) {
 	if err := b.Settle(ctx(t), key, nil); err != nil {
 		t.Fatal(err)
 	}
-	c = backend.Claim{Stream: "s", Action: "create", Lease: later.Add(time.Minute), Expires: later.Add(24 * time.Hour)}
+	c = store.Claim{Stream: "s", Action: "create", Lease: later.Add(time.Minute), Expires: later.Add(24 * time.Hour)}
 	if got, err = b.Claim(ctx(t), key, c, later); err != nil || !got.Fresh {
 		t.Fatalf("claim after release: %+v, %v; want fresh", got, err)
 	}
@@ -1546,7 +1546,7 @@ func testClaimRace(t *testing.T, b Backend, n names) {
 	now := time.Now()
 	var fresh atomic.Int32
 	errs := race(16, func(int) error {
-		got, err := b.Claim(ctx(t), "race"+n.id, backend.Claim{Stream: "s", Action: "create", Lease: now.Add(time.Minute), Expires: now.Add(time.Hour)}, now)
+		got, err := b.Claim(ctx(t), "race"+n.id, store.Claim{Stream: "s", Action: "create", Lease: now.Add(time.Minute), Expires: now.Add(time.Hour)}, now)
 		if got.Fresh {
 			fresh.Add(1)
 		}

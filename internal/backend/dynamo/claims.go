@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // The idempotency table's attributes (RATIONALE: "Why is an idempotency
@@ -30,14 +30,14 @@ const (
 // idempotency table.
 var ErrNoClaims = errors.New("dynamo: no idempotency table (WSBIND_TABLE_IDEMPOTENCY)")
 
-// Claim implements backend.Store: one conditional PutItem, which on a key
+// Claim implements store.Store: one conditional PutItem, which on a key
 // already taken returns the stored record (ALL_OLD) in the same request.
-func (s *Store) Claim(ctx context.Context, key string, c backend.Claim, now time.Time) (backend.Claim, error) {
+func (s *Store) Claim(ctx context.Context, key string, c store.Claim, now time.Time) (store.Claim, error) {
 	if s.t.Idempotency == "" {
-		return backend.Claim{}, ErrNoClaims
+		return store.Claim{}, ErrNoClaims
 	}
 	if key == "" || len(key) > maxPartitionKey {
-		return backend.Claim{}, fmt.Errorf("%w: idempotency key of %d bytes", ErrInvalid, len(key))
+		return store.Claim{}, fmt.Errorf("%w: idempotency key of %d bytes", ErrInvalid, len(key))
 	}
 	_, err := s.c.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.t.Idempotency),
@@ -74,18 +74,18 @@ func (s *Store) Claim(ctx context.Context, key string, c backend.Claim, now time
 			TableName: aws.String(s.t.Idempotency), Key: map[string]types.AttributeValue{attrKey: str(key)}, ConsistentRead: aws.Bool(true),
 		})
 		if err != nil {
-			return backend.Claim{}, fmt.Errorf("dynamo: read idempotency key: %w", err)
+			return store.Claim{}, fmt.Errorf("dynamo: read idempotency key: %w", err)
 		}
 		return claimOf(out.Item)
 	}
-	return backend.Claim{}, fmt.Errorf("dynamo: claim idempotency key: %w", err)
+	return store.Claim{}, fmt.Errorf("dynamo: claim idempotency key: %w", err)
 }
 
 // claimOf reads a stored idempotency record.
-func claimOf(m map[string]types.AttributeValue) (backend.Claim, error) {
-	var c backend.Claim
+func claimOf(m map[string]types.AttributeValue) (store.Claim, error) {
+	var c store.Claim
 	if m == nil {
-		return c, fmt.Errorf("%w: idempotency record without its attributes", backend.ErrCorrupt)
+		return c, fmt.Errorf("%w: idempotency record without its attributes", store.ErrCorrupt)
 	}
 	if v, ok := m[attrStreamN].(*types.AttributeValueMemberS); ok {
 		c.Stream = v.Value
@@ -110,7 +110,7 @@ func claimOf(m map[string]types.AttributeValue) (backend.Claim, error) {
 	return c, nil
 }
 
-// Settle implements backend.Store: an UpdateItem that stores the reply,
+// Settle implements store.Store: an UpdateItem that stores the reply,
 // or a DeleteItem that frees the key.
 func (s *Store) Settle(ctx context.Context, key string, reply []byte) error {
 	if s.t.Idempotency == "" {

@@ -14,14 +14,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/host"
-	"github.com/wsbind/wsbind/internal/identity"
 )
 
 var (
-	_ backend.Subscribers = (*Store)(nil)
-	_ host.Connections    = (*Store)(nil)
+	_ store.Subscribers = (*Store)(nil)
+	_ host.Connections  = (*Store)(nil)
 )
 
 // batchSize is BatchWriteItem's limit of requests per call.
@@ -99,7 +99,7 @@ func (s *Store) expired(m map[string]types.AttributeValue) bool {
 // subKey is a subscription's sort key in its topic: the connection id,
 // then "#" and the filter when there is one. ok is false for a
 // subscription no record can hold: an empty or oversize topic or key.
-func subKey(sub backend.Subscription) (key string, ok bool) {
+func subKey(sub store.Subscription) (key string, ok bool) {
 	key = sub.ConnID
 	if sub.Filter != "" {
 		key += "#" + sub.Filter
@@ -107,7 +107,7 @@ func subKey(sub backend.Subscription) (key string, ok bool) {
 	return key, sub.Topic != "" && sub.ConnID != "" && len(sub.Topic) <= maxPartitionKey && len(key) <= maxSortKey
 }
 
-// Subscribe implements backend.Store with one unconditional PutItem, then
+// Subscribe implements store.Store with one unconditional PutItem, then
 // one strongly consistent GetItem of the connection's record: subscribing
 // again overwrites the same record (same topic, connection and filter),
 // which expires a connection lifetime from now, never before its
@@ -124,7 +124,7 @@ func subKey(sub backend.Subscription) (key string, ok bool) {
 // does a subscribe read its connection back?"). A connection whose record
 // expired counts as gone. When the read fails, the subscription is
 // deleted too, so that a failed subscribe leaves nothing behind.
-func (s *Store) Subscribe(ctx context.Context, sub backend.Subscription) error {
+func (s *Store) Subscribe(ctx context.Context, sub store.Subscription) error {
 	key, ok := subKey(sub)
 	if !ok {
 		return fmt.Errorf("dynamo: subscribe: %w: topic and connection id#filter must be 1 to %d and %d bytes", ErrInvalid, maxPartitionKey, maxSortKey)
@@ -180,10 +180,10 @@ func (s *Store) deleteSub(ctx context.Context, topic, key string) error {
 	return err
 }
 
-// Unsubscribe implements backend.Store with one DeleteItem of the
+// Unsubscribe implements store.Store with one DeleteItem of the
 // record of sub's topic, connection and filter. A subscription no record
 // can hold is not there to remove: no request.
-func (s *Store) Unsubscribe(ctx context.Context, sub backend.Subscription) error {
+func (s *Store) Unsubscribe(ctx context.Context, sub store.Subscription) error {
 	key, ok := subKey(sub)
 	if !ok {
 		return nil
@@ -198,13 +198,13 @@ func (s *Store) Unsubscribe(ctx context.Context, sub backend.Subscription) error
 // in flight.
 const subscribersInFlight = 8
 
-// Subscribers implements backend.Subscribers with one strongly
+// Subscribers implements store.Subscribers with one strongly
 // consistent Query per topic (more only past 1 MB of a topic's
 // subscribers), at most subscribersInFlight at a time. The result is in
 // the order of topics (a repeated topic counts once), each topic's
 // subscriptions in sort key order, expired ones left out. The first
 // query to fail ends the call.
-func (s *Store) Subscribers(ctx context.Context, topics []string) ([]backend.Subscription, error) {
+func (s *Store) Subscribers(ctx context.Context, topics []string) ([]store.Subscription, error) {
 	var distinct []string
 	seen := make(map[string]bool, len(topics))
 	for _, t := range topics {
@@ -221,7 +221,7 @@ func (s *Store) Subscribers(ctx context.Context, topics []string) ([]backend.Sub
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := make([][]backend.Subscription, len(distinct))
+	results := make([][]store.Subscription, len(distinct))
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -257,7 +257,7 @@ func (s *Store) Subscribers(ctx context.Context, topics []string) ([]backend.Sub
 	if err := ctx.Err(); err != nil { // the caller's context ended
 		return nil, fmt.Errorf("dynamo: subscribers: %w", err)
 	}
-	var out []backend.Subscription
+	var out []store.Subscription
 	for _, subs := range results {
 		out = append(out, subs...)
 	}
@@ -265,7 +265,7 @@ func (s *Store) Subscribers(ctx context.Context, topics []string) ([]backend.Sub
 }
 
 // topicSubscribers returns the live subscriptions of one topic.
-func (s *Store) topicSubscribers(ctx context.Context, topic string) ([]backend.Subscription, error) {
+func (s *Store) topicSubscribers(ctx context.Context, topic string) ([]store.Subscription, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 &s.t.Subscriptions,
 		KeyConditionExpression:    aws.String("#t = :t"),
@@ -273,7 +273,7 @@ func (s *Store) topicSubscribers(ctx context.Context, topic string) ([]backend.S
 		ExpressionAttributeValues: map[string]types.AttributeValue{":t": str(topic)},
 		ConsistentRead:            aws.Bool(true),
 	}
-	var out []backend.Subscription
+	var out []store.Subscription
 	for {
 		page, err := s.c.Query(ctx, in)
 		if err != nil {
@@ -284,7 +284,7 @@ func (s *Store) topicSubscribers(ctx context.Context, topic string) ([]backend.S
 			if !ok || s.expired(m) {
 				continue
 			}
-			sub := backend.Subscription{Topic: topic, ConnID: conn.Value, User: userOf(m)}
+			sub := store.Subscription{Topic: topic, ConnID: conn.Value, User: userOf(m)}
 			if f, ok := m[attrFilter].(*types.AttributeValueMemberS); ok {
 				sub.Filter = f.Value
 			}

@@ -6,7 +6,7 @@
 // own?", has the key layout and the request budget.
 //
 //	s := dynamo.New(dynamo.Config{Client: dynamodb.NewFromConfig(cfg), Tables: tables})
-//	err := s.Create(ctx, backend.Part{Stream: "questions"}, backend.Item{ID: id, Data: obj})
+//	err := s.Create(ctx, store.Part{Stream: "questions"}, store.Item{ID: id, Data: obj})
 package dynamo
 
 import (
@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
-	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // Client is the part of *dynamodb.Client the store calls. There is no
@@ -97,7 +97,7 @@ type Store struct {
 	now func() time.Time
 }
 
-var _ backend.Store = (*Store)(nil)
+var _ store.Store = (*Store)(nil)
 
 // New returns a store. The config is copied.
 func New(cfg Config) *Store {
@@ -116,7 +116,7 @@ func num(n int64) types.AttributeValue {
 
 // partition is the items table's partition of p: the stream, or for a
 // scope stream#scope.
-func partition(p backend.Part) string {
+func partition(p store.Part) string {
 	if p.Scope == "" {
 		return p.Stream
 	}
@@ -127,7 +127,7 @@ func partition(p backend.Part) string {
 // false when no item can have it: an empty or oversize name, which
 // DynamoDB would refuse as invalid rather than not find, or a stream
 // holding the scope separator.
-func (s *Store) itemKey(p backend.Part, id string) (map[string]types.AttributeValue, bool) {
+func (s *Store) itemKey(p store.Part, id string) (map[string]types.AttributeValue, bool) {
 	part := partition(p)
 	if !validStream(p.Stream) || id == "" || len(part) > maxPartitionKey || len(id) > maxSortKey {
 		return nil, false
@@ -166,7 +166,7 @@ func tooLarge(err error) bool {
 
 // where names p, and the item id unless it is "", in error messages:
 // "stream/id", "stream[scope]/id", "stream[all]/id".
-func where(p backend.Part, id string) string {
+func where(p store.Part, id string) string {
 	w := p.Stream
 	switch {
 	case p.All:
@@ -180,18 +180,18 @@ func where(p backend.Part, id string) string {
 	return w
 }
 
-// Get implements backend.Store with one strongly consistent GetItem of
+// Get implements store.Store with one strongly consistent GetItem of
 // p's partition; with p.All, one Query of the by_binding index for the
 // id, which is eventually consistent (DynamoDB has no other kind on a
 // global index). Should several scopes hold the id, the first scope in
 // byte order wins.
-func (s *Store) Get(ctx context.Context, p backend.Part, id string) (backend.Item, error) {
+func (s *Store) Get(ctx context.Context, p store.Part, id string) (store.Item, error) {
 	if p.All {
 		return s.getAll(ctx, p, id)
 	}
 	key, ok := s.itemKey(p, id)
 	if !ok {
-		return backend.Item{}, backend.ErrNotFound
+		return store.Item{}, store.ErrNotFound
 	}
 	out, err := s.c.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &s.t.Items,
@@ -199,22 +199,22 @@ func (s *Store) Get(ctx context.Context, p backend.Part, id string) (backend.Ite
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return backend.Item{}, fmt.Errorf("dynamo: get %s: %w", where(p, id), err)
+		return store.Item{}, fmt.Errorf("dynamo: get %s: %w", where(p, id), err)
 	}
 	if len(out.Item) == 0 {
-		return backend.Item{}, backend.ErrNotFound
+		return store.Item{}, store.ErrNotFound
 	}
 	it, err := itemOf(out.Item)
 	if err != nil {
-		return backend.Item{}, fmt.Errorf("dynamo: get %s: %w", where(p, id), err)
+		return store.Item{}, fmt.Errorf("dynamo: get %s: %w", where(p, id), err)
 	}
 	return it, nil
 }
 
 // getAll is Get of every scope.
-func (s *Store) getAll(ctx context.Context, p backend.Part, id string) (backend.Item, error) {
+func (s *Store) getAll(ctx context.Context, p store.Part, id string) (store.Item, error) {
 	if !validStream(p.Stream) || id == "" || len(id) > maxSortKey {
-		return backend.Item{}, backend.ErrNotFound
+		return store.Item{}, store.ErrNotFound
 	}
 	in := s.bindingQuery(p.Stream)
 	in.KeyConditionExpression = aws.String("#b = :b AND #id = :id")
@@ -224,7 +224,7 @@ func (s *Store) getAll(ctx context.Context, p backend.Part, id string) (backend.
 	for {
 		page, err := s.c.Query(ctx, in)
 		if err != nil {
-			return backend.Item{}, fmt.Errorf("dynamo: get %s: %w", where(p, id), err)
+			return store.Item{}, fmt.Errorf("dynamo: get %s: %w", where(p, id), err)
 		}
 		for _, m := range page.Items {
 			if found == nil || scopeOf(m) < scopeOf(found) {
@@ -237,11 +237,11 @@ func (s *Store) getAll(ctx context.Context, p backend.Part, id string) (backend.
 		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
 	if found == nil {
-		return backend.Item{}, backend.ErrNotFound
+		return store.Item{}, store.ErrNotFound
 	}
 	it, err := itemOf(found)
 	if err != nil {
-		return backend.Item{}, fmt.Errorf("dynamo: get %s: %w", where(p, id), err)
+		return store.Item{}, fmt.Errorf("dynamo: get %s: %w", where(p, id), err)
 	}
 	return it, nil
 }
@@ -259,8 +259,8 @@ func scopeOf(m map[string]types.AttributeValue) string {
 
 // itemOf reads a stored item. An item without _version (written by
 // another tool) has version 0.
-func itemOf(m map[string]types.AttributeValue) (backend.Item, error) {
-	var it backend.Item
+func itemOf(m map[string]types.AttributeValue) (store.Item, error) {
+	var it store.Item
 	id, ok := m[attrID].(*types.AttributeValueMemberS)
 	if !ok {
 		return it, errors.New("item without a string id")
@@ -284,7 +284,7 @@ func itemOf(m map[string]types.AttributeValue) (backend.Item, error) {
 // attrsOf builds the full item to write in p: the object's members, the
 // key, the version, and for a scoped item its stream in _binding. Data's
 // id member, if present, must be the item's id.
-func (s *Store) attrsOf(p backend.Part, it backend.Item, version int64) (map[string]types.AttributeValue, error) {
+func (s *Store) attrsOf(p store.Part, it store.Item, version int64) (map[string]types.AttributeValue, error) {
 	key, ok := s.itemKey(p, it.ID)
 	if !ok {
 		return nil, fmt.Errorf("%w: stream#scope and id must be 1 to %d and %d bytes, the stream without '#'", ErrInvalid, maxPartitionKey, maxSortKey)
@@ -314,9 +314,9 @@ func (s *Store) attrsOf(p backend.Part, it backend.Item, version int64) (map[str
 	return attrs, nil
 }
 
-// Create implements backend.Store with one PutItem that succeeds only if
+// Create implements store.Store with one PutItem that succeeds only if
 // the id is new in p.
-func (s *Store) Create(ctx context.Context, p backend.Part, it backend.Item) error {
+func (s *Store) Create(ctx context.Context, p store.Part, it store.Item) error {
 	if p.All {
 		return fmt.Errorf("dynamo: create %s: %w", where(p, it.ID), errWriteAll())
 	}
@@ -333,7 +333,7 @@ func (s *Store) Create(ctx context.Context, p backend.Part, it backend.Item) err
 		},
 	})
 	if _, ok := isConditionFailed(err); ok {
-		return backend.ErrExists
+		return store.ErrExists
 	}
 	if err != nil {
 		if tooLarge(err) {
@@ -358,29 +358,29 @@ func versionCondition(version int64) (cond string, names map[string]string, valu
 // server returned with the failure (ALL_OLD); a server that does not
 // return it (real DynamoDB for an absent item, emulators always) costs
 // one strongly consistent read.
-func (s *Store) conflictOrGone(ctx context.Context, op string, p backend.Part, id string, old map[string]types.AttributeValue) error {
+func (s *Store) conflictOrGone(ctx context.Context, op string, p store.Part, id string, old map[string]types.AttributeValue) error {
 	if len(old) > 0 {
-		return backend.ErrConflict
+		return store.ErrConflict
 	}
 	switch _, err := s.Get(ctx, p, id); {
 	case err == nil:
-		return backend.ErrConflict
-	case errors.Is(err, backend.ErrNotFound):
-		return backend.ErrNotFound
+		return store.ErrConflict
+	case errors.Is(err, store.ErrNotFound):
+		return store.ErrNotFound
 	default:
 		return fmt.Errorf("dynamo: %s %s: condition failed, then: %w", op, where(p, id), err)
 	}
 }
 
-// Replace implements backend.Store with one PutItem conditioned on the
+// Replace implements store.Store with one PutItem conditioned on the
 // version. A failed condition returns the stored item (ALL_OLD), which
 // tells a conflict from a deleted item; without it, one read tells.
-func (s *Store) Replace(ctx context.Context, p backend.Part, it backend.Item) (int64, error) {
+func (s *Store) Replace(ctx context.Context, p store.Part, it store.Item) (int64, error) {
 	if p.All {
 		return 0, fmt.Errorf("dynamo: replace %s: %w", where(p, it.ID), errWriteAll())
 	}
 	if _, ok := s.itemKey(p, it.ID); !ok {
-		return 0, backend.ErrNotFound
+		return 0, store.ErrNotFound
 	}
 	attrs, err := s.attrsOf(p, it, it.Version+1)
 	if err != nil {
@@ -407,17 +407,17 @@ func (s *Store) Replace(ctx context.Context, p backend.Part, it backend.Item) (i
 	return it.Version + 1, nil
 }
 
-// Delete implements backend.Store with one DeleteItem that returns the
+// Delete implements store.Store with one DeleteItem that returns the
 // old item and fails if there was none, or, given a version, if the
 // stored one is another (then as Replace tells a conflict from a missing
 // item).
-func (s *Store) Delete(ctx context.Context, p backend.Part, id string, version int64) (backend.Item, error) {
+func (s *Store) Delete(ctx context.Context, p store.Part, id string, version int64) (store.Item, error) {
 	if p.All {
-		return backend.Item{}, fmt.Errorf("dynamo: delete %s: %w", where(p, id), errWriteAll())
+		return store.Item{}, fmt.Errorf("dynamo: delete %s: %w", where(p, id), errWriteAll())
 	}
 	key, ok := s.itemKey(p, id)
 	if !ok {
-		return backend.Item{}, backend.ErrNotFound
+		return store.Item{}, store.ErrNotFound
 	}
 	in := &dynamodb.DeleteItemInput{
 		TableName:                &s.t.Items,
@@ -426,24 +426,24 @@ func (s *Store) Delete(ctx context.Context, p backend.Part, id string, version i
 		ExpressionAttributeNames: map[string]string{"#id": attrID},
 		ReturnValues:             types.ReturnValueAllOld,
 	}
-	if version != backend.AnyVersion {
+	if version != store.AnyVersion {
 		cond, names, values := versionCondition(version)
 		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues = aws.String(cond), names, values
 		in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 	}
 	out, err := s.c.DeleteItem(ctx, in)
 	if old, ok := isConditionFailed(err); ok {
-		if version == backend.AnyVersion {
-			return backend.Item{}, backend.ErrNotFound
+		if version == store.AnyVersion {
+			return store.Item{}, store.ErrNotFound
 		}
-		return backend.Item{}, s.conflictOrGone(ctx, "delete", p, id, old)
+		return store.Item{}, s.conflictOrGone(ctx, "delete", p, id, old)
 	}
 	if err != nil {
-		return backend.Item{}, fmt.Errorf("dynamo: delete %s: %w", where(p, id), err)
+		return store.Item{}, fmt.Errorf("dynamo: delete %s: %w", where(p, id), err)
 	}
 	it, err := itemOf(out.Attributes)
 	if err != nil {
-		return backend.Item{}, fmt.Errorf("dynamo: delete %s: deleted, but: %w", where(p, id), err)
+		return store.Item{}, fmt.Errorf("dynamo: delete %s: deleted, but: %w", where(p, id), err)
 	}
 	return it, nil
 }
@@ -452,7 +452,7 @@ func (s *Store) Delete(ctx context.Context, p backend.Part, id string, version i
 // consistent Query of p's partition of the table, or for p.All one of
 // the by_binding index (eventually consistent). ok is false for a Part
 // that can hold no item.
-func (s *Store) partQuery(p backend.Part) (in *dynamodb.QueryInput, ok bool) {
+func (s *Store) partQuery(p store.Part) (in *dynamodb.QueryInput, ok bool) {
 	if p.All {
 		if !validStream(p.Stream) {
 			return nil, false
@@ -485,12 +485,12 @@ func (s *Store) bindingQuery(stream string) *dynamodb.QueryInput {
 	}
 }
 
-// List implements backend.Store with one Query of p's partition in id
+// List implements store.Store with one Query of p's partition in id
 // order (for p.All, of the by_binding index), asking for offset+limit
 // items and dropping the first offset: DynamoDB has no offset. It sends
 // another Query only when DynamoDB cut the page at 1 MB before enough
 // items.
-func (s *Store) List(ctx context.Context, p backend.Part, offset, limit int) ([]backend.Item, error) {
+func (s *Store) List(ctx context.Context, p store.Part, offset, limit int) ([]store.Item, error) {
 	if limit <= 0 || offset < 0 {
 		return nil, nil
 	}
@@ -502,7 +502,7 @@ func (s *Store) List(ctx context.Context, p backend.Part, offset, limit int) ([]
 	if want < 0 || want > 1<<30 { // overflow, or more than any page
 		want = 1 << 30
 	}
-	var out []backend.Item
+	var out []store.Item
 	seen := 0
 	for {
 		in.Limit = aws.Int32(int32(min(want-seen, 1<<30)))
@@ -528,9 +528,9 @@ func (s *Store) List(ctx context.Context, p backend.Part, offset, limit int) ([]
 	}
 }
 
-// Count implements backend.Store with a Query of p (as List's) that
+// Count implements store.Store with a Query of p (as List's) that
 // returns only the count: one request per 1 MB of p's items.
-func (s *Store) Count(ctx context.Context, p backend.Part) (int, error) {
+func (s *Store) Count(ctx context.Context, p store.Part) (int, error) {
 	in, ok := s.partQuery(p)
 	if !ok {
 		return 0, nil

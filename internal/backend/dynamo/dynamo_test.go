@@ -21,10 +21,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/backendtest"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
-	"github.com/wsbind/wsbind/internal/identity"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // endpoint returns the DynamoDB endpoint under test, or skips: the suite
@@ -119,7 +119,7 @@ type lister struct {
 	tables dynamo.Tables
 }
 
-func (l lister) ConnSubscriptions(ctx context.Context, connID string) ([]backend.Subscription, error) {
+func (l lister) ConnSubscriptions(ctx context.Context, connID string) ([]store.Subscription, error) {
 	in := &dynamodb.ScanInput{
 		TableName:                 &l.tables.Subscriptions,
 		FilterExpression:          aws.String("#c = :c"),
@@ -127,14 +127,14 @@ func (l lister) ConnSubscriptions(ctx context.Context, connID string) ([]backend
 		ExpressionAttributeValues: map[string]types.AttributeValue{":c": &types.AttributeValueMemberS{Value: connID}},
 		ConsistentRead:            aws.Bool(true),
 	}
-	var out []backend.Subscription
+	var out []store.Subscription
 	for {
 		page, err := l.c.Scan(ctx, in)
 		if err != nil {
 			return nil, err
 		}
 		for _, m := range page.Items {
-			sub := backend.Subscription{ConnID: connID}
+			sub := store.Subscription{ConnID: connID}
 			if v, ok := m["topic"].(*types.AttributeValueMemberS); ok {
 				sub.Topic = v.Value
 			}
@@ -305,34 +305,34 @@ func TestBudget(t *testing.T) {
 		}
 	}
 	one := func(op string) map[string]int { return map[string]int{op: 1} }
-	item := func(id string) backend.Item {
-		return backend.Item{ID: id, Data: []byte(`{"id":"` + id + `","text":"hello","n":1}`)}
+	item := func(id string) store.Item {
+		return store.Item{ID: id, Data: []byte(`{"id":"` + id + `","text":"hello","n":1}`)}
 	}
 	for _, id := range []string{"a", "b", "c", "d", "e"} {
-		step("Create "+id, one("PutItem"), func() error { return s.Create(ctx, backend.Part{Stream: "st"}, item(id)) })
+		step("Create "+id, one("PutItem"), func() error { return s.Create(ctx, store.Part{Stream: "st"}, item(id)) })
 	}
 	step("Create existing", one("PutItem"), func() error {
-		if err := s.Create(ctx, backend.Part{Stream: "st"}, item("a")); !errors.Is(err, backend.ErrExists) {
+		if err := s.Create(ctx, store.Part{Stream: "st"}, item("a")); !errors.Is(err, store.ErrExists) {
 			return fmt.Errorf("got %v, want ErrExists", err)
 		}
 		return nil
 	})
-	step("Get", one("GetItem"), func() error { _, err := s.Get(ctx, backend.Part{Stream: "st"}, "a"); return err })
+	step("Get", one("GetItem"), func() error { _, err := s.Get(ctx, store.Part{Stream: "st"}, "a"); return err })
 	step("Get missing", one("GetItem"), func() error {
-		if _, err := s.Get(ctx, backend.Part{Stream: "st"}, "zz"); !errors.Is(err, backend.ErrNotFound) {
+		if _, err := s.Get(ctx, store.Part{Stream: "st"}, "zz"); !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("got %v, want ErrNotFound", err)
 		}
 		return nil
 	})
 	step("Replace", one("PutItem"), func() error {
-		_, err := s.Replace(ctx, backend.Part{Stream: "st"}, backend.Item{ID: "a", Version: 1, Data: item("a").Data})
+		_, err := s.Replace(ctx, store.Part{Stream: "st"}, store.Item{ID: "a", Version: 1, Data: item("a").Data})
 		return err
 	})
 	// A conflict is one write, plus one read only when the server does not
 	// return the stored item with the failed condition (emulators).
 	if err := func() error {
-		_, err := s.Replace(ctx, backend.Part{Stream: "st"}, backend.Item{ID: "a", Version: 1, Data: item("a").Data})
-		if !errors.Is(err, backend.ErrConflict) {
+		_, err := s.Replace(ctx, store.Part{Stream: "st"}, store.Item{ID: "a", Version: 1, Data: item("a").Data})
+		if !errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("got %v, want ErrConflict", err)
 		}
 		return nil
@@ -347,29 +347,29 @@ func TestBudget(t *testing.T) {
 	if got, onWire := c.take(), w.take(); !maps.Equal(got, want) || !maps.Equal(onWire, want) {
 		t.Errorf("Replace conflict: got %v (wire %v), want %v", got, onWire, want)
 	}
-	step("Delete", one("DeleteItem"), func() error { _, err := s.Delete(ctx, backend.Part{Stream: "st"}, "e", backend.AnyVersion); return err })
+	step("Delete", one("DeleteItem"), func() error { _, err := s.Delete(ctx, store.Part{Stream: "st"}, "e", store.AnyVersion); return err })
 	step("Delete missing", one("DeleteItem"), func() error {
-		if _, err := s.Delete(ctx, backend.Part{Stream: "st"}, "e", backend.AnyVersion); !errors.Is(err, backend.ErrNotFound) {
+		if _, err := s.Delete(ctx, store.Part{Stream: "st"}, "e", store.AnyVersion); !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("got %v, want ErrNotFound", err)
 		}
 		return nil
 	})
 	step("List", one("Query"), func() error {
-		items, err := s.List(ctx, backend.Part{Stream: "st"}, 0, 25)
+		items, err := s.List(ctx, store.Part{Stream: "st"}, 0, 25)
 		if err == nil && len(items) != 4 {
 			err = fmt.Errorf("got %d items, want 4", len(items))
 		}
 		return err
 	})
 	step("List with offset", one("Query"), func() error {
-		items, err := s.List(ctx, backend.Part{Stream: "st"}, 2, 1)
+		items, err := s.List(ctx, store.Part{Stream: "st"}, 2, 1)
 		if err == nil && (len(items) != 1 || items[0].ID != "c") {
 			err = fmt.Errorf("got %+v, want c", items)
 		}
 		return err
 	})
 	step("Count", one("Query"), func() error {
-		n, err := s.Count(ctx, backend.Part{Stream: "st"})
+		n, err := s.Count(ctx, store.Part{Stream: "st"})
 		if err == nil && n != 4 {
 			err = fmt.Errorf("got %d, want 4", n)
 		}
@@ -386,7 +386,7 @@ func TestBudget(t *testing.T) {
 		step("PutConn", one("PutItem"), func() error { return s.PutConn(ctx, abi.ConnEvent{ConnID: conn}) })
 		for i := range n {
 			step("Subscribe", subscribe, func() error {
-				return s.Subscribe(ctx, backend.Subscription{Topic: fmt.Sprint("st#update#", i), ConnID: conn})
+				return s.Subscribe(ctx, store.Subscription{Topic: fmt.Sprint("st#update#", i), ConnID: conn})
 			})
 		}
 		step("Subscribers", one("Query"), func() error {
@@ -403,17 +403,17 @@ func TestBudget(t *testing.T) {
 		step(fmt.Sprintf("DropConn of %d subscriptions", n), want, func() error { return s.DropConn(ctx, conn) })
 		// A subscribe that comes after the drop takes itself back.
 		step("Subscribe of a dropped connection", map[string]int{"PutItem": 1, "GetItem": 1, "DeleteItem": 1}, func() error {
-			return s.Subscribe(ctx, backend.Subscription{Topic: "st#update#0", ConnID: conn})
+			return s.Subscribe(ctx, store.Subscription{Topic: "st#update#0", ConnID: conn})
 		})
 	}
 	// Items of 300 KB: two fit in one query page.
 	for i := range 8 {
 		step("Create big", one("PutItem"), func() error {
-			return s.Create(ctx, backend.Part{Stream: "big"}, backend.Item{ID: fmt.Sprint(i), Data: []byte(`{"b":"` + strings.Repeat("x", 300*1024) + `"}`)})
+			return s.Create(ctx, store.Part{Stream: "big"}, store.Item{ID: fmt.Sprint(i), Data: []byte(`{"b":"` + strings.Repeat("x", 300*1024) + `"}`)})
 		})
 	}
 	step("List of one page of big items", one("Query"), func() error {
-		items, err := s.List(ctx, backend.Part{Stream: "big"}, 0, 2)
+		items, err := s.List(ctx, store.Part{Stream: "big"}, 0, 2)
 		if err == nil && len(items) != 2 {
 			err = fmt.Errorf("got %d items, want 2", len(items))
 		}
@@ -433,14 +433,14 @@ func TestBudget(t *testing.T) {
 		}
 	}
 	pages("List across 1 MB pages", func() error {
-		items, err := s.List(ctx, backend.Part{Stream: "big"}, 1, 7)
+		items, err := s.List(ctx, store.Part{Stream: "big"}, 1, 7)
 		if err == nil && len(items) != 7 {
 			err = fmt.Errorf("got %d items, want 7", len(items))
 		}
 		return err
 	})
 	pages("Count across 1 MB pages", func() error {
-		n, err := s.Count(ctx, backend.Part{Stream: "big"})
+		n, err := s.Count(ctx, store.Part{Stream: "big"})
 		if err == nil && n != 8 {
 			err = fmt.Errorf("got %d, want 8", n)
 		}
@@ -451,7 +451,7 @@ func TestBudget(t *testing.T) {
 	// repeat is one failed PutItem, which brings the record back (plus
 	// a GetItem only where the server does not return it: emulators).
 	now := time.Now()
-	claim := backend.Claim{Stream: "st", Action: "create", Lease: now.Add(time.Minute), Expires: now.Add(24 * time.Hour)}
+	claim := store.Claim{Stream: "st", Action: "create", Lease: now.Add(time.Minute), Expires: now.Add(24 * time.Hour)}
 	step("Claim", one("PutItem"), func() error {
 		c, err := s.Claim(ctx, "u5:alice:k", claim, now)
 		if err == nil && !c.Fresh {
@@ -513,11 +513,11 @@ func TestBudget_Scopes(t *testing.T) {
 		return c.takeQueries()
 	}
 	one := func(op string) map[string]int { return map[string]int{op: 1} }
-	alice := backend.Part{Stream: "notes", Scope: "alice"}
-	bob := backend.Part{Stream: "notes", Scope: "bob"}
-	all := backend.Part{Stream: "notes", All: true}
-	item := func(id string) backend.Item {
-		return backend.Item{ID: id, Data: []byte(`{"id":"` + id + `","text":"hello"}`)}
+	alice := store.Part{Stream: "notes", Scope: "alice"}
+	bob := store.Part{Stream: "notes", Scope: "bob"}
+	all := store.Part{Stream: "notes", All: true}
+	item := func(id string) store.Item {
+		return store.Item{ID: id, Data: []byte(`{"id":"` + id + `","text":"hello"}`)}
 	}
 	for _, id := range []string{"a1", "a2", "a3"} {
 		step("Create scoped", one("PutItem"), func() error { return s.Create(ctx, alice, item(id)) })
@@ -567,7 +567,7 @@ func TestBudget_Scopes(t *testing.T) {
 	checkQueries("Count scoped", qs, "", 3)
 	step("Get scoped", one("GetItem"), func() error { _, err := s.Get(ctx, alice, "a1"); return err })
 	step("Get of another scope's id", one("GetItem"), func() error {
-		if _, err := s.Get(ctx, alice, "b001"); !errors.Is(err, backend.ErrNotFound) {
+		if _, err := s.Get(ctx, alice, "b001"); !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("got %v, want ErrNotFound", err)
 		}
 		return nil
@@ -597,14 +597,14 @@ func TestBudget_Scopes(t *testing.T) {
 	})
 	checkQueries("Count all", qs, dynamo.IndexByBinding, 303)
 	step("Replace scoped", one("PutItem"), func() error {
-		_, err := s.Replace(ctx, alice, backend.Item{ID: "a1", Version: 1, Data: item("a1").Data})
+		_, err := s.Replace(ctx, alice, store.Item{ID: "a1", Version: 1, Data: item("a1").Data})
 		return err
 	})
 	step("Delete scoped at its version", one("DeleteItem"), func() error { _, err := s.Delete(ctx, alice, "a1", 2); return err })
 	// A versioned delete that conflicts: one write, and one read only
 	// when the server does not return the stored item.
 	c.oldItem = false
-	if _, err := s.Delete(ctx, alice, "a2", 5); !errors.Is(err, backend.ErrConflict) {
+	if _, err := s.Delete(ctx, alice, "a2", 5); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("Delete conflict: got %v, want ErrConflict", err)
 	}
 	want := map[string]int{"DeleteItem": 1}
@@ -621,9 +621,9 @@ func TestBudget_Scopes(t *testing.T) {
 			case "Create":
 				err = s.Create(ctx, all, item("z"))
 			case "Replace":
-				_, err = s.Replace(ctx, all, backend.Item{ID: "a2", Version: 1, Data: item("a2").Data})
+				_, err = s.Replace(ctx, all, store.Item{ID: "a2", Version: 1, Data: item("a2").Data})
 			default:
-				_, err = s.Delete(ctx, all, "a2", backend.AnyVersion)
+				_, err = s.Delete(ctx, all, "a2", store.AnyVersion)
 			}
 			if !errors.Is(err, dynamo.ErrInvalid) {
 				return fmt.Errorf("got %v, want ErrInvalid", err)
@@ -636,10 +636,10 @@ func TestBudget_Scopes(t *testing.T) {
 	few, many, none := "notes#update#a2", "notes#update", "notes#delete"
 	step("PutConn", one("PutItem"), func() error { return s.PutConn(ctx, abi.ConnEvent{ConnID: "c0"}) })
 	step("Subscribe", map[string]int{"PutItem": 1, "GetItem": 1}, func() error {
-		return s.Subscribe(ctx, backend.Subscription{Topic: few, ConnID: "c0", Filter: `{"done":true}`})
+		return s.Subscribe(ctx, store.Subscription{Topic: few, ConnID: "c0", Filter: `{"done":true}`})
 	})
 	inParallel(t, 500, func(i int) error {
-		sub := backend.Subscription{Topic: many, ConnID: fmt.Sprintf("c%03d", i),
+		sub := store.Subscription{Topic: many, ConnID: fmt.Sprintf("c%03d", i),
 			User: identity.User{ID: fmt.Sprint("u", i), Roles: []string{"staff"}, Claims: map[string]string{"email": "someone@example.com"}}}
 		if err := s.PutConn(ctx, abi.ConnEvent{ConnID: sub.ConnID}); err != nil {
 			return err
@@ -669,13 +669,13 @@ func TestBudget_Scopes(t *testing.T) {
 		}
 	}
 	step("Unsubscribe", one("DeleteItem"), func() error {
-		return s.Unsubscribe(ctx, backend.Subscription{Topic: few, ConnID: "c0", Filter: `{"done":true}`})
+		return s.Unsubscribe(ctx, store.Subscription{Topic: few, ConnID: "c0", Filter: `{"done":true}`})
 	})
 	step("Unsubscribe of an impossible key", map[string]int{}, func() error {
-		return s.Unsubscribe(ctx, backend.Subscription{Topic: few, ConnID: "c0", Filter: strings.Repeat("x", 1024)})
+		return s.Unsubscribe(ctx, store.Subscription{Topic: few, ConnID: "c0", Filter: strings.Repeat("x", 1024)})
 	})
 	step("Subscribe with an impossible key", map[string]int{}, func() error {
-		err := s.Subscribe(ctx, backend.Subscription{Topic: few, ConnID: "c0", Filter: strings.Repeat("x", 1024)})
+		err := s.Subscribe(ctx, store.Subscription{Topic: few, ConnID: "c0", Filter: strings.Repeat("x", 1024)})
 		if !errors.Is(err, dynamo.ErrInvalid) {
 			return fmt.Errorf("got %v, want ErrInvalid", err)
 		}
@@ -694,7 +694,7 @@ func TestExpired(t *testing.T) {
 	set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
 	s := dynamo.New(dynamo.Config{Client: c, Tables: tables, Now: clock})
 	ctx := t.Context()
-	sub := backend.Subscription{Topic: "st#create", ConnID: "c1"}
+	sub := store.Subscription{Topic: "st#create", ConnID: "c1"}
 	if err := s.PutConn(ctx, abi.ConnEvent{ConnID: "c1", At: now.UnixMilli()}); err != nil {
 		t.Fatal(err)
 	}
@@ -728,7 +728,7 @@ func TestExpired(t *testing.T) {
 	if err := s.PutConn(ctx, abi.ConnEvent{ConnID: "c2", At: now.Add(dynamo.Lifetime).UnixMilli()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Subscribe(ctx, backend.Subscription{Topic: sub.Topic, ConnID: "c2"}); err != nil {
+	if err := s.Subscribe(ctx, store.Subscription{Topic: sub.Topic, ConnID: "c2"}); err != nil {
 		t.Fatal(err)
 	}
 	if subs, err := s.Subscribers(ctx, []string{sub.Topic}); err != nil || len(subs) != 1 || subs[0].ConnID != "c2" {
@@ -737,7 +737,7 @@ func TestExpired(t *testing.T) {
 	// A subscribe of a connection whose record expired (and is still
 	// stored, as DynamoDB deletes late) takes itself back: the connection
 	// is gone as far as the store knows.
-	if err := s.Subscribe(ctx, backend.Subscription{Topic: "st#update", ConnID: "c1"}); err != nil {
+	if err := s.Subscribe(ctx, store.Subscription{Topic: "st#update", ConnID: "c1"}); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := c.GetItem(ctx, &dynamodb.GetItemInput{TableName: &tables.Subscriptions, ConsistentRead: aws.Bool(true), Key: map[string]types.AttributeValue{
@@ -774,12 +774,12 @@ func TestLimits(t *testing.T) {
 		{"over 400 KB of names", `{` + strings.Repeat(`"`+strings.Repeat("k", 1000)+`":1,`, 300)[:300*1005-1] + `}`, nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.Create(t.Context(), backend.Part{Stream: "st"}, backend.Item{ID: "x", Data: []byte(tc.data)})
+			err := s.Create(t.Context(), store.Part{Stream: "st"}, store.Item{ID: "x", Data: []byte(tc.data)})
 			if tc.want == nil { // a repeated member counts once
 				if err != nil {
 					t.Fatalf("got %v, want it stored", err)
 				}
-				if _, err := s.Delete(t.Context(), backend.Part{Stream: "st"}, "x", backend.AnyVersion); err != nil {
+				if _, err := s.Delete(t.Context(), store.Part{Stream: "st"}, "x", store.AnyVersion); err != nil {
 					t.Fatal(err)
 				}
 				w.take()
@@ -791,7 +791,7 @@ func TestLimits(t *testing.T) {
 			if ops := w.take(); len(ops) != 0 {
 				t.Errorf("sent %v, want no request", ops)
 			}
-			if _, err := s.Replace(t.Context(), backend.Part{Stream: "st"}, backend.Item{ID: "x", Version: 1, Data: []byte(tc.data)}); !errors.Is(err, tc.want) {
+			if _, err := s.Replace(t.Context(), store.Part{Stream: "st"}, store.Item{ID: "x", Version: 1, Data: []byte(tc.data)}); !errors.Is(err, tc.want) {
 				t.Errorf("Replace: got %v, want %v", err, tc.want)
 			}
 		})
@@ -799,10 +799,10 @@ func TestLimits(t *testing.T) {
 	// Keys: an id or stream DynamoDB cannot key on is never found, and
 	// cannot be created.
 	long := strings.Repeat("k", 1025)
-	if err := s.Create(t.Context(), backend.Part{Stream: "st"}, backend.Item{ID: long, Data: []byte(`{}`)}); !errors.Is(err, dynamo.ErrInvalid) {
+	if err := s.Create(t.Context(), store.Part{Stream: "st"}, store.Item{ID: long, Data: []byte(`{}`)}); !errors.Is(err, dynamo.ErrInvalid) {
 		t.Errorf("Create with a 1025-byte id: got %v, want ErrInvalid", err)
 	}
-	if err := s.Create(t.Context(), backend.Part{Stream: "st"}, backend.Item{ID: "", Data: []byte(`{}`)}); !errors.Is(err, dynamo.ErrInvalid) {
+	if err := s.Create(t.Context(), store.Part{Stream: "st"}, store.Item{ID: "", Data: []byte(`{}`)}); !errors.Is(err, dynamo.ErrInvalid) {
 		t.Errorf("Create with an empty id: got %v, want ErrInvalid", err)
 	}
 	if ops := w.take(); len(ops) != 0 {
@@ -829,7 +829,7 @@ func TestOtherWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	it, err := s.Get(ctx, backend.Part{Stream: "st"}, "o1")
+	it, err := s.Get(ctx, store.Part{Stream: "st"}, "o1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -848,13 +848,13 @@ func TestOtherWriters(t *testing.T) {
 		t.Errorf("data: got %s, want %s", it.Data, want)
 	}
 	// Version 0 is replaced under "no version yet", once.
-	if v, err := s.Replace(ctx, backend.Part{Stream: "st"}, backend.Item{ID: "o1", Version: 0, Data: []byte(`{"id":"o1"}`)}); err != nil || v != 1 {
+	if v, err := s.Replace(ctx, store.Part{Stream: "st"}, store.Item{ID: "o1", Version: 0, Data: []byte(`{"id":"o1"}`)}); err != nil || v != 1 {
 		t.Fatalf("Replace at version 0: got %d, %v, want 1", v, err)
 	}
-	if _, err := s.Replace(ctx, backend.Part{Stream: "st"}, backend.Item{ID: "o1", Version: 0, Data: []byte(`{"id":"o1"}`)}); !errors.Is(err, backend.ErrConflict) {
+	if _, err := s.Replace(ctx, store.Part{Stream: "st"}, store.Item{ID: "o1", Version: 0, Data: []byte(`{"id":"o1"}`)}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("second Replace at version 0: got %v, want ErrConflict", err)
 	}
-	if _, err := s.Replace(ctx, backend.Part{Stream: "st"}, backend.Item{ID: "o9", Version: 0, Data: []byte(`{"id":"o9"}`)}); !errors.Is(err, backend.ErrNotFound) {
+	if _, err := s.Replace(ctx, store.Part{Stream: "st"}, store.Item{ID: "o9", Version: 0, Data: []byte(`{"id":"o9"}`)}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Replace at version 0 of nothing: got %v, want ErrNotFound", err)
 	}
 }
@@ -908,7 +908,7 @@ func TestDropConn_Unprocessed(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 30 {
-			if err := s.Subscribe(ctx, backend.Subscription{Topic: fmt.Sprint("st#update#", i), ConnID: conn}); err != nil {
+			if err := s.Subscribe(ctx, store.Subscription{Topic: fmt.Sprint("st#update#", i), ConnID: conn}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -928,7 +928,7 @@ func TestDropConn_Unprocessed(t *testing.T) {
 		}
 		for i := range 30 {
 			subs, err := s.Subscribers(ctx, []string{fmt.Sprint("st#update#", i)})
-			if err != nil || slices.ContainsFunc(subs, func(s backend.Subscription) bool { return s.ConnID == conn }) {
+			if err != nil || slices.ContainsFunc(subs, func(s store.Subscription) bool { return s.ConnID == conn }) {
 				t.Fatalf("topic %d after DropConn: %v, %v", i, subs, err)
 			}
 		}
@@ -1102,7 +1102,7 @@ func TestSubscribe_Disconnected(t *testing.T) {
 				c.beforePut = drop
 			}
 			sub := dynamo.New(dynamo.Config{Client: c, Tables: tables})
-			if err := sub.Subscribe(ctx, backend.Subscription{Topic: topic, ConnID: conn}); err != nil {
+			if err := sub.Subscribe(ctx, store.Subscription{Topic: topic, ConnID: conn}); err != nil {
 				t.Fatalf("Subscribe: %v", err)
 			}
 			got := strings.NewReplacer(tables.Subscriptions, "subs", tables.Connections, "conns").Replace(strings.Join(c.ops, ","))
@@ -1116,7 +1116,7 @@ func TestSubscribe_Disconnected(t *testing.T) {
 	}
 	t.Run("connection never recorded", func(t *testing.T) {
 		s := dynamo.New(dynamo.Config{Client: raw, Tables: tables})
-		if err := s.Subscribe(ctx, backend.Subscription{Topic: "st#create", ConnID: "never"}); err != nil {
+		if err := s.Subscribe(ctx, store.Subscription{Topic: "st#create", ConnID: "never"}); err != nil {
 			t.Fatal(err)
 		}
 		if item := record(t, "never", "st#create"); len(item) != 0 {
@@ -1130,7 +1130,7 @@ func TestSubscribe_Disconnected(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := &interleaving{Client: raw, subs: tables.Subscriptions, getErr: errors.New("throttled")}
-		err := dynamo.New(dynamo.Config{Client: c, Tables: tables}).Subscribe(ctx, backend.Subscription{Topic: "st#create", ConnID: conn})
+		err := dynamo.New(dynamo.Config{Client: c, Tables: tables}).Subscribe(ctx, store.Subscription{Topic: "st#create", ConnID: conn})
 		if err == nil || !strings.Contains(err.Error(), "throttled") {
 			t.Errorf("Subscribe with a failing read: got %v, want the read's error", err)
 		}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
 )
 
 // DynamoDB's limits on what an item holds.
@@ -349,7 +349,7 @@ func appendObject(dst []byte, item map[string]types.AttributeValue) ([]byte, err
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = jsonw.AppendString(dst, k)
+		dst = jsonv.AppendString(dst, k)
 		dst = append(dst, ':')
 		var err error
 		if dst, err = appendValue(dst, item[k]); err != nil {
@@ -368,7 +368,7 @@ func appendValue(dst []byte, v types.AttributeValue) ([]byte, error) {
 		if !utf8.ValidString(v.Value) {
 			return nil, errors.New("string is not valid UTF-8")
 		}
-		return jsonw.AppendString(dst, v.Value), nil
+		return jsonv.AppendString(dst, v.Value), nil
 	case *types.AttributeValueMemberN:
 		return appendNumber(dst, v.Value)
 	case *types.AttributeValueMemberBOOL:
@@ -388,7 +388,7 @@ func appendValue(dst []byte, v types.AttributeValue) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = jsonw.AppendString(dst, k)
+			dst = jsonv.AppendString(dst, k)
 			dst = append(dst, ':')
 			if dst, err = appendValue(dst, v.Value[k]); err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
@@ -412,7 +412,7 @@ func appendValue(dst []byte, v types.AttributeValue) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = jsonw.AppendString(dst, s)
+			dst = jsonv.AppendString(dst, s)
 		}
 		return append(dst, ']'), nil
 	case *types.AttributeValueMemberNS:

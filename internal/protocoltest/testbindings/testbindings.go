@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/identity"
+	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/resource"
 )
 

@@ -1,4 +1,4 @@
-package jsonw
+package jsonv
 
 import (
 	"unicode/utf16"

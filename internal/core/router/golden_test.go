@@ -5,10 +5,10 @@ import (
 	"flag"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/core/router"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/protocoltest"
-	"github.com/wsbind/wsbind/internal/router"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts")
@@ -36,7 +36,7 @@ func (n *native) Send(c protocoltest.Conn, frame []byte) []byte {
 	return n.r.Handle(context.Background(), router.Conn{ID: c.ID, User: c.Identity()}, frame)
 }
 
-func (n *native) Put(stream string, it backend.Item) { n.store.Put(stream, it) }
+func (n *native) Put(stream string, it store.Item) { n.store.Put(stream, it) }
 
 func (n *native) Flush() []protocoltest.Post {
 	var out []protocoltest.Post

@@ -1,8 +1,9 @@
-// Package jsonw holds the small JSON pieces that wsbind writes by hand:
-// string quoting and the type of a raw value. Replies and objects are
-// appended to byte slices field by field instead of going through
-// encoding/json's reflection, which is slow when compiled to WebAssembly.
-package jsonw
+// Package jsonv reads and writes JSON values without reflection: string
+// quoting, the type of a raw value, and a parser of values (parse.go).
+// Replies and objects are appended to byte slices field by field instead
+// of going through encoding/json's reflection, which is slow when compiled
+// to WebAssembly.
+package jsonv
 
 import (
 	"unicode/utf8"

@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/call"
-	"github.com/wsbind/wsbind/internal/protocol"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/call"
+	"github.com/wsbind/wsbind/internal/core/protocol"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -73,7 +73,7 @@ func (r *Router) once(ctx context.Context, h *resource.Handler, conn Conn, req *
 		return reply(req, call.Result{}, apierr.TokenExpired())
 	}
 	key := keyOf(conn, req.IdempotencyKey)
-	c, err := r.store.Claim(ctx, key, backend.Claim{
+	c, err := r.store.Claim(ctx, key, store.Claim{
 		Stream: req.Stream, Action: req.Action,
 		Lease: now.Add(KeyLease), Expires: now.Add(KeyLifetime),
 	}, now)

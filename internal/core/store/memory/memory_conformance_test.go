@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
 	"github.com/wsbind/wsbind/internal/backend/backendtest"
-	"github.com/wsbind/wsbind/internal/backend/memory"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 )
 
 // reader gives the memory store the suite's ConnReader, so the suite
@@ -20,11 +20,11 @@ func (r reader) Conn(_ context.Context, connID string) (abi.ConnEvent, bool, err
 	return e, ok, nil
 }
 
-func (r reader) ConnSubscriptions(_ context.Context, connID string) ([]backend.Subscription, error) {
+func (r reader) ConnSubscriptions(_ context.Context, connID string) ([]store.Subscription, error) {
 	topics := r.Store.Topics(connID)
-	subs := make([]backend.Subscription, len(topics))
+	subs := make([]store.Subscription, len(topics))
 	for i, topic := range topics {
-		subs[i] = backend.Subscription{Topic: topic, ConnID: connID}
+		subs[i] = store.Subscription{Topic: topic, ConnID: connID}
 	}
 	return subs, nil
 }
@@ -39,7 +39,7 @@ func TestConformance(t *testing.T) {
 func TestSubscribe_WithoutPutConn(t *testing.T) {
 	s := memory.New()
 	ctx := t.Context()
-	sub := backend.Subscription{Topic: "st#create", ConnID: "never-recorded"}
+	sub := store.Subscription{Topic: "st#create", ConnID: "never-recorded"}
 	if err := s.Subscribe(ctx, sub); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestSubscribe_WithoutPutConn(t *testing.T) {
 		t.Fatalf("Subscribers after DropConn and a late Subscribe: got %+v, %v, want none", got, err)
 	}
 	// Disconnect drops the subscriptions only; the connection subscribes again.
-	other := backend.Subscription{Topic: "st#create", ConnID: "other"}
+	other := store.Subscription{Topic: "st#create", ConnID: "other"}
 	if err := s.Subscribe(ctx, other); err != nil {
 		t.Fatal(err)
 	}

@@ -15,12 +15,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/backend/memory"
-	"github.com/wsbind/wsbind/internal/identity"
-	"github.com/wsbind/wsbind/internal/protocol"
-	"github.com/wsbind/wsbind/internal/router"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/protocol"
+	"github.com/wsbind/wsbind/internal/core/router"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -43,12 +43,12 @@ func fzNewStore() *memory.Store {
 	st := memory.New()
 	for i := range fzSeedQuestions {
 		id := fzQuestionID(i)
-		st.Put("questions", backend.Item{ID: id, Data: []byte(`{"id":"` + id +
+		st.Put("questions", store.Item{ID: id, Data: []byte(`{"id":"` + id +
 			`","question_text":"Question ` + strconv.Itoa(i) + `?","pub_date":"2024-01-02T03:04:05Z","published":` +
 			strconv.FormatBool(i%2 == 0) + `}`)})
 	}
-	st.Put("notes", backend.Item{ID: "n1", Data: []byte(`{"id":"n1","owner":"alice","text":"alice's note"}`)})
-	st.Put("notes", backend.Item{ID: "n2", Data: []byte(`{"id":"n2","owner":"bob","text":"bob's note"}`)})
+	st.Put("notes", store.Item{ID: "n1", Data: []byte(`{"id":"n1","owner":"alice","text":"alice's note"}`)})
+	st.Put("notes", store.Item{ID: "n2", Data: []byte(`{"id":"n2","owner":"bob","text":"bob's note"}`)})
 	st.Changes() // the fixture is not a change anyone sees
 	return st
 }

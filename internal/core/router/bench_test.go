@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/backend/memory"
-	"github.com/wsbind/wsbind/internal/identity"
-	"github.com/wsbind/wsbind/internal/router"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/router"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/resource"
 )
 

@@ -1,4 +1,4 @@
-// Package memory is an in-memory backend.Store with subscriptions and a
+// Package memory is an in-memory store.Store with subscriptions and a
 // change feed: the store of unit tests and of the golden protocol suite.
 // It keeps the DynamoDB store's layout in spirit (each scope of a stream
 // is a place of its own; a read of every scope reaches only scoped items)
@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/backend"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // Change is one committed write, as the fan-out function receives it:
@@ -32,8 +32,8 @@ type Change = abi.Change
 type Store struct {
 	mu      sync.Mutex
 	streams map[string]*stream
-	topics  map[string]map[string]backend.Subscription // topic → sub key → sub
-	byConn  map[string]map[subRef]bool                 // conn → its subscriptions
+	topics  map[string]map[string]store.Subscription // topic → sub key → sub
+	byConn  map[string]map[subRef]bool               // conn → its subscriptions
 	changes []Change
 	conns   map[string]abi.ConnEvent
 	// dropped holds the connections DropConn forgot (until PutConn records
@@ -41,7 +41,7 @@ type Store struct {
 	// It only grows, by one id per connection dropped.
 	dropped map[string]bool
 	// claims are the idempotency keys' records.
-	claims map[string]backend.Claim
+	claims map[string]store.Claim
 }
 
 // stream holds one binding stream's items, each scope apart ("" is the
@@ -52,7 +52,7 @@ type stream struct {
 
 // part is the items of one scope of a stream.
 type part struct {
-	items map[string]backend.Item
+	items map[string]store.Item
 	ids   []string // sorted
 }
 
@@ -61,19 +61,19 @@ type part struct {
 type subRef struct{ topic, key string }
 
 var (
-	_ backend.Store       = (*Store)(nil)
-	_ backend.Subscribers = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Subscribers = (*Store)(nil)
 )
 
 // New returns an empty store.
 func New() *Store {
 	return &Store{
 		streams: map[string]*stream{},
-		topics:  map[string]map[string]backend.Subscription{},
+		topics:  map[string]map[string]store.Subscription{},
 		byConn:  map[string]map[subRef]bool{},
 		conns:   map[string]abi.ConnEvent{},
 		dropped: map[string]bool{},
-		claims:  map[string]backend.Claim{},
+		claims:  map[string]store.Claim{},
 	}
 }
 
@@ -86,7 +86,7 @@ func (s *Store) part(name, scope string) *part {
 	}
 	pt := st.scopes[scope]
 	if pt == nil {
-		pt = &part{items: map[string]backend.Item{}}
+		pt = &part{items: map[string]store.Item{}}
 		st.scopes[scope] = pt
 	}
 	return pt
@@ -113,15 +113,15 @@ func (s *Store) scoped(name string) []*part {
 	return out
 }
 
-func clone(it backend.Item) backend.Item {
+func clone(it store.Item) store.Item {
 	it.Data = slices.Clone(it.Data)
 	return it
 }
 
-// Get implements backend.Store. With p.All it finds the item in any
+// Get implements store.Store. With p.All it finds the item in any
 // scope; should several scopes hold the id, the first scope in byte
 // order wins.
-func (s *Store) Get(_ context.Context, p backend.Part, id string) (backend.Item, error) {
+func (s *Store) Get(_ context.Context, p store.Part, id string) (store.Item, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.All {
@@ -130,11 +130,11 @@ func (s *Store) Get(_ context.Context, p backend.Part, id string) (backend.Item,
 				return clone(it), nil
 			}
 		}
-		return backend.Item{}, backend.ErrNotFound
+		return store.Item{}, store.ErrNotFound
 	}
 	it, ok := s.part(p.Stream, p.Scope).items[id]
 	if !ok {
-		return backend.Item{}, backend.ErrNotFound
+		return store.Item{}, store.ErrNotFound
 	}
 	return clone(it), nil
 }
@@ -145,8 +145,8 @@ var ErrWriteAll = errors.New("memory: a write must name its scope, not every sco
 
 func errAll(op string) error { return fmt.Errorf("%s: %w", op, ErrWriteAll) }
 
-// Create implements backend.Store.
-func (s *Store) Create(_ context.Context, p backend.Part, it backend.Item) error {
+// Create implements store.Store.
+func (s *Store) Create(_ context.Context, p store.Part, it store.Item) error {
 	if p.All {
 		return errAll("create")
 	}
@@ -154,7 +154,7 @@ func (s *Store) Create(_ context.Context, p backend.Part, it backend.Item) error
 	defer s.mu.Unlock()
 	pt := s.part(p.Stream, p.Scope)
 	if _, ok := pt.items[it.ID]; ok {
-		return backend.ErrExists
+		return store.ErrExists
 	}
 	it = clone(it)
 	it.Scope, it.Version = p.Scope, 1
@@ -162,8 +162,8 @@ func (s *Store) Create(_ context.Context, p backend.Part, it backend.Item) error
 	return nil
 }
 
-// Replace implements backend.Store.
-func (s *Store) Replace(_ context.Context, p backend.Part, it backend.Item) (int64, error) {
+// Replace implements store.Store.
+func (s *Store) Replace(_ context.Context, p store.Part, it store.Item) (int64, error) {
 	if p.All {
 		return 0, errAll("replace")
 	}
@@ -172,10 +172,10 @@ func (s *Store) Replace(_ context.Context, p backend.Part, it backend.Item) (int
 	pt := s.part(p.Stream, p.Scope)
 	cur, ok := pt.items[it.ID]
 	if !ok {
-		return 0, backend.ErrNotFound
+		return 0, store.ErrNotFound
 	}
 	if cur.Version != it.Version {
-		return 0, backend.ErrConflict
+		return 0, store.ErrConflict
 	}
 	it = clone(it)
 	it.Scope = p.Scope
@@ -187,7 +187,7 @@ func (s *Store) Replace(_ context.Context, p backend.Part, it backend.Item) (int
 // Put writes an item whatever is stored, as another writer of the table
 // would (a script, the console): in stream name, in the scope it.Scope
 // names. It returns the new version.
-func (s *Store) Put(name string, it backend.Item) int64 {
+func (s *Store) Put(name string, it store.Item) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pt := s.part(name, it.Scope)
@@ -198,7 +198,7 @@ func (s *Store) Put(name string, it backend.Item) int64 {
 }
 
 // put stores it in pt, a part of stream name, and records the change.
-func (s *Store) put(name string, pt *part, it backend.Item) {
+func (s *Store) put(name string, pt *part, it store.Item) {
 	old, existed := pt.items[it.ID]
 	pt.items[it.ID] = it
 	ch := Change{Stream: name, PK: it.ID, Kind: abi.KindUpdate, New: it.Data, Version: it.Version}
@@ -212,20 +212,20 @@ func (s *Store) put(name string, pt *part, it backend.Item) {
 	s.changes = append(s.changes, ch)
 }
 
-// Delete implements backend.Store.
-func (s *Store) Delete(_ context.Context, p backend.Part, id string, version int64) (backend.Item, error) {
+// Delete implements store.Store.
+func (s *Store) Delete(_ context.Context, p store.Part, id string, version int64) (store.Item, error) {
 	if p.All {
-		return backend.Item{}, errAll("delete")
+		return store.Item{}, errAll("delete")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pt := s.part(p.Stream, p.Scope)
 	it, ok := pt.items[id]
 	if !ok {
-		return backend.Item{}, backend.ErrNotFound
+		return store.Item{}, store.ErrNotFound
 	}
-	if version != backend.AnyVersion && it.Version != version {
-		return backend.Item{}, backend.ErrConflict
+	if version != store.AnyVersion && it.Version != version {
+		return store.Item{}, store.ErrConflict
 	}
 	delete(pt.items, id)
 	i := sort.SearchStrings(pt.ids, id)
@@ -234,16 +234,16 @@ func (s *Store) Delete(_ context.Context, p backend.Part, id string, version int
 	return clone(it), nil
 }
 
-// List implements backend.Store. With p.All the page is of every scoped
+// List implements store.Store. With p.All the page is of every scoped
 // item in id order (scope order among equal ids).
-func (s *Store) List(_ context.Context, p backend.Part, offset, limit int) ([]backend.Item, error) {
+func (s *Store) List(_ context.Context, p store.Part, offset, limit int) ([]store.Item, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if offset < 0 || limit <= 0 {
 		return nil, nil
 	}
 	if p.All {
-		var all []backend.Item
+		var all []store.Item
 		for _, pt := range s.scoped(p.Stream) {
 			for _, id := range pt.ids {
 				all = append(all, pt.items[id])
@@ -252,9 +252,9 @@ func (s *Store) List(_ context.Context, p backend.Part, offset, limit int) ([]ba
 		if offset >= len(all) {
 			return nil, nil
 		}
-		slices.SortStableFunc(all, func(a, b backend.Item) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortStableFunc(all, func(a, b store.Item) int { return strings.Compare(a.ID, b.ID) })
 		all = all[offset:min(offset+limit, len(all))]
-		out := make([]backend.Item, len(all))
+		out := make([]store.Item, len(all))
 		for i, it := range all {
 			out[i] = clone(it)
 		}
@@ -265,15 +265,15 @@ func (s *Store) List(_ context.Context, p backend.Part, offset, limit int) ([]ba
 		return nil, nil
 	}
 	ids := pt.ids[offset:min(offset+limit, len(pt.ids))]
-	out := make([]backend.Item, len(ids))
+	out := make([]store.Item, len(ids))
 	for i, id := range ids {
 		out[i] = clone(pt.items[id])
 	}
 	return out, nil
 }
 
-// Count implements backend.Store.
-func (s *Store) Count(_ context.Context, p backend.Part) (int, error) {
+// Count implements store.Store.
+func (s *Store) Count(_ context.Context, p store.Part) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p.All {
@@ -289,19 +289,19 @@ func (s *Store) Count(_ context.Context, p backend.Part) (int, error) {
 // subKey is a subscription's key within its topic, as the DynamoDB store
 // keys it: the connection id, then "#" and the filter when there is one.
 // Subscribers returns a topic's subscriptions in this key's byte order.
-func subKey(sub backend.Subscription) string {
+func subKey(sub store.Subscription) string {
 	if sub.Filter == "" {
 		return sub.ConnID
 	}
 	return sub.ConnID + "#" + sub.Filter
 }
 
-// Subscribe implements backend.Store. A subscription of a connection that
+// Subscribe implements store.Store. A subscription of a connection that
 // DropConn forgot records nothing and is not an error, as the DynamoDB
 // store's: the connection's messages are served concurrently with its
 // disconnect, and one that comes late must not outlive it. Unlike that
 // store's, it does not need the connection recorded by PutConn first.
-func (s *Store) Subscribe(_ context.Context, sub backend.Subscription) error {
+func (s *Store) Subscribe(_ context.Context, sub store.Subscription) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dropped[sub.ConnID] {
@@ -309,7 +309,7 @@ func (s *Store) Subscribe(_ context.Context, sub backend.Subscription) error {
 	}
 	key := subKey(sub)
 	if s.topics[sub.Topic] == nil {
-		s.topics[sub.Topic] = map[string]backend.Subscription{}
+		s.topics[sub.Topic] = map[string]store.Subscription{}
 	}
 	s.topics[sub.Topic][key] = sub
 	if s.byConn[sub.ConnID] == nil {
@@ -319,16 +319,16 @@ func (s *Store) Subscribe(_ context.Context, sub backend.Subscription) error {
 	return nil
 }
 
-// Unsubscribe implements backend.Store.
-func (s *Store) Unsubscribe(_ context.Context, sub backend.Subscription) error {
+// Unsubscribe implements store.Store.
+func (s *Store) Unsubscribe(_ context.Context, sub store.Subscription) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.drop(subRef{sub.Topic, subKey(sub)}, sub.ConnID)
 	return nil
 }
 
-// Claim implements backend.Store.
-func (s *Store) Claim(_ context.Context, key string, c backend.Claim, now time.Time) (backend.Claim, error) {
+// Claim implements store.Store.
+func (s *Store) Claim(_ context.Context, key string, c store.Claim, now time.Time) (store.Claim, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.claims[key]; ok && now.Before(old.Expires) && (old.Reply != nil || now.Before(old.Lease)) {
@@ -341,7 +341,7 @@ func (s *Store) Claim(_ context.Context, key string, c backend.Claim, now time.T
 	return c, nil
 }
 
-// Settle implements backend.Store.
+// Settle implements store.Store.
 func (s *Store) Settle(_ context.Context, key string, reply []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -368,17 +368,17 @@ func (s *Store) drop(ref subRef, conn string) {
 	}
 }
 
-// Subscribers implements backend.Subscribers: the subscriptions of each
+// Subscribers implements store.Subscribers: the subscriptions of each
 // topic in the order given (a repeated topic counts once), each topic's
 // in key order (subKey).
-func (s *Store) Subscribers(_ context.Context, topics []string) ([]backend.Subscription, error) {
+func (s *Store) Subscribers(_ context.Context, topics []string) ([]store.Subscription, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, topic := range topics {
 		n += len(s.topics[topic])
 	}
-	out := make([]backend.Subscription, 0, n)
+	out := make([]store.Subscription, 0, n)
 	seen := make(map[string]bool, len(topics))
 	for _, topic := range topics {
 		if seen[topic] {

@@ -14,12 +14,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/call"
-	"github.com/wsbind/wsbind/internal/identity"
-	"github.com/wsbind/wsbind/internal/jsonw"
-	"github.com/wsbind/wsbind/internal/protocol"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/call"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
+	"github.com/wsbind/wsbind/internal/core/protocol"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -31,7 +31,7 @@ type Logger interface {
 // Config configures a Router. Registry and Store are required.
 type Config struct {
 	Registry *resource.Registry
-	Store    backend.Store
+	Store    store.Store
 	// Now is the clock. nil means time.Now.
 	Now func() time.Time
 	// Log receives failures with a correlation id. nil means standard error.
@@ -41,7 +41,7 @@ type Config struct {
 // Router serves the bindings of one registry.
 type Router struct {
 	reg      *resource.Registry
-	store    backend.Store
+	store    store.Store
 	now      func() time.Time
 	log      Logger
 	settings resource.Settings
@@ -132,7 +132,7 @@ func fitPage(req *protocol.Request, out protocol.Out, page []call.Entry) []byte 
 			if size <= budget {
 				break
 			}
-			stub := append(jsonw.AppendString([]byte(`{"id":`), page[i].ID), `,"truncated":true}`...)
+			stub := append(jsonv.AppendString([]byte(`{"id":`), page[i].ID), `,"truncated":true}`...)
 			size += len(stub) - len(page[i].Data)
 			stubs[i] = stub
 		}
@@ -263,7 +263,7 @@ func topics(stream, kind, pk string) ([]string, []int) {
 		case KindUpdate:
 			r = rankUpdate
 		}
-		ts = append(ts, backend.Topic(stream, k, ""), backend.Topic(stream, k, pk))
+		ts = append(ts, store.Topic(stream, k, ""), store.Topic(stream, k, pk))
 		ranks = append(ranks, r, r)
 	}
 	return ts, ranks
@@ -289,7 +289,7 @@ func kindOf(ts []string, ranks []int, topic string) int {
 // else is pushed. A connection whose subscriptions disagree gets one
 // push: update over create over delete. Connections whose token has
 // expired get nothing. Posts come in connection id order.
-func (r *Router) Fanout(ctx context.Context, subs backend.Subscribers, ch Change) ([]Post, error) {
+func (r *Router) Fanout(ctx context.Context, subs store.Subscribers, ch Change) ([]Post, error) {
 	h := r.reg.Lookup(ch.Stream)
 	if h == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownStream, ch.Stream)

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
 )
 
 // MaxMessage is API Gateway's limit on one WebSocket message, in bytes. No
@@ -56,41 +56,41 @@ func Decode(frame []byte) (Request, *apierr.Error) {
 	if !utf8.Valid(frame) {
 		return req, apierr.InvalidMessage("not valid UTF-8")
 	}
-	parse := jsonw.ParseObject
+	parse := jsonv.ParseObject
 	top, ok := parse(frame)
 	deep := false
 	if !ok {
 		// Nested too deeply: say so, with what can be read around the
 		// value that is.
-		if deep = jsonw.TooDeep(frame); !deep {
-			if !jsonw.Valid(frame) {
+		if deep = jsonv.TooDeep(frame); !deep {
+			if !jsonv.Valid(frame) {
 				return req, apierr.InvalidMessage("not valid JSON")
 			}
 			return req, apierr.InvalidMessage("not a JSON object")
 		}
-		parse = jsonw.ParseObjectDeep
+		parse = jsonv.ParseObjectDeep
 		if top, ok = parse(frame); !ok {
 			return req, apierr.InvalidMessage(msgTooDeep)
 		}
 	}
-	var payload []jsonw.Member
+	var payload []jsonv.Member
 	payloadErr := ""
-	if raw, ok := jsonw.Lookup(top, "payload"); !ok {
+	if raw, ok := jsonv.Lookup(top, "payload"); !ok {
 		payloadErr = "payload is missing"
 	} else if payload, ok = parse(raw); !ok {
 		payloadErr = "payload must be an object"
 	}
 	// Read what can be echoed before reporting anything.
 	idErr := ""
-	if raw, ok := jsonw.Lookup(payload, "request_id"); ok {
-		if id := jsonw.Compact(nil, raw); len(id) <= MaxEcho {
+	if raw, ok := jsonv.Lookup(payload, "request_id"); ok {
+		if id := jsonv.Compact(nil, raw); len(id) <= MaxEcho {
 			req.RequestID = id
 		} else {
 			idErr = "request_id longer than " + strconv.Itoa(MaxEcho) + " bytes"
 		}
 	}
 	streamErr := ""
-	if raw, ok := jsonw.Lookup(top, "stream"); !ok {
+	if raw, ok := jsonv.Lookup(top, "stream"); !ok {
 		streamErr = "stream is missing"
 	} else if !readString(raw, &req.Stream) {
 		streamErr = "stream must be a string"
@@ -100,7 +100,7 @@ func Decode(frame []byte) (Request, *apierr.Error) {
 		req.HasStream = true
 	}
 	actionErr := ""
-	if raw, ok := jsonw.Lookup(payload, "action"); !ok {
+	if raw, ok := jsonv.Lookup(payload, "action"); !ok {
 		actionErr = "action is missing"
 	} else if !readString(raw, &req.Action) {
 		actionErr = "action must be a string"
@@ -121,27 +121,27 @@ func Decode(frame []byte) (Request, *apierr.Error) {
 	case deep:
 		return req, apierr.InvalidMessage(msgTooDeep)
 	}
-	if raw, ok := jsonw.Lookup(payload, "data"); ok && jsonw.KindOf(raw) != jsonw.Null {
+	if raw, ok := jsonv.Lookup(payload, "data"); ok && jsonv.KindOf(raw) != jsonv.Null {
 		req.Data = raw
 	}
-	if pk, ok := jsonw.Lookup(payload, "pk"); ok && jsonw.KindOf(pk) != jsonw.Null {
-		s, ok := jsonw.Key(pk)
+	if pk, ok := jsonv.Lookup(payload, "pk"); ok && jsonv.KindOf(pk) != jsonv.Null {
+		s, ok := jsonv.Key(pk)
 		if !ok {
 			return req, apierr.InvalidMessage("pk must be a string or an integer")
 		}
 		req.PK = s
 	}
-	if raw, ok := jsonw.Lookup(payload, "if_version"); ok && jsonw.KindOf(raw) != jsonw.Null {
-		s, ok := jsonw.Key(raw)
+	if raw, ok := jsonv.Lookup(payload, "if_version"); ok && jsonv.KindOf(raw) != jsonv.Null {
+		s, ok := jsonv.Key(raw)
 		v, err := strconv.ParseInt(s, 10, 64)
-		if !ok || jsonw.KindOf(raw) != jsonw.Number || err != nil || v < 0 {
+		if !ok || jsonv.KindOf(raw) != jsonv.Number || err != nil || v < 0 {
 			return req, apierr.InvalidMessage("if_version must be a non-negative integer")
 		}
 		req.IfVersion, req.HasIfVersion = v, true
 	}
-	if raw, ok := jsonw.Lookup(payload, "idempotency_key"); ok && jsonw.KindOf(raw) != jsonw.Null {
-		s, ok := jsonw.Unquote(raw)
-		if n := utf8.RuneCountInString(s); !ok || jsonw.KindOf(raw) != jsonw.String || n < 1 || n > MaxIdempotencyKey {
+	if raw, ok := jsonv.Lookup(payload, "idempotency_key"); ok && jsonv.KindOf(raw) != jsonv.Null {
+		s, ok := jsonv.Unquote(raw)
+		if n := utf8.RuneCountInString(s); !ok || jsonv.KindOf(raw) != jsonv.String || n < 1 || n > MaxIdempotencyKey {
 			return req, apierr.InvalidMessage("idempotency_key must be a string of 1 to " + strconv.Itoa(MaxIdempotencyKey) + " characters")
 		}
 		req.IdempotencyKey = s
@@ -153,7 +153,7 @@ func Decode(frame []byte) (Request, *apierr.Error) {
 const msgTooDeep = "nested too deeply (more than 1000 levels)"
 
 func readString(raw []byte, s *string) bool {
-	v, ok := jsonw.Unquote(raw)
+	v, ok := jsonv.Unquote(raw)
 	*s = v
 	return ok
 }
@@ -195,7 +195,7 @@ func ReplyWith(dst []byte, req *Request, out Out, err *apierr.Error) []byte {
 	}
 	if err == nil && out.Truncated {
 		dst = append(dst, `,"pk":`...)
-		dst = jsonw.AppendString(dst, out.PK)
+		dst = jsonv.AppendString(dst, out.PK)
 		dst = append(dst, `,"truncated":true`...)
 	}
 	if err == nil && out.Version > 0 {
@@ -222,7 +222,7 @@ func appendOptString(dst []byte, s string, ok bool) []byte {
 	if !ok {
 		return append(dst, "null"...)
 	}
-	return jsonw.AppendString(dst, s)
+	return jsonv.AppendString(dst, s)
 }
 
 // appendErrors writes the errors list: [] for none, ["msg", ...] for plain
@@ -240,7 +240,7 @@ func appendErrors(dst []byte, err *apierr.Error) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = jsonw.AppendString(dst, f.Field)
+		dst = jsonv.AppendString(dst, f.Field)
 		dst = append(dst, ':')
 		dst = appendStrings(dst, f.Messages)
 	}
@@ -253,7 +253,7 @@ func appendStrings(dst []byte, ss []string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = jsonw.AppendString(dst, s)
+		dst = jsonv.AppendString(dst, s)
 	}
 	return append(dst, ']')
 }
@@ -264,9 +264,9 @@ func appendStrings(dst []byte, ss []string) []byte {
 // version is written as payload.version.
 func Push(dst []byte, stream, action, model, pk string, version int64, data []byte) []byte {
 	dst = append(dst, `{"stream":`...)
-	dst = jsonw.AppendString(dst, stream)
+	dst = jsonv.AppendString(dst, stream)
 	dst = append(dst, `,"payload":{"action":`...)
-	dst = jsonw.AppendString(dst, action)
+	dst = jsonv.AppendString(dst, action)
 	dst = append(dst, `,"data":`...)
 	if data == nil {
 		dst = append(dst, "null"...)
@@ -274,9 +274,9 @@ func Push(dst []byte, stream, action, model, pk string, version int64, data []by
 		dst = append(dst, data...)
 	}
 	dst = append(dst, `,"model":`...)
-	dst = jsonw.AppendString(dst, model)
+	dst = jsonv.AppendString(dst, model)
 	dst = append(dst, `,"pk":`...)
-	dst = jsonw.AppendString(dst, pk)
+	dst = jsonv.AppendString(dst, pk)
 	if version > 0 {
 		dst = append(dst, `,"version":`...)
 		dst = strconv.AppendInt(dst, version, 10)

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/backend/memory"
-	"github.com/wsbind/wsbind/internal/router"
+	"github.com/wsbind/wsbind/internal/core/router"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 )
 
 // A change that can never become a push is ErrBadChange, which fan-out

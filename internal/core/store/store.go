@@ -1,16 +1,17 @@
-// Package backend is the contract between the bindings and the database:
-// the Store every backend implements (memory/ for tests, dynamo/ on AWS),
+// Package store is the contract between the bindings and the database:
+// the Store every backend implements (memory/ for tests and the memory
+// setting, internal/aws/dynamo on AWS),
 // what it stores, and the subscriptions fan-out reads. The bindings
 // consume it through resource's unexported serving code; binding authors
 // never see it.
-package backend
+package store
 
 import (
 	"context"
 	"errors"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/identity"
+	"github.com/wsbind/wsbind/internal/core/identity"
 )
 
 // Item is one stored object: its id, the scope it lives in, the version

@@ -1,4 +1,4 @@
-package jsonw_test
+package jsonv_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
 )
 
 // encoding/json is the oracle: the hand-written parser must agree with it.
@@ -22,7 +22,7 @@ var samples = []string{
 
 func TestValid_AgreesWithEncodingJSON(t *testing.T) {
 	for _, s := range samples {
-		if got, want := jsonw.Valid([]byte(s)), json.Valid([]byte(s)); got != want {
+		if got, want := jsonv.Valid([]byte(s)), json.Valid([]byte(s)); got != want {
 			t.Errorf("Valid(%q) = %v, want %v", s, got, want)
 		}
 	}
@@ -30,7 +30,7 @@ func TestValid_AgreesWithEncodingJSON(t *testing.T) {
 
 func TestParseObject_AgreesWithEncodingJSON(t *testing.T) {
 	for _, s := range samples {
-		members, ok := jsonw.ParseObject([]byte(s))
+		members, ok := jsonv.ParseObject([]byte(s))
 		var want map[string]json.RawMessage
 		wantOK := json.Unmarshal([]byte(s), &want) == nil && want != nil
 		if ok != wantOK {
@@ -38,7 +38,7 @@ func TestParseObject_AgreesWithEncodingJSON(t *testing.T) {
 			continue
 		}
 		for k, v := range want {
-			got, found := jsonw.Lookup(members, k)
+			got, found := jsonv.Lookup(members, k)
 			if !found || !bytes.Equal(got, v) {
 				t.Errorf("ParseObject(%q)[%q] = %q, want %q", s, k, got, v)
 			}
@@ -48,7 +48,7 @@ func TestParseObject_AgreesWithEncodingJSON(t *testing.T) {
 
 func TestUnquote_AgreesWithEncodingJSON(t *testing.T) {
 	for _, s := range samples {
-		got, ok := jsonw.Unquote([]byte(s))
+		got, ok := jsonv.Unquote([]byte(s))
 		var want string
 		wantOK := json.Unmarshal([]byte(s), &want) == nil && len(s) > 0 && s[0] == '"'
 		if ok != wantOK || got != want {
@@ -59,7 +59,7 @@ func TestUnquote_AgreesWithEncodingJSON(t *testing.T) {
 
 func TestAppendString_RoundTrips(t *testing.T) {
 	for _, s := range []string{"", "plain", "quote\" back\\ nl\n tab\t ctl\x01 del\x7f", "é ☃ 😀", "bad \xff utf8", "<html>&"} {
-		out := jsonw.AppendString(nil, s)
+		out := jsonv.AppendString(nil, s)
 		var back string
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("AppendString(%q) = %s: %v", s, out, err)
@@ -78,14 +78,14 @@ func TestAppendValue_MatchesEncodingJSON(t *testing.T) {
 		json.RawMessage(`{"a": [1, 2]}`), []string(nil), map[string]any(nil),
 	}
 	for _, v := range values {
-		got, ok := jsonw.AppendValue(nil, v)
+		got, ok := jsonv.AppendValue(nil, v)
 		want, err := json.Marshal(v)
 		if !ok || err != nil || !bytes.Equal(got, want) {
 			t.Errorf("AppendValue(%#v) = %s, %v; encoding/json gives %s, %v", v, got, ok, want, err)
 		}
 	}
 	for _, v := range []any{math.NaN(), math.Inf(1), struct{}{}, []any{make(chan int)}} {
-		if _, ok := jsonw.AppendValue(nil, v); ok {
+		if _, ok := jsonv.AppendValue(nil, v); ok {
 			t.Errorf("AppendValue(%#v) ok, want a refusal", v)
 		}
 	}
@@ -96,29 +96,29 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := jsonw.Valid(b), json.Valid(b); got != want {
+		if got, want := jsonv.Valid(b), json.Valid(b); got != want {
 			t.Fatalf("Valid(%q) = %v, want %v", b, got, want)
 		}
-		members, ok := jsonw.ParseObject(b)
+		members, ok := jsonv.ParseObject(b)
 		var want map[string]json.RawMessage
 		if wantOK := json.Unmarshal(b, &want) == nil && want != nil; ok != wantOK {
 			t.Fatalf("ParseObject(%q) ok = %v, want %v", b, ok, wantOK)
 		}
 		for k, v := range want {
-			if got, _ := jsonw.Lookup(members, k); !bytes.Equal(got, v) {
+			if got, _ := jsonv.Lookup(members, k); !bytes.Equal(got, v) {
 				t.Fatalf("ParseObject(%q)[%q] = %q, want %q", b, k, got, v)
 			}
 		}
 		var s string
 		if json.Unmarshal(b, &s) == nil && len(b) > 1 && b[0] == '"' && b[len(b)-1] == '"' {
-			if got, ok := jsonw.Unquote(b); !ok || got != s {
+			if got, ok := jsonv.Unquote(b); !ok || got != s {
 				t.Fatalf("Unquote(%q) = %q, %v; want %q", b, got, ok, s)
 			}
 		}
-		if jsonw.Valid(b) {
+		if jsonv.Valid(b) {
 			var buf bytes.Buffer
-			if json.Compact(&buf, b) == nil && !bytes.Equal(jsonw.Compact(nil, b), buf.Bytes()) {
-				t.Fatalf("Compact(%q) = %q, want %q", b, jsonw.Compact(nil, b), buf.Bytes())
+			if json.Compact(&buf, b) == nil && !bytes.Equal(jsonv.Compact(nil, b), buf.Bytes()) {
+				t.Fatalf("Compact(%q) = %q, want %q", b, jsonv.Compact(nil, b), buf.Bytes())
 			}
 		}
 	})
@@ -137,11 +137,11 @@ func TestTooDeep(t *testing.T) {
 		{`{"a":"\"` + strings.Repeat("{", 20000) + `"}`, false},
 		{`{"a":` + deep + `}`, true},
 	} {
-		if got := jsonw.TooDeep([]byte(tt.in)); got != tt.want {
+		if got := jsonv.TooDeep([]byte(tt.in)); got != tt.want {
 			t.Errorf("TooDeep(%.40q...) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
-	if !jsonw.Valid([]byte(limit)) || jsonw.Valid([]byte(deep)) {
+	if !jsonv.Valid([]byte(limit)) || jsonv.Valid([]byte(deep)) {
 		t.Error("Valid must accept 1,000 levels and refuse 1,001")
 	}
 }
@@ -149,21 +149,21 @@ func TestTooDeep(t *testing.T) {
 func TestParseObjectDeep(t *testing.T) {
 	deep := strings.Repeat("[", 1001) + `"]}"` + strings.Repeat("]", 1001)
 	in := `{"stream":"s","payload":` + deep + `,"id":7}`
-	if _, ok := jsonw.ParseObject([]byte(in)); ok {
+	if _, ok := jsonv.ParseObject([]byte(in)); ok {
 		t.Fatal("ParseObject took a value nested 1,001 deep")
 	}
-	m, ok := jsonw.ParseObjectDeep([]byte(in))
+	m, ok := jsonv.ParseObjectDeep([]byte(in))
 	if !ok {
 		t.Fatal("ParseObjectDeep: not ok")
 	}
-	if v, _ := jsonw.Lookup(m, "id"); string(v) != "7" {
+	if v, _ := jsonv.Lookup(m, "id"); string(v) != "7" {
 		t.Errorf("id = %s, want 7", v)
 	}
-	if v, _ := jsonw.Lookup(m, "payload"); string(v) != deep {
+	if v, _ := jsonv.Lookup(m, "payload"); string(v) != deep {
 		t.Errorf("payload is %d bytes, want the whole deep value (%d)", len(v), len(deep))
 	}
 	for _, bad := range []string{`{"a":[[[}`, `{"a":"x}`, `{"a":1`} {
-		if _, ok := jsonw.ParseObjectDeep([]byte(bad)); ok {
+		if _, ok := jsonv.ParseObjectDeep([]byte(bad)); ok {
 			t.Errorf("ParseObjectDeep(%s) = ok, want not", bad)
 		}
 	}
