@@ -11,8 +11,8 @@ ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 GUEST_PKGS := ./resource/... ./function/... ./bindings/... ./internal/core/protocol/... \
               ./internal/core/store ./internal/core/apierr/... ./internal/core/call/... \
               ./internal/core/identity/... \
-              ./internal/core/router/... ./internal/core/jsonv/... ./internal/abi/... \
-              ./internal/guest/... ./functions/... ./internal/host/testguest/... \
+              ./internal/core/router/... ./internal/core/jsonv/... ./internal/sandbox/abi/... \
+              ./internal/sandbox/guest/... ./functions/... ./internal/sandbox/host/testguest/... \
               ./internal/protocoltest/testbindings/...
 
 BENCH_COUNT ?= 6
@@ -99,7 +99,7 @@ token:
 ## tests again on the wasmtime engine (cgo, build tag wsbind_wasmtime)
 test:
 	./scripts/with-dynalite.sh $(GO) test -race -count=1 ./...
-	$(GO) test -race -count=1 -tags wsbind_wasmtime -run Wasmtime ./internal/host
+	$(GO) test -race -count=1 -tags wsbind_wasmtime -run Wasmtime ./internal/sandbox/host
 
 ## build: the Lambda package for ARCH and ENGINE: bootstrap, each
 ## function's .wasm, its compiled code (<name>.cache/) and, for wasmtime,
@@ -145,11 +145,11 @@ golden:
 check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags wsbind_wasmtime ./internal/host/... ./internal/lambdahost/... ./cmd/bootstrap/...
+	$(GO) vet -tags wsbind_wasmtime ./internal/sandbox/host/... ./internal/lambdahost/... ./cmd/bootstrap/...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet $(GUEST_PKGS)
 	GOOS=wasip1 GOARCH=wasm $(GO) build $(GUEST_PKGS)
 	$(GO) run $(STATICCHECK) ./...
-	$(GO) run $(STATICCHECK) -tags wsbind_wasmtime ./internal/host/... ./internal/lambdahost/... ./cmd/bootstrap/...
+	$(GO) run $(STATICCHECK) -tags wsbind_wasmtime ./internal/sandbox/host/... ./internal/lambdahost/... ./cmd/bootstrap/...
 	$(GO) mod tidy -diff
 	$(GO) run $(ACTIONLINT) -no-color
 	@if command -v cfn-lint >/dev/null; then echo "cfn-lint infra/template.yaml"; cfn-lint infra/template.yaml; \
@@ -172,7 +172,7 @@ bench:
 	$(GO) test -run '^$$' -bench ColdStart -benchtime $(COLD_STARTS)x -count $(COLD_COUNT) ./internal/lambdahost | tee -a $(BENCH_OUT)
 	@echo; echo "== framework (native)"
 	@awk '!/engine=/' $(BENCH_OUT) > $(BENCH_OUT).native; $(GO) run $(BENCHSTAT) $(BENCH_OUT).native
-	@echo; echo "== WASI beside native: per message (internal/host), cold start of the bootstrap (internal/lambdahost)"
+	@echo; echo "== WASI beside native: per message (internal/sandbox/host), cold start of the bootstrap (internal/lambdahost)"
 	@awk '!/^Benchmark/ || /engine=/' $(BENCH_OUT) > $(BENCH_OUT).wasi; $(GO) run $(BENCHSTAT) -col /engine $(BENCH_OUT).wasi
 	@rm -f $(BENCH_OUT).native $(BENCH_OUT).wasi
 

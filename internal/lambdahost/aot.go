@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // Engines: WSBIND_ENGINE's values.

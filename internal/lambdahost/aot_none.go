@@ -5,7 +5,7 @@ package lambdahost
 import (
 	"errors"
 
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // aotBuilt reports whether this bootstrap has the wasmtime engine.

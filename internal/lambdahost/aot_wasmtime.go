@@ -6,7 +6,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // aotBuilt reports whether this bootstrap has the wasmtime engine.

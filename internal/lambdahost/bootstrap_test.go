@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wsbind/wsbind/internal/core/store"
-	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
 )
 

@@ -13,8 +13,8 @@ import (
 	"github.com/wsbind/wsbind/internal/backend/apigw"
 	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
 	"github.com/wsbind/wsbind/internal/core/store"
-	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
 )
 

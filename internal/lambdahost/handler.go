@@ -23,9 +23,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/auth"
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // The functions a Handler serves, by the name the Lambda Handler setting

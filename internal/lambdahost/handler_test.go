@@ -16,13 +16,13 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/guest"
-	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/resource"
 )
 

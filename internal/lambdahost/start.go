@@ -23,7 +23,7 @@ import (
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
 
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // Env is what FromEnv reads. The zero value is the process's own.

@@ -23,7 +23,7 @@ import (
 	"github.com/wsbind/wsbind/infra"
 	"github.com/wsbind/wsbind/internal/backend/apigw"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
 	"github.com/wsbind/wsbind/local/faults"
 	"github.com/wsbind/wsbind/local/gateway"

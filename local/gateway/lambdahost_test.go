@@ -10,9 +10,9 @@ import (
 
 	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/guest"
-	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/resource"
 )
 

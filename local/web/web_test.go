@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/local/web"
 	"github.com/wsbind/wsbind/resource"
 )

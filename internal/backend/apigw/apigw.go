@@ -43,7 +43,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // Defaults of Config (RATIONALE: "Why 256 posts in flight?" and "Why

@@ -27,11 +27,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/jsonv"
 	"github.com/wsbind/wsbind/internal/core/store"
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // Backend is everything the host needs from a database: the binding's

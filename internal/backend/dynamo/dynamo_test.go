@@ -20,11 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/backend/backendtest"
 	"github.com/wsbind/wsbind/internal/backend/dynamo"
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // endpoint returns the DynamoDB endpoint under test, or skips: the suite

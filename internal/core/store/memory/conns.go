@@ -3,7 +3,7 @@ package memory
 import (
 	"context"
 
-	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // PutConn records a connection. A connection DropConn forgot may

@@ -18,8 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // Change is one committed write, as the fan-out function receives it:

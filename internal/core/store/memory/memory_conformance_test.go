@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/backend/backendtest"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // reader gives the memory store the suite's ConnReader, so the suite

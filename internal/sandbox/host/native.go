@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
 )
 
 // Program builds a guest's entry points, keyed by export name, over a

@@ -13,7 +13,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
-	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // WazeroConfig configures the wazero engine. The zero value works.

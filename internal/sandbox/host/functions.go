@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/apierr"
 	"github.com/wsbind/wsbind/internal/core/protocol"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/resource"
 )
 

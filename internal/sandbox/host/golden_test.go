@@ -6,13 +6,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/guest"
-	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/protocoltest"
 	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
 )
 
@@ -108,7 +108,7 @@ func wazeroModule(t testing.TB, pkg string) host.Module {
 }
 
 func TestWazero_Golden(t *testing.T) {
-	mod := wazeroModule(t, "github.com/wsbind/wsbind/internal/host/testguest/golden")
+	mod := wazeroModule(t, "github.com/wsbind/wsbind/internal/sandbox/host/testguest/golden")
 	protocoltest.Run(t, func(t *testing.T, env protocoltest.Env) protocoltest.Target {
 		return newTarget(t, mod, env)
 	}, false)
@@ -139,7 +139,7 @@ func TestNative_PrivateMatrix(t *testing.T) {
 
 // TestWazero_PrivateMatrix is TestNative_PrivateMatrix in a wasm guest.
 func TestWazero_PrivateMatrix(t *testing.T) {
-	mod := wazeroModule(t, "github.com/wsbind/wsbind/internal/host/testguest/golden")
+	mod := wazeroModule(t, "github.com/wsbind/wsbind/internal/sandbox/host/testguest/golden")
 	tg := newTarget(t, mod, protocoltest.NewEnv()).(*target)
 	protocoltest.PlayMatrix(t, matrixPlayer{tg})
 }

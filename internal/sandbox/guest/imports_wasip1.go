@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"unsafe"
 
-	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // inbox is the buffer handed out by the last wsbind_alloc: the input of an

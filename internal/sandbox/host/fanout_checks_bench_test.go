@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // BenchmarkFanoutChecks runs one update change per iteration through

@@ -2,7 +2,7 @@
 
 package guest
 
-import "github.com/wsbind/wsbind/internal/abi"
+import "github.com/wsbind/wsbind/internal/sandbox/abi"
 
 // Imports is the Caller of a wasm guest. Outside wasm there are no host
 // imports: the native engine passes its own Caller instead.

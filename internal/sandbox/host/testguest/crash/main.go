@@ -7,8 +7,8 @@
 package main
 
 import (
-	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
 )
 
 var hoard [][]byte

@@ -6,8 +6,8 @@
 package main
 
 import (
-	"github.com/wsbind/wsbind/internal/guest"
 	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
 )
 
 var reg = testbindings.Registry()

@@ -13,12 +13,12 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/guest"
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
 	"github.com/wsbind/wsbind/resource"
 )
@@ -27,7 +27,7 @@ import (
 const (
 	routePkg  = "github.com/wsbind/wsbind/functions/route"
 	fanoutPkg = "github.com/wsbind/wsbind/functions/streamfanout"
-	crashPkg  = "github.com/wsbind/wsbind/internal/host/testguest/crash"
+	crashPkg  = "github.com/wsbind/wsbind/internal/sandbox/host/testguest/crash"
 )
 
 // compiledCache is one in-memory compilation cache for the whole test

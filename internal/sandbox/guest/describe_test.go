@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/resource"
 )
 

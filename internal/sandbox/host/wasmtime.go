@@ -17,7 +17,7 @@ import (
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
-	"github.com/wsbind/wsbind/internal/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // WasmtimeConfig configures the wasmtime engine. The zero value works.

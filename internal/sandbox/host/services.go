@@ -11,8 +11,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // Connections records who is connected.

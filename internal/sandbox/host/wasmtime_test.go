@@ -18,19 +18,19 @@ import (
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/host"
 	"github.com/wsbind/wsbind/internal/protocoltest"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/wasmbuild"
 )
 
 // Guest packages of the wasmtime tests only.
 const (
-	goldenPkg = "github.com/wsbind/wsbind/internal/host/testguest/golden"
-	spinPkg   = "github.com/wsbind/wsbind/internal/host/testguest/spin"
+	goldenPkg = "github.com/wsbind/wsbind/internal/sandbox/host/testguest/golden"
+	spinPkg   = "github.com/wsbind/wsbind/internal/sandbox/host/testguest/spin"
 )
 
 // sharedWasmtime is one default wasmtime engine for the whole test

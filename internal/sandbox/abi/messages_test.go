@@ -7,9 +7,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // TestWorkedExample checks the bytes of the package doc's worked example.

@@ -11,8 +11,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
 )
 
 // spins counts the loop's turns; a global, so the loop has work to do.

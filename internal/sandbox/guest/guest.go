@@ -14,11 +14,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/abi"
 	"github.com/wsbind/wsbind/internal/core/apierr"
 	"github.com/wsbind/wsbind/internal/core/protocol"
 	"github.com/wsbind/wsbind/internal/core/router"
 	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/resource"
 )
 
