@@ -20,7 +20,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 )
 
 func main() {

@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/wsbind/wsbind/internal/backend/backendtest"
-	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
 	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/testkit/storetest"
 	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
 )
 
@@ -60,7 +60,7 @@ func serveTables(t *testing.T) (*dynamodblocal.Server, *dynamodb.Client) {
 func TestServer_Conformance(t *testing.T) {
 	_, c := serveTables(t)
 	s := dynamo.New(dynamo.Config{Client: c, Tables: tables})
-	backendtest.Run(t, func(*testing.T) backendtest.Backend { return s })
+	storetest.Run(t, func(*testing.T) storetest.Backend { return s })
 }
 
 func TestServer_DescribeTable(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
 )
 
 // item is one item as the client wrote it: each attribute value the exact

@@ -21,8 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/wsbind/wsbind/infra"
-	"github.com/wsbind/wsbind/internal/backend/apigw"
-	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/apigw"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
 	"github.com/wsbind/wsbind/local/faults"

@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/wsbind/wsbind/internal/auth"
-	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/auth"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 )

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 	"github.com/wsbind/wsbind/local/emulator"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 	"github.com/wsbind/wsbind/local/emulator"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/coder/websocket"
 
-	"github.com/wsbind/wsbind/internal/backend/apigw"
+	"github.com/wsbind/wsbind/internal/aws/apigw"
 )
 
 // TestGateway_Hammer runs many connections at once, each sending

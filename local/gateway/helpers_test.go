@@ -19,7 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/wsbind/wsbind/internal/auth"
+	"github.com/wsbind/wsbind/internal/aws/auth"
 )
 
 // secret signs the tests' tokens.
@@ -38,7 +38,7 @@ func token(t testing.TB, key []byte, sub string, ttl time.Duration) string {
 	return s
 }
 
-// authorizer is the real REQUEST authorizer (internal/auth) verifying
+// authorizer is the real REQUEST authorizer (internal/aws/auth) verifying
 // tokens signed with secret.
 func authorizer(t testing.TB) Function {
 	t.Helper()

@@ -9,15 +9,15 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsbind/wsbind/bindings"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/lambdahost"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/resource"
 )
 
 // TestGateway_Lambdahost wires the real functions: the authorizer of
-// internal/auth, and the connect and route handlers of the host running
+// internal/aws/auth, and the connect and route handlers of the host running
 // the application's guest code natively over the memory store. What the
 // functions read from the gateway's events (the user, the connection
 // id, the frame) decides what they record and reply.

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/coder/websocket"
 
-	"github.com/wsbind/wsbind/internal/backend/apigw"
+	"github.com/wsbind/wsbind/internal/aws/apigw"
 )
 
 func TestGateway_ManagementAPI(t *testing.T) {

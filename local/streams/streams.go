@@ -26,7 +26,7 @@ import (
 )
 
 // Handler is the function a mapping invokes: lambda.Handler, which
-// internal/lambdahost.Handler implements.
+// internal/aws/lambdahost.Handler implements.
 type Handler interface {
 	Invoke(ctx context.Context, payload []byte) ([]byte, error)
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/local/emulator"
 	"github.com/wsbind/wsbind/local/emulatortest"

@@ -8,7 +8,7 @@ import (
 	"github.com/wsbind/wsbind/internal/core/router"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/protocoltest"
+	"github.com/wsbind/wsbind/internal/testkit/protocoltest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts")

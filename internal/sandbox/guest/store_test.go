@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/backend/backendtest"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
+	"github.com/wsbind/wsbind/internal/testkit/storetest"
 )
 
 // caller makes host calls straight into Services.Dispatch, as the native
@@ -61,7 +61,7 @@ func (b overABI) Conn(_ context.Context, connID string) (abi.ConnEvent, bool, er
 // calls the memory store, and the result comes back the same way. Parts,
 // scopes, versions, filters, roles and several topics all cross.
 func TestStore_Conformance(t *testing.T) {
-	backendtest.Run(t, func(*testing.T) backendtest.Backend {
+	storetest.Run(t, func(*testing.T) storetest.Backend {
 		mem := memory.New()
 		c := caller{&host.Services{Store: mem, Subscribers: mem, Conns: mem}}
 		return overABI{Store: guest.NewStore(c), c: c, mem: mem}

@@ -17,7 +17,7 @@ import (
 	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
-	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 )
 
 // tinyWasm is a hand-made module exporting "ans" () → i32: it compiles in

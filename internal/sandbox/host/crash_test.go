@@ -15,7 +15,7 @@ import (
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
-	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 )
 
 // crashPages caps the crash guest's memory: 256 pages, 16 MiB.

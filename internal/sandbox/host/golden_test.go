@@ -8,12 +8,12 @@ import (
 
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/protocoltest"
-	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
-	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/internal/testkit/protocoltest"
+	"github.com/wsbind/wsbind/internal/testkit/protocoltest/testbindings"
+	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 )
 
 // recorder is a Poster that keeps what was posted, in order.

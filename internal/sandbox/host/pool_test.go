@@ -19,7 +19,7 @@ import (
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
-	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 	"github.com/wsbind/wsbind/resource"
 )
 

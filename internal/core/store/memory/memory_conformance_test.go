@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/backend/backendtest"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/testkit/storetest"
 )
 
 // reader gives the memory store the suite's ConnReader, so the suite
@@ -30,7 +30,7 @@ func (r reader) ConnSubscriptions(_ context.Context, connID string) ([]store.Sub
 }
 
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(*testing.T) backendtest.Backend { return reader{memory.New()} })
+	storetest.Run(t, func(*testing.T) storetest.Backend { return reader{memory.New()} })
 }
 
 // TestSubscribe_WithoutPutConn: the memory store, unlike DynamoDB's, takes

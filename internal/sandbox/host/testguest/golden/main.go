@@ -6,8 +6,8 @@
 package main
 
 import (
-	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
+	"github.com/wsbind/wsbind/internal/testkit/protocoltest/testbindings"
 )
 
 var reg = testbindings.Registry()

@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/wsbind/wsbind/internal/auth"
+	"github.com/wsbind/wsbind/internal/aws/auth"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/core/identity"
-	"github.com/wsbind/wsbind/internal/lambdahost"
 )
 
 const testSecret = "a shared secret of at least thirty-two bytes"

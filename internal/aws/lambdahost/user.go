@@ -5,14 +5,14 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/wsbind/wsbind/internal/auth"
+	"github.com/wsbind/wsbind/internal/aws/auth"
 	"github.com/wsbind/wsbind/internal/core/identity"
 )
 
 // userOf reads the connection's user from requestContext.authorizer: the
 // context a REQUEST authorizer returned on $connect, which API Gateway
 // delivers with every later event of the connection. The user's id is
-// "sub", which the authorizer (internal/auth) sets only for a verified
+// "sub", which the authorizer (internal/aws/auth) sets only for a verified
 // token; its roles are auth.RolesContextKey, a JSON array of strings in
 // one string (see rolesOf); every other member whose value is a string, a
 // number (its text, as sent) or a boolean is a claim ("exp" among them),

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 
-	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
+	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
 )
 
 // client is the real SDK client, configured explicitly, without retries

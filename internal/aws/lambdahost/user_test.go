@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/wsbind/wsbind/internal/auth"
+	"github.com/wsbind/wsbind/internal/aws/auth"
 	"github.com/wsbind/wsbind/internal/core/identity"
 )
 

@@ -20,11 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/wsbind/wsbind/internal/backend/backendtest"
-	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/testkit/storetest"
 )
 
 // endpoint returns the DynamoDB endpoint under test, or skips: the suite
@@ -154,7 +154,7 @@ func TestConformance(t *testing.T) {
 	c := newClient(t, nil)
 	tables := newTables(t, c)
 	s := lister{Store: dynamo.New(dynamo.Config{Client: c, Tables: tables}), c: c, tables: tables}
-	backendtest.Run(t, func(*testing.T) backendtest.Backend { return s })
+	storetest.Run(t, func(*testing.T) storetest.Backend { return s })
 }
 
 func TestCreateTables(t *testing.T) {

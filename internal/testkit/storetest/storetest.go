@@ -1,13 +1,13 @@
-// Package backendtest is the conformance suite every backend passes: the
+// Package storetest is the conformance suite every backend passes: the
 // item store (unscoped and scoped, and the read of every scope),
 // subscriptions and connections, with the edges that differ between an
 // in-memory map and DynamoDB (conditional writes under races, 1 MB query
 // pages, number precision, unicode, item size).
 //
 //	func TestConformance(t *testing.T) {
-//		backendtest.Run(t, func(t *testing.T) backendtest.Backend { return memory.New() })
+//		storetest.Run(t, func(t *testing.T) storetest.Backend { return memory.New() })
 //	}
-package backendtest
+package storetest
 
 import (
 	"bytes"

@@ -23,7 +23,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/wsbind/wsbind/internal/auth"
+	"github.com/wsbind/wsbind/internal/aws/auth"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 )

@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/wsbind/wsbind/internal/backend/apigw"
-	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
-	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/apigw"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
 )
 
 // fanAWSConfig is an explicit AWS configuration: nothing comes from the

@@ -14,7 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
 	"github.com/wsbind/wsbind/internal/core/jsonv"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/host"

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 )
 
 // The wasmtime bootstrap links wasmtime's static library with cgo; this

@@ -20,8 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/aws/smithy-go/middleware"
 
-	"github.com/wsbind/wsbind/internal/backend/apigw"
-	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
+	"github.com/wsbind/wsbind/internal/aws/apigw"
+	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
 )
 
 // awsConfig is an explicit configuration: nothing comes from the

@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
-	"github.com/wsbind/wsbind/internal/backend/dynamo"
-	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
 )
 
 // dynamoEndpoint is the DynamoDB endpoint of the end-to-end tests: the

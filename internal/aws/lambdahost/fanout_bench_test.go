@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/backend/apigw"
-	"github.com/wsbind/wsbind/internal/backend/apigw/apigwtest"
+	"github.com/wsbind/wsbind/internal/aws/apigw"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/core/store"
-	"github.com/wsbind/wsbind/internal/lambdahost"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
-	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
+	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 )
 
 const fanoutPkg = "github.com/wsbind/wsbind/functions/streamfanout"

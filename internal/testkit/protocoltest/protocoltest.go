@@ -19,7 +19,7 @@ import (
 
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
-	"github.com/wsbind/wsbind/internal/protocoltest/testbindings"
+	"github.com/wsbind/wsbind/internal/testkit/protocoltest/testbindings"
 	"github.com/wsbind/wsbind/resource"
 )
 
