@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/infra"
-	"github.com/wsbind/wsbind/local/streams"
+	"github.com/wsbind/wsbind/internal/emulated/streams"
 )
 
 // itemsTable is the items table's logical id in the template.

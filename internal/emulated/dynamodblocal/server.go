@@ -5,7 +5,7 @@
 //
 //	db := dynamodblocal.New(dynamodblocal.Config{})
 //	go http.Serve(ln, db) // point the SDK's BaseEndpoint here
-//	st, _ := db.Stream("items") // then read it, or hand it to local/streams
+//	st, _ := db.Stream("items") // then read it, or hand it to internal/emulated/streams
 //
 // minidyn is wrapped rather than used as it is: the wrapper keeps every
 // item exactly as it was written (minidyn computes numbers as float64),

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/bindings"
+	"github.com/wsbind/wsbind/internal/emulated/web"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
-	"github.com/wsbind/wsbind/local/web"
 	"github.com/wsbind/wsbind/resource"
 )
 

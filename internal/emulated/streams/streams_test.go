@@ -26,12 +26,12 @@ import (
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/emulated/dynamodblocal"
+	"github.com/wsbind/wsbind/internal/emulated/streams"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
-	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
-	"github.com/wsbind/wsbind/local/streams"
 	"github.com/wsbind/wsbind/resource"
 )
 

@@ -22,7 +22,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
+	"github.com/wsbind/wsbind/internal/emulated/dynamodblocal"
 )
 
 // Handler is the function a mapping invokes: lambda.Handler, which

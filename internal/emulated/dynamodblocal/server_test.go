@@ -19,8 +19,8 @@ import (
 
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
 	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/emulated/dynamodblocal"
 	"github.com/wsbind/wsbind/internal/testkit/storetest"
-	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
 )
 
 var tables = dynamo.Tables{Items: "items", Connections: "connections", Subscriptions: "subscriptions", Idempotency: "idempotency"}
