@@ -145,11 +145,11 @@ golden:
 check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags wsbind_wasmtime ./internal/sandbox/host/... ./internal/aws/lambdahost/... ./cmd/bootstrap/...
+	$(GO) vet -tags wsbind_wasmtime ./internal/sandbox/host/... ./internal/aws/... ./cmd/bootstrap/...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet $(GUEST_PKGS)
 	GOOS=wasip1 GOARCH=wasm $(GO) build $(GUEST_PKGS)
 	$(GO) run $(STATICCHECK) ./...
-	$(GO) run $(STATICCHECK) -tags wsbind_wasmtime ./internal/sandbox/host/... ./internal/aws/lambdahost/... ./cmd/bootstrap/...
+	$(GO) run $(STATICCHECK) -tags wsbind_wasmtime ./internal/sandbox/host/... ./internal/aws/... ./cmd/bootstrap/...
 	$(GO) mod tidy -diff
 	$(GO) run $(ACTIONLINT) -no-color
 	@if command -v cfn-lint >/dev/null; then echo "cfn-lint infra/template.yaml"; cfn-lint infra/template.yaml; \
@@ -169,10 +169,10 @@ check:
 ## time (-p 1): two benchmarks sharing the 2 cores halve each other.
 bench:
 	$(GO) test -p 1 -tags wsbind_wasmtime -run '^$$' -bench . -skip ColdStart -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench ColdStart -benchtime $(COLD_STARTS)x -count $(COLD_COUNT) ./internal/aws/lambdahost | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench ColdStart -benchtime $(COLD_STARTS)x -count $(COLD_COUNT) ./internal/aws/lambdainit | tee -a $(BENCH_OUT)
 	@echo; echo "== framework (native)"
 	@awk '!/engine=/' $(BENCH_OUT) > $(BENCH_OUT).native; $(GO) run $(BENCHSTAT) $(BENCH_OUT).native
-	@echo; echo "== WASI beside native: per message (internal/sandbox/host), cold start of the bootstrap (internal/aws/lambdahost)"
+	@echo; echo "== WASI beside native: per message (internal/sandbox/host), cold start of the bootstrap (internal/aws/lambdainit)"
 	@awk '!/^Benchmark/ || /engine=/' $(BENCH_OUT) > $(BENCH_OUT).wasi; $(GO) run $(BENCHSTAT) -col /engine $(BENCH_OUT).wasi
 	@rm -f $(BENCH_OUT).native $(BENCH_OUT).wasi
 

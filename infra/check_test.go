@@ -13,7 +13,7 @@ import (
 )
 
 // handlers are the Handler values the bootstrap accepts.
-var handlers = []string{lambdahost.Connect, lambdahost.Route, lambdahost.StreamFanout, lambdahost.Authorizer}
+var handlers = []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer}
 
 func load(t *testing.T) (Template, Config) {
 	t.Helper()

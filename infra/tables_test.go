@@ -1,9 +1,8 @@
 package infra
 
 import (
-	"testing"
-
 	"encoding/json"
+	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 

@@ -83,9 +83,9 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 		name string
 		dst  *Invoker
 	}{
-		{lambdahost.Connect, &f.connect},
-		{lambdahost.Route, &f.route},
-		{lambdahost.StreamFanout, &f.fanout},
+		{lambdahost.NameConnect, &f.connect},
+		{lambdahost.NameRoute, &f.route},
+		{lambdahost.NameStreamFanout, &f.fanout},
 	} {
 		wasm, err := os.ReadFile(filepath.Join(cfg.GuestDir, fn.name+".wasm"))
 		if err != nil {
@@ -103,7 +103,7 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 		if err := pool.Warm(ctx); err != nil {
 			return fail(fmt.Errorf("%s: %w", fn.name, err))
 		}
-		if fn.name == lambdahost.Route {
+		if fn.name == lambdahost.NameRoute {
 			if f.bindings, err = pool.Call(ctx, abi.ExportDescribe, nil); err != nil {
 				// A guest built against an older wsbind: the page lists
 				// no bindings, and everything else works.

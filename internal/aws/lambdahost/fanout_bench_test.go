@@ -71,7 +71,7 @@ func BenchmarkFanoutDelivery(b *testing.B) {
 					}
 				}
 				srv.Connect(ids...)
-				h := f.handler(b, lambdahost.StreamFanout, mod)
+				h := f.handler(b, lambdahost.NameStreamFanout, mod)
 
 				var texts []string
 				change := func() {

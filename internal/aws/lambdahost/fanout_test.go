@@ -46,10 +46,10 @@ func newGatewayFixture(t testing.TB, opts apigwtest.Options, cfg apigw.Config) (
 func connectAndSubscribe(t *testing.T, f *fixture, conn string, frames ...string) {
 	t.Helper()
 	ev := `{"requestContext":{"eventType":"CONNECT","routeKey":"$connect","connectionId":"` + conn + `","connectedAt":7}}`
-	if resp := proxyResponse(t, invoke(t, f.handler(t, lambdahost.Connect, nil), []byte(ev))); resp.StatusCode != 200 {
+	if resp := proxyResponse(t, invoke(t, f.handler(t, lambdahost.NameConnect, nil), []byte(ev))); resp.StatusCode != 200 {
 		t.Fatalf("connect %s: status %d", conn, resp.StatusCode)
 	}
-	route := f.handler(t, lambdahost.Route, nil)
+	route := f.handler(t, lambdahost.NameRoute, nil)
 	for _, fr := range frames {
 		if body := send(t, route, conn, nil, fr); !strings.Contains(body, `"response_status":200`) {
 			t.Fatalf("%s: %s: %s", conn, fr, body)
@@ -108,7 +108,7 @@ func TestStreamFanout_Gateway(t *testing.T) {
 		t.Fatalf("c-a's subscriptions: %q, want 2", topics)
 	}
 
-	h := f.handler(t, lambdahost.StreamFanout, nil)
+	h := f.handler(t, lambdahost.NameStreamFanout, nil)
 	if out := invoke(t, h, batch(modify("100", "q1", "One"))); string(out) != `{"batchItemFailures":[]}` {
 		t.Errorf("response: got %s, want no failures", out)
 	}
@@ -161,7 +161,7 @@ func TestStreamFanout_Gateway_Failure(t *testing.T) {
 	srv.Inject("c-b", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Times: 3})
 
 	const seq1, seq2, seq3 = "1000000000000000000001", "1000000000000000000002", "1000000000000000000003"
-	h := f.handler(t, lambdahost.StreamFanout, nil)
+	h := f.handler(t, lambdahost.NameStreamFanout, nil)
 	resp := batchResponse(t, invoke(t, h, batch(modify(seq1, "q1", "One"), modify(seq2, "q2", "Two"), modify(seq3, "q3", "Three"))))
 	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != seq2 {
 		t.Fatalf("batch item failures: got %+v, want %s only", resp.BatchItemFailures, seq2)
@@ -211,7 +211,7 @@ func TestStreamFanout_Gateway_Deadline(t *testing.T) {
 	f, srv := newGatewayFixture(t, apigwtest.Options{Latency: 5 * time.Second}, apigw.Config{})
 	connectAndSubscribe(t, f, "c-a", subscribeUpdates)
 	srv.Connect("c-a")
-	h := f.handler(t, lambdahost.StreamFanout, nil)
+	h := f.handler(t, lambdahost.NameStreamFanout, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	out, err := h.Invoke(ctx, batch(modify("7", "q1", "One"), modify("8", "q2", "Two")))

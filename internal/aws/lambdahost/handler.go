@@ -3,8 +3,8 @@
 // batches) into calls of the guest functions, and their outcomes into the
 // responses Lambda expects.
 //
-//	h, err := lambdahost.New(lambdahost.Config{Function: "route", Pool: pool, Services: svc})
-//	lambda.Start(h) // or FromEnv, which builds all of it from the environment
+//	h, err := lambdahost.New(lambdahost.Config{Function: lambdahost.NameRoute, Pool: pool, Services: svc})
+//	lambda.Start(h) // or internal/aws/lambdainit, which builds it from the environment
 //
 // Errors are translated here, once: a guest's refusal becomes a status
 // code, a failed record a batch item failure, and an event the function
@@ -31,15 +31,16 @@ import (
 // The functions a Handler serves, by the name the Lambda Handler setting
 // (_HANDLER) gives them.
 const (
-	Connect      = "connect"      // $connect and $disconnect
-	Route        = "route"        // $default: one frame in, its reply out
-	StreamFanout = "streamfanout" // the items table's stream: pushes
-	Authorizer   = "authorizer"   // $connect's REQUEST authorizer (host code, no guest)
+	NameConnect      = "connect"      // $connect and $disconnect
+	NameRoute        = "route"        // $default: one frame in, its reply out
+	NameStreamFanout = "streamfanout" // the items table's stream: pushes
+	NameAuthorizer   = "authorizer"   // $connect's REQUEST authorizer (host code, no guest)
 )
 
 // Config configures a Handler. Function and Pool are required.
 type Config struct {
-	// Function is the function served: Connect, Route or StreamFanout.
+	// Function is the function served: NameConnect, NameRoute or
+	// NameStreamFanout.
 	// There is no default: New refuses any other value.
 	Function string
 	// Pool runs the function's guest, which must export that function's
@@ -55,10 +56,9 @@ type Config struct {
 // use as far as its Pool and Services are (Lambda calls it one event at
 // a time).
 type Handler struct {
-	cfg     Config
-	log     *slog.Logger
-	invoke  func(ctx context.Context, payload []byte) (any, error)
-	closers closers // what FromEnv opened for it
+	cfg    Config
+	log    *slog.Logger
+	invoke func(ctx context.Context, payload []byte) (any, error)
 }
 
 var _ lambda.Handler = (*Handler)(nil)
@@ -76,16 +76,33 @@ func New(cfg Config) (*Handler, error) {
 		h.log = slog.Default()
 	}
 	switch cfg.Function {
-	case Connect:
+	case NameConnect:
 		h.invoke = h.connect
-	case Route:
+	case NameRoute:
 		h.invoke = h.route
-	case StreamFanout:
+	case NameStreamFanout:
 		h.invoke = h.fanout
 	default:
-		return nil, fmt.Errorf("lambdahost: unknown function %q (want %s, %s or %s)", cfg.Function, Connect, Route, StreamFanout)
+		return nil, fmt.Errorf("lambdahost: unknown function %q (want %s, %s or %s)", cfg.Function, NameConnect, NameRoute, NameStreamFanout)
 	}
 	return h, nil
+}
+
+// NewAuthorizer returns the Handler of the $connect authorizer: host code
+// only, no guest and no database.
+func NewAuthorizer(a *auth.Authorizer, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &Handler{cfg: Config{Function: NameAuthorizer}, log: log}
+	h.invoke = func(ctx context.Context, payload []byte) (any, error) {
+		var req events.APIGatewayCustomAuthorizerRequestTypeRequest
+		if err := json.Unmarshal(payload, &req); err != nil {
+			return nil, fmt.Errorf("not an authorizer request: %w", err)
+		}
+		return a.Authorize(ctx, req)
+	}
+	return h
 }
 
 // Invoke implements lambda.Handler: payload is the event as Lambda
@@ -107,15 +124,6 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", h.cfg.Function, err)
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// Close releases what FromEnv opened for the Handler (its pool, engine
-// and compilation cache). For a Handler made by New it does nothing: the
-// caller owns the pool.
-func (h *Handler) Close(ctx context.Context) error {
-	err := h.closers.close(ctx)
-	h.closers = nil
-	return err
 }
 
 // API Gateway's requestContext.eventType values.

@@ -176,12 +176,12 @@ func send(t testing.TB, h *lambdahost.Handler, conn string, authorizer map[strin
 
 func TestNew(t *testing.T) {
 	pool := host.NewPool(host.NativeModule(nativeProgram), 1)
-	for _, fn := range []string{lambdahost.Connect, lambdahost.Route, lambdahost.StreamFanout} {
+	for _, fn := range []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout} {
 		if _, err := lambdahost.New(lambdahost.Config{Function: fn, Pool: pool}); err != nil {
 			t.Errorf("New(%q): %v", fn, err)
 		}
 	}
-	for _, cfg := range []lambdahost.Config{{Function: "bootstrap", Pool: pool}, {Function: ""}, {Function: lambdahost.Route}} {
+	for _, cfg := range []lambdahost.Config{{Function: "bootstrap", Pool: pool}, {Function: ""}, {Function: lambdahost.NameRoute}} {
 		if _, err := lambdahost.New(cfg); err == nil {
 			t.Errorf("New(%+v): got nil error", cfg)
 		}
@@ -190,7 +190,7 @@ func TestNew(t *testing.T) {
 
 func TestHandler_Connect(t *testing.T) {
 	f := newFixture()
-	h := f.handler(t, lambdahost.Connect, nil)
+	h := f.handler(t, lambdahost.NameConnect, nil)
 
 	// AWS's $connect sample: its REQUEST authorizer's context has a
 	// principalId, a number and a string, and no sub: no verified token,
@@ -254,7 +254,7 @@ func TestHandler_Connect_User(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture()
-			h := f.handler(t, lambdahost.Connect, nil)
+			h := f.handler(t, lambdahost.NameConnect, nil)
 			auth := ""
 			if tt.authorizer != "" {
 				auth = `"authorizer":` + tt.authorizer + `,`
@@ -283,14 +283,14 @@ func (failingConns) DropConn(context.Context, string) error { return errors.New(
 func TestHandler_Connect_Refused(t *testing.T) {
 	f := newFixture()
 	f.svc.Conns = failingConns{}
-	h := f.handler(t, lambdahost.Connect, nil)
+	h := f.handler(t, lambdahost.NameConnect, nil)
 	if resp := proxyResponse(t, invoke(t, h, sample(t, sampleConnect))); resp.StatusCode != 403 {
 		t.Errorf("connect the guest refused: got status %d, want 403", resp.StatusCode)
 	}
 
 	// A guest that traps answers 500: the connection is refused too.
 	f = newFixture()
-	h = f.handler(t, lambdahost.Connect, host.NativeModule(func(c guest.Caller) map[string]guest.Entry {
+	h = f.handler(t, lambdahost.NameConnect, host.NativeModule(func(c guest.Caller) map[string]guest.Entry {
 		return map[string]guest.Entry{abi.ExportConnect: func([]byte) []byte { panic("boom") }}
 	}))
 	if resp := proxyResponse(t, invoke(t, h, sample(t, sampleConnect))); resp.StatusCode != 500 {
@@ -307,7 +307,7 @@ const sampleReply = `{"stream":null,"payload":{"action":null,"data":null,"errors
 
 func TestHandler_Route(t *testing.T) {
 	f := newFixture()
-	h := f.handler(t, lambdahost.Route, nil)
+	h := f.handler(t, lambdahost.NameRoute, nil)
 	resp := proxyResponse(t, invoke(t, h, sample(t, sampleMessage)))
 	if resp.StatusCode != 200 || resp.Body != sampleReply {
 		t.Errorf("reply to the sample: got %d %s, want 200 %s", resp.StatusCode, resp.Body, sampleReply)
@@ -356,18 +356,18 @@ func TestHandler_WrongEvent(t *testing.T) {
 		fn      string
 		payload []byte
 	}{
-		{lambdahost.Connect, sample(t, sampleMessage)},
-		{lambdahost.Connect, sample(t, sampleDynamoDB)},
-		{lambdahost.Route, sample(t, sampleConnect)},
-		{lambdahost.Route, sample(t, sampleDisconnect)},
-		{lambdahost.Route, sample(t, sampleDynamoDB)},
-		{lambdahost.Route, []byte(`{"requestContext":{"eventType":"MESSAGE"},"body":"%%%","isBase64Encoded":true}`)},
-		{lambdahost.StreamFanout, sample(t, sampleMessage)},
-		{lambdahost.StreamFanout, sample(t, sampleConnect)},
-		{lambdahost.StreamFanout, []byte(sqs)},
-		{lambdahost.StreamFanout, []byte(`{"Records":{}}`)},
+		{lambdahost.NameConnect, sample(t, sampleMessage)},
+		{lambdahost.NameConnect, sample(t, sampleDynamoDB)},
+		{lambdahost.NameRoute, sample(t, sampleConnect)},
+		{lambdahost.NameRoute, sample(t, sampleDisconnect)},
+		{lambdahost.NameRoute, sample(t, sampleDynamoDB)},
+		{lambdahost.NameRoute, []byte(`{"requestContext":{"eventType":"MESSAGE"},"body":"%%%","isBase64Encoded":true}`)},
+		{lambdahost.NameStreamFanout, sample(t, sampleMessage)},
+		{lambdahost.NameStreamFanout, sample(t, sampleConnect)},
+		{lambdahost.NameStreamFanout, []byte(sqs)},
+		{lambdahost.NameStreamFanout, []byte(`{"Records":{}}`)},
 	}
-	for _, fn := range []string{lambdahost.Connect, lambdahost.Route, lambdahost.StreamFanout} {
+	for _, fn := range []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout} {
 		for _, p := range []string{``, `not json`, `null`, `[]`, `{}`, `{"requestContext":`} {
 			tests = append(tests, struct {
 				fn      string
@@ -427,7 +427,7 @@ func batch(records ...string) []byte {
 // of questions.
 func subscribeAll(t *testing.T, f *fixture, conn, user string) {
 	t.Helper()
-	route := f.handler(t, lambdahost.Route, nil)
+	route := f.handler(t, lambdahost.NameRoute, nil)
 	var auth map[string]any
 	if user != "" {
 		auth = map[string]any{"sub": user}
@@ -443,7 +443,7 @@ func subscribeAll(t *testing.T, f *fixture, conn, user string) {
 func TestHandler_StreamFanout_Sample(t *testing.T) {
 	f := newFixture()
 	subscribeAll(t, f, "c-alice", "alice")
-	h := f.handler(t, lambdahost.StreamFanout, nil)
+	h := f.handler(t, lambdahost.NameStreamFanout, nil)
 	// AWS's sample is another table's items (keyed by "key" and "val"):
 	// both records are skipped, with a log line each, and nothing fails.
 	out := invoke(t, h, sample(t, sampleDynamoDB))
@@ -461,7 +461,7 @@ func TestHandler_StreamFanout_Sample(t *testing.T) {
 func TestHandler_StreamFanout(t *testing.T) {
 	f := newFixture()
 	subscribeAll(t, f, "c-alice", "alice")
-	h := f.handler(t, lambdahost.StreamFanout, nil)
+	h := f.handler(t, lambdahost.NameStreamFanout, nil)
 	v1 := questionImage("q1", "Hello", false, 1)
 	v2 := questionImage("q1", "Hello again", true, 2)
 	ttl := `{"type":"Service","principalId":"dynamodb.amazonaws.com"}`
@@ -503,7 +503,7 @@ func TestHandler_StreamFanout_Failure(t *testing.T) {
 	f := newFixture()
 	subscribeAll(t, f, "c-alice", "alice")
 	f.posts.failOn = 2
-	h := f.handler(t, lambdahost.StreamFanout, nil)
+	h := f.handler(t, lambdahost.NameStreamFanout, nil)
 	out := invoke(t, h, batch(
 		record("1000000000000000000001", "INSERT", questionKeys("q1"), "", questionImage("q1", "One", false, 1), ""),
 		record("1000000000000000000002", "INSERT", questionKeys("q2"), "", questionImage("q2", "Two", false, 1), ""),
@@ -531,7 +531,7 @@ func TestHandler_StreamFanout_Failure(t *testing.T) {
 // left for the retry.
 func TestHandler_StreamFanout_Deadline(t *testing.T) {
 	f := newFixture()
-	h := f.handler(t, lambdahost.StreamFanout, nil)
+	h := f.handler(t, lambdahost.NameStreamFanout, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	out, err := h.Invoke(ctx, batch(record("9", "INSERT", questionKeys("q1"), "", questionImage("q1", "One", false, 1), "")))
@@ -547,7 +547,7 @@ func FuzzHandler_Invoke(f *testing.F) {
 	f.Add(batch(record("1", "MODIFY", questionKeys("q1"), questionImage("q1", "a", false, 1), questionImage("q1", "b", true, 2), "")))
 	fx := newFixture()
 	var hs []*lambdahost.Handler
-	for _, fn := range []string{lambdahost.Connect, lambdahost.Route, lambdahost.StreamFanout} {
+	for _, fn := range []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout} {
 		hs = append(hs, fx.handler(f, fn, nil))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {

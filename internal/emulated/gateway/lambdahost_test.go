@@ -35,8 +35,8 @@ func TestGateway_Lambdahost(t *testing.T) {
 		}
 		return h
 	}
-	conn := &spy{Function: handler(lambdahost.Connect)}
-	tg := start(t, Config{Authorizer: authorizer(t), Connect: conn, Route: handler(lambdahost.Route)})
+	conn := &spy{Function: handler(lambdahost.NameConnect)}
+	tg := start(t, Config{Authorizer: authorizer(t), Connect: conn, Route: handler(lambdahost.NameRoute)})
 
 	alice := tg.mustDial(t, "?token="+token(t, secret, "alice", time.Hour))
 	aliceID := conn.last()

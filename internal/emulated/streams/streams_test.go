@@ -366,7 +366,7 @@ func TestMapping_StreamFanout(t *testing.T) {
 	}
 	pool := host.NewPool(host.NativeModule(program), 1)
 	t.Cleanup(func() { pool.Close(context.Background()) })
-	h, err := lambdahost.New(lambdahost.Config{Function: lambdahost.StreamFanout, Pool: pool, Services: &host.Services{
+	h, err := lambdahost.New(lambdahost.Config{Function: lambdahost.NameStreamFanout, Pool: pool, Services: &host.Services{
 		Store: db, Subscribers: db, Conns: db, Poster: poster,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}})

@@ -1,9 +1,10 @@
 package abi
 
 import (
+	"time"
+
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
-	"time"
 )
 
 // User: ID (String), role count (U64) and the roles (String) in order,

@@ -1,4 +1,4 @@
-package lambdahost_test
+package lambdainit_test
 
 import (
 	"context"
@@ -16,9 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
-	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
+	"github.com/wsbind/wsbind/internal/testkit/runtimeapi"
 )
 
 // dynamoEndpoint is the DynamoDB endpoint of the end-to-end tests: the
@@ -79,7 +79,7 @@ func TestBootstrap_DynamoDB(t *testing.T) {
 		"AWS_SECRET_ACCESS_KEY=test",
 	}
 
-	rt, err := lambdahost.NewRuntimeAPI()
+	rt, err := runtimeapi.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestBootstrap_DynamoDB(t *testing.T) {
 
 	// dynalite has no streams: the INSERT record is made from the item as
 	// DynamoDB Streams would carry it.
-	rt2, err := lambdahost.NewRuntimeAPI()
+	rt2, err := runtimeapi.New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package lambdahost_test
+package lambdainit_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/lambdainit"
 )
 
 // tinyWasm is a hand-made module exporting "ans" () → i32: it compiles
@@ -29,7 +29,7 @@ func TestCompileCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &logBuffer{}
-	if err := lambdahost.CompileCaches(context.Background(), dir, []string{wasm}, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
+	if err := lambdainit.CompileCaches(context.Background(), dir, []string{wasm}, slog.New(slog.NewTextHandler(logs, nil))); err != nil {
 		t.Fatal(err)
 	}
 	// Lambda needs every file of a package readable by all.
@@ -68,7 +68,7 @@ func TestCompileCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, files := range [][]string{nil, {junk}, {filepath.Join(dir, "missing.wasm")}} {
-		if err := lambdahost.CompileCaches(context.Background(), dir, files, slog.New(slog.NewTextHandler(logs, nil))); err == nil {
+		if err := lambdainit.CompileCaches(context.Background(), dir, files, slog.New(slog.NewTextHandler(logs, nil))); err == nil {
 			t.Errorf("CompileCaches(%q): got nil error", files)
 		}
 	}
@@ -76,12 +76,12 @@ func TestCompileCaches(t *testing.T) {
 
 func TestFromEnv(t *testing.T) {
 	logs := &logBuffer{}
-	env := lambdahost.Env{
+	env := lambdainit.Process{
 		Vars:    []string{"_HANDLER=route", "WSBIND_BACKEND=memory", "LAMBDA_TASK_ROOT=" + t.TempDir()},
 		Program: nativeProgram,
 		Log:     slog.New(slog.NewTextHandler(logs, nil)),
 	}
-	h, err := lambdahost.FromEnv(context.Background(), env)
+	h, err := lambdainit.FromEnv(context.Background(), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestFromEnv_Errors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		vars := append([]string{}, tt.vars...) // not nil: nil is the process's environment
-		_, err := lambdahost.FromEnv(context.Background(), lambdahost.Env{Vars: vars, CacheRoot: t.TempDir()})
+		_, err := lambdainit.FromEnv(context.Background(), lambdainit.Process{Vars: vars, CacheRoot: t.TempDir()})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: got %v, want an error with %q", tt.vars, err, tt.want)
 		}

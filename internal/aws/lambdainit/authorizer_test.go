@@ -1,4 +1,4 @@
-package lambdahost_test
+package lambdainit_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/wsbind/wsbind/internal/aws/auth"
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/lambdainit"
 	"github.com/wsbind/wsbind/internal/core/identity"
 )
 
@@ -54,7 +55,7 @@ func authorize(t *testing.T, h *lambdahost.Handler, token string) (events.APIGat
 // Gateway's 401).
 func TestAuthorizer_ThroughConnect(t *testing.T) {
 	ctx := context.Background()
-	authz, err := lambdahost.FromEnv(ctx, lambdahost.Env{Vars: []string{
+	authz, err := lambdainit.FromEnv(ctx, lambdainit.Process{Vars: []string{
 		"_HANDLER=authorizer", "WSBIND_AUTH_HS256_SECRET=" + testSecret, "WSBIND_AUTH_AUDIENCE=wsbind-test",
 	}})
 	if err != nil {
@@ -71,7 +72,7 @@ func TestAuthorizer_ThroughConnect(t *testing.T) {
 	good := sign(testSecret, jwt.MapClaims{"sub": "alice", "aud": "wsbind-test", "exp": exp, "role": "editor", "cognito:groups": []string{"admin", "editor"}})
 
 	f := newFixture()
-	connect := f.handler(t, lambdahost.Connect, nil)
+	connect := f.handler(t, lambdahost.NameConnect, nil)
 	connectWith := func(conn string, authorizer map[string]any) identity.User {
 		t.Helper()
 		ev, err := json.Marshal(map[string]any{"requestContext": map[string]any{
@@ -98,7 +99,7 @@ func TestAuthorizer_ThroughConnect(t *testing.T) {
 		return m
 	}
 
-	resp, err := authorize(t, authz, good)
+	resp, err := authorize(t, authz.Handler, good)
 	if err != nil || resp.PolicyDocument.Statement[0].Effect != "Allow" {
 		t.Fatalf("valid token: %+v, %v", resp, err)
 	}
@@ -110,7 +111,7 @@ func TestAuthorizer_ThroughConnect(t *testing.T) {
 		t.Errorf("expiry of a valid token: got %d, %v; want %d, true", e, ok, exp)
 	}
 
-	resp, err = authorize(t, authz, "")
+	resp, err = authorize(t, authz.Handler, "")
 	if err != nil || resp.PolicyDocument.Statement[0].Effect != "Allow" {
 		t.Fatalf("no token: %+v, %v", resp, err)
 	}
@@ -123,7 +124,7 @@ func TestAuthorizer_ThroughConnect(t *testing.T) {
 		"wrong audience": sign(testSecret, jwt.MapClaims{"sub": "alice", "aud": "elsewhere", "exp": exp}),
 		"garbage":        "not.a.token",
 	} {
-		_, err := authorize(t, authz, token)
+		_, err := authorize(t, authz.Handler, token)
 		if err == nil || err.Error() != "Unauthorized" || !errors.Is(err, auth.ErrUnauthorized) {
 			t.Errorf("%s: got error %v, want exactly Unauthorized", name, err)
 		}
@@ -133,7 +134,7 @@ func TestAuthorizer_ThroughConnect(t *testing.T) {
 // TestAuthorizer_Settings: settings the authorizer cannot use stop the
 // start instead of rejecting every token later.
 func TestAuthorizer_Settings(t *testing.T) {
-	_, err := lambdahost.FromEnv(context.Background(), lambdahost.Env{Vars: []string{
+	_, err := lambdainit.FromEnv(context.Background(), lambdainit.Process{Vars: []string{
 		"_HANDLER=authorizer", "WSBIND_AUTH_HS256_SECRET=short",
 	}})
 	if err == nil || !strings.Contains(err.Error(), "authorizer") {

@@ -1,4 +1,4 @@
-package lambdahost_test
+package lambdainit_test
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/testkit/runtimeapi"
 )
 
 // BenchmarkColdStart measures what a Lambda cold start costs each
@@ -93,14 +94,14 @@ type coldFunction struct {
 }
 
 func coldConnect(b *testing.B) coldFunction {
-	return coldFunction{lambdahost.Connect, sample(b, sampleConnect), func(reply []byte) bool {
+	return coldFunction{lambdahost.NameConnect, sample(b, sampleConnect), func(reply []byte) bool {
 		var pr events.APIGatewayProxyResponse
 		return json.Unmarshal(reply, &pr) == nil && pr.StatusCode == 200
 	}}
 }
 
 func coldRoute(b *testing.B) coldFunction {
-	return coldFunction{lambdahost.Route, coldEvent(b), func(reply []byte) bool {
+	return coldFunction{lambdahost.NameRoute, coldEvent(b), func(reply []byte) bool {
 		var pr events.APIGatewayProxyResponse
 		return json.Unmarshal(reply, &pr) == nil && strings.Contains(pr.Body, `"response_status":201`)
 	}}
@@ -108,7 +109,7 @@ func coldRoute(b *testing.B) coldFunction {
 
 func coldFanout(*testing.B) coldFunction {
 	ev := batch(record("1", "INSERT", questionKeys("cold"), "", questionImage("cold", "Cold?", false, 1), ""))
-	return coldFunction{lambdahost.StreamFanout, ev, func(reply []byte) bool {
+	return coldFunction{lambdahost.NameStreamFanout, ev, func(reply []byte) bool {
 		var r events.DynamoDBEventResponse
 		return json.Unmarshal(reply, &r) == nil && len(r.BatchItemFailures) == 0
 	}}
@@ -149,7 +150,7 @@ type startSample struct {
 // timed; setting up and tearing down are not.
 func coldStart(b *testing.B, bin, root, engine string, fn coldFunction) startSample {
 	b.StopTimer()
-	rt, err := lambdahost.NewRuntimeAPI()
+	rt, err := runtimeapi.New()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,8 +1,16 @@
-package lambdahost
+// Package lambdainit is a Lambda process's init phase: it reads the
+// environment (_HANDLER, WSBIND_*, $LAMBDA_TASK_ROOT), builds the services
+// the setting selects (the DynamoDB store and the management API's
+// Poster, or the in-memory store), loads the function's guest with the
+// engine it names, and hands back the lambdahost.Handler that serves the
+// events. cmd/bootstrap is a thin main over FromEnv and CompileCaches.
+//
+//	f, err := lambdainit.FromEnv(ctx, lambdainit.Process{})
+//	lambda.Start(f)
+package lambdainit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/tetratelabs/wazero"
@@ -21,13 +28,14 @@ import (
 	"github.com/wsbind/wsbind/internal/aws/apigw"
 	"github.com/wsbind/wsbind/internal/aws/auth"
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
-
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
-// Env is what FromEnv reads. The zero value is the process's own.
-type Env struct {
+// Process is the process FromEnv starts in: its environment and what
+// the binary links. The zero value is the process's own.
+type Process struct {
 	// Vars is the environment, KEY=VALUE. nil means os.Environ().
 	Vars []string
 	// Program, when not nil, is the guest code linked into the binary:
@@ -43,7 +51,7 @@ type Env struct {
 	Log *slog.Logger
 }
 
-func (e *Env) getenv(key string) string {
+func (e *Process) getenv(key string) string {
 	vars := e.Vars
 	if vars == nil {
 		vars = os.Environ()
@@ -66,7 +74,7 @@ var hostOnly = []string{"WSBIND_BACKEND=", "WSBIND_TABLE_", "WSBIND_MANAGEMENT_E
 // settings (WSBIND_*, host-only ones excepted) and nothing else. The
 // process also holds the function's AWS credentials; the sandbox has no
 // use for them.
-func (e *Env) guestEnv() []string {
+func (e *Process) guestEnv() []string {
 	vars := e.Vars
 	if vars == nil {
 		vars = os.Environ()
@@ -80,7 +88,22 @@ func (e *Env) guestEnv() []string {
 	return out
 }
 
-// FromEnv builds the Handler a Lambda process serves, as the custom
+// Function is the function a Lambda process serves: the Handler of its
+// events, and what FromEnv opened for it (the guest's pool, engine and
+// compilation cache), which Close releases.
+type Function struct {
+	*lambdahost.Handler
+	closers closers
+}
+
+// Close releases what FromEnv opened for the function.
+func (f *Function) Close(ctx context.Context) error {
+	err := f.closers.close(ctx)
+	f.closers = nil
+	return err
+}
+
+// FromEnv builds the Function a Lambda process serves, as the custom
 // runtime's bootstrap does at init:
 //
 //   - _HANDLER (the function's Handler setting) names the function:
@@ -100,25 +123,26 @@ func (e *Env) guestEnv() []string {
 //     the next with one log line: wasmtime, wazero's cache, compiling;
 //   - the guest is instantiated now (Pool.Warm), so the first event pays
 //     no start-up.
-func FromEnv(ctx context.Context, env Env) (*Handler, error) {
+func FromEnv(ctx context.Context, env Process) (*Function, error) {
 	log := env.Log
 	if log == nil {
 		log = slog.Default()
 	}
 	name := env.getenv("_HANDLER")
 	switch name {
-	case Connect, Route, StreamFanout:
-	case Authorizer:
+	case lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout:
+	case lambdahost.NameAuthorizer:
 		return authorizerFromEnv(ctx, &env, log)
 	default:
-		return nil, fmt.Errorf("_HANDLER=%q: want %s, %s, %s or %s", name, Connect, Route, StreamFanout, Authorizer)
+		return nil, fmt.Errorf("_HANDLER=%q: want %s, %s, %s or %s", name,
+			lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer)
 	}
 	svc, err := servicesFromEnv(ctx, &env, name, log)
 	if err != nil {
 		return nil, err
 	}
 	var cl closers
-	fail := func(err error) (*Handler, error) {
+	fail := func(err error) (*Function, error) {
 		cl.close(ctx)
 		return nil, err
 	}
@@ -136,38 +160,29 @@ func FromEnv(ctx context.Context, env Env) (*Handler, error) {
 	if err := pool.Warm(ctx); err != nil {
 		return fail(fmt.Errorf("%s: %w", name, err))
 	}
-	h, err := New(Config{Function: name, Pool: pool, Services: svc})
+	h, err := lambdahost.New(lambdahost.Config{Function: name, Pool: pool, Services: svc})
 	if err != nil {
 		return fail(err)
 	}
-	h.closers = cl
 	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", name), slog.String("engine", engine),
 		slog.Duration("load", loaded), slog.Duration("instantiate", time.Since(start)-loaded))
-	return h, nil
+	return &Function{Handler: h, closers: cl}, nil
 }
 
 // authorizerFromEnv builds the $connect authorizer: host code only, no
 // guest and no database. A setting it cannot use (a short secret, a JWKS
 // URL that is not https) stops the start, rather than reject every token
 // at run time.
-func authorizerFromEnv(ctx context.Context, env *Env, log *slog.Logger) (*Handler, error) {
+func authorizerFromEnv(ctx context.Context, env *Process, log *slog.Logger) (*Function, error) {
 	cfg := auth.ConfigFromEnv(env.getenv)
 	v, err := auth.NewVerifier(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", Authorizer, err)
+		return nil, fmt.Errorf("%s: %w", lambdahost.NameAuthorizer, err)
 	}
-	a := auth.NewAuthorizer(v, log)
-	h := &Handler{cfg: Config{Function: Authorizer}, log: log}
-	h.invoke = func(ctx context.Context, payload []byte) (any, error) {
-		var req events.APIGatewayCustomAuthorizerRequestTypeRequest
-		if err := json.Unmarshal(payload, &req); err != nil {
-			return nil, fmt.Errorf("not an authorizer request: %w", err)
-		}
-		return a.Authorize(ctx, req)
-	}
-	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", Authorizer),
+	h := lambdahost.NewAuthorizer(auth.NewAuthorizer(v, log), log)
+	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", lambdahost.NameAuthorizer),
 		slog.Bool("hs256", len(cfg.HS256Secret) > 0), slog.Bool("jwks", cfg.JWKSURL != ""))
-	return h, nil
+	return &Function{Handler: h}, nil
 }
 
 // closers release what FromEnv opened, last opened first.
@@ -183,7 +198,7 @@ func (c closers) close(ctx context.Context) error {
 
 // servicesFromEnv builds the Services WSBIND_BACKEND selects for the
 // function name.
-func servicesFromEnv(ctx context.Context, env *Env, name string, log *slog.Logger) (*host.Services, error) {
+func servicesFromEnv(ctx context.Context, env *Process, name string, log *slog.Logger) (*host.Services, error) {
 	switch b := env.getenv("WSBIND_BACKEND"); b {
 	case "memory":
 		st := memory.New()
@@ -199,7 +214,7 @@ func servicesFromEnv(ctx context.Context, env *Env, name string, log *slog.Logge
 // fan-out, the API Gateway management API. The SDK takes its credentials,
 // region and endpoint overrides (AWS_ENDPOINT_URL_DYNAMODB) from the
 // process's environment, as Lambda sets it.
-func dynamoServices(ctx context.Context, env *Env, name string, log *slog.Logger) (*host.Services, error) {
+func dynamoServices(ctx context.Context, env *Process, name string, log *slog.Logger) (*host.Services, error) {
 	tables := dynamo.Tables{
 		Items:         env.getenv("WSBIND_TABLE_ITEMS"),
 		Connections:   env.getenv("WSBIND_TABLE_CONNECTIONS"),
@@ -217,7 +232,7 @@ func dynamoServices(ctx context.Context, env *Env, name string, log *slog.Logger
 	}
 	st := dynamo.New(dynamo.Config{Client: dynamodb.NewFromConfig(awsCfg), Tables: tables})
 	svc := &host.Services{Store: st, Subscribers: st, Conns: st, Log: log}
-	if name == StreamFanout {
+	if name == lambdahost.NameStreamFanout {
 		endpoint := env.getenv("WSBIND_MANAGEMENT_ENDPOINT")
 		if endpoint == "" {
 			return nil, errors.New("streamfanout needs WSBIND_MANAGEMENT_ENDPOINT, https://{api-id}.execute-api.{region}.amazonaws.com/{stage}")
@@ -244,7 +259,7 @@ func (p dropPoster) Post(ctx context.Context, frame []byte, connIDs []string) er
 // loadWasm compiles <task root>/<name>.wasm with the shipped compiled
 // code, adding what it opens to cl. Whatever the cache holds or lacks, it
 // compiles: the cache can slow a start, never fail it.
-func loadWasm(ctx context.Context, env *Env, root, name string, log *slog.Logger, cl *closers) (host.Module, error) {
+func loadWasm(ctx context.Context, env *Process, root, name string, log *slog.Logger, cl *closers) (host.Module, error) {
 	wasm, err := os.ReadFile(filepath.Join(root, name+".wasm"))
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package lambdahost_test
+package lambdainit_test
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/testkit/runtimeapi"
 )
 
 // The wasmtime bootstrap links wasmtime's static library with cgo; this
@@ -87,9 +88,9 @@ func buildWasmtime(t testing.TB, goarch, cc string, runner []string) (string, er
 		return "", fmt.Errorf("go build the wasmtime bootstrap for %s: %v\n%s", goarch, err, out)
 	}
 	// Every function natively; under qemu, compiling is slow: route alone.
-	fns := []string{lambdahost.Connect, lambdahost.Route, lambdahost.StreamFanout}
+	fns := []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout}
 	if runner != nil {
-		fns = []string{lambdahost.Route}
+		fns = []string{lambdahost.NameRoute}
 	}
 	argv := append(append(runner, bin), "-compile-cache", dir)
 	for _, fn := range fns {
@@ -150,7 +151,7 @@ func TestWasmtime_Bootstrap(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rt, err := lambdahost.NewRuntimeAPI()
+			rt, err := runtimeapi.New()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +184,7 @@ func TestWasmtime_Arm64(t *testing.T) {
 	}
 	dir := wasmtimeDir(t, "arm64")
 	root := taskRootFrom(t, dir, "route.cwasm", "route.wasm", "route.cache")
-	rt, err := lambdahost.NewRuntimeAPI()
+	rt, err := runtimeapi.New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package lambdahost
+package lambdainit
 
 import (
 	"context"
@@ -24,7 +24,7 @@ const (
 
 // engineOf returns the engine WSBIND_ENGINE names: "" is wasmtime when
 // the bootstrap has it, else wazero.
-func engineOf(env *Env) (string, error) {
+func engineOf(env *Process) (string, error) {
 	switch e := env.getenv("WSBIND_ENGINE"); e {
 	case EngineWasmtime, EngineWazero:
 		return e, nil
@@ -39,7 +39,7 @@ func engineOf(env *Env) (string, error) {
 }
 
 // taskRoot is $LAMBDA_TASK_ROOT, or the executable's directory.
-func taskRoot(env *Env) (string, error) {
+func taskRoot(env *Process) (string, error) {
 	if root := env.getenv("LAMBDA_TASK_ROOT"); root != "" {
 		return root, nil
 	}
@@ -54,7 +54,7 @@ func taskRoot(env *Env) (string, error) {
 // selects, falling back from wasmtime to wazero: a start may be slower
 // than it should, never fail for want of ahead-of-time code. It returns
 // the engine that runs the guest.
-func loadGuest(ctx context.Context, env *Env, name string, log *slog.Logger, cl *closers) (host.Module, string, error) {
+func loadGuest(ctx context.Context, env *Process, name string, log *slog.Logger, cl *closers) (host.Module, string, error) {
 	engine, err := engineOf(env)
 	if err != nil {
 		return nil, "", err

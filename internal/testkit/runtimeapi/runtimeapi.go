@@ -1,4 +1,4 @@
-package lambdahost
+package runtimeapi
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 	"time"
 )
 
-// RuntimeAPI is a stand-in for the Lambda Runtime API (version
+// Server is a stand-in for the Lambda Runtime API (version
 // 2018-06-01), enough to run a bootstrap outside Lambda: point the
 // process's AWS_LAMBDA_RUNTIME_API at Addr, then Invoke. It serves
 // GET  /2018-06-01/runtime/invocation/next (one queued event, long-polled),
 // POST /2018-06-01/runtime/invocation/{id}/response and .../{id}/error,
 // and POST /2018-06-01/runtime/init/error. Tests and the cold-start
 // benchmark use it; Lambda itself never does.
-type RuntimeAPI struct {
+type Server struct {
 	srv    *http.Server
 	ln     net.Listener
 	queue  chan *invocation
@@ -52,16 +52,16 @@ type invocation struct {
 	done     chan Response
 }
 
-// ErrClosed is returned by Invoke once the RuntimeAPI is closed.
+// ErrClosed is returned by Invoke once the Server is closed.
 var ErrClosed = errors.New("runtime API closed")
 
-// NewRuntimeAPI starts a RuntimeAPI on a free port of 127.0.0.1.
-func NewRuntimeAPI() (*RuntimeAPI, error) {
+// New starts a Server on a free port of 127.0.0.1.
+func New() (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	r := &RuntimeAPI{
+	r := &Server{
 		ln:       ln,
 		queue:    make(chan *invocation),
 		closed:   make(chan struct{}),
@@ -79,14 +79,14 @@ func NewRuntimeAPI() (*RuntimeAPI, error) {
 }
 
 // Addr is the host:port to put in AWS_LAMBDA_RUNTIME_API.
-func (r *RuntimeAPI) Addr() string { return r.ln.Addr().String() }
+func (r *Server) Addr() string { return r.ln.Addr().String() }
 
 // Polled is closed when the runtime first asks for an event: its
 // initialization is over (Lambda's "Init Duration" ends there).
-func (r *RuntimeAPI) Polled() <-chan struct{} { return r.polled }
+func (r *Server) Polled() <-chan struct{} { return r.polled }
 
 // InitError returns what the runtime posted to .../init/error, if it did.
-func (r *RuntimeAPI) InitError() (Response, bool) {
+func (r *Server) InitError() (Response, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.initErr == nil {
@@ -97,7 +97,7 @@ func (r *RuntimeAPI) InitError() (Response, bool) {
 
 // Invoke hands payload to the runtime as the next event and waits for
 // what it posts back. The event's deadline is ctx's, or a minute from now.
-func (r *RuntimeAPI) Invoke(ctx context.Context, payload []byte) (Response, error) {
+func (r *Server) Invoke(ctx context.Context, payload []byte) (Response, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(time.Minute)
@@ -129,12 +129,12 @@ func (r *RuntimeAPI) Invoke(ctx context.Context, payload []byte) (Response, erro
 }
 
 // Close stops the server; pending and later Invokes return ErrClosed.
-func (r *RuntimeAPI) Close() error {
+func (r *Server) Close() error {
 	r.once.Do(func() { close(r.closed) })
 	return r.srv.Close()
 }
 
-func (r *RuntimeAPI) next(w http.ResponseWriter, req *http.Request) {
+func (r *Server) next(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	select {
 	case <-r.polled:
@@ -163,7 +163,7 @@ func (r *RuntimeAPI) next(w http.ResponseWriter, req *http.Request) {
 	w.Write(inv.payload)
 }
 
-func (r *RuntimeAPI) respond(w http.ResponseWriter, req *http.Request) {
+func (r *Server) respond(w http.ResponseWriter, req *http.Request) {
 	id := req.PathValue("id")
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
@@ -187,7 +187,7 @@ func (r *RuntimeAPI) respond(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func (r *RuntimeAPI) initError(w http.ResponseWriter, req *http.Request) {
+func (r *Server) initError(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	r.initErr = &Response{Body: body, Error: true, ErrorType: req.Header.Get("Lambda-Runtime-Function-Error-Type")}

@@ -1,6 +1,6 @@
 //go:build wsbind_wasmtime
 
-package lambdahost
+package lambdainit
 
 import (
 	"context"
@@ -14,7 +14,7 @@ const aotBuilt = true
 
 // loadAOT maps a .cwasm into a new wasmtime engine. wasmtime refuses
 // code made for another CPU, or by another wasmtime, with an error.
-func loadAOT(env *Env, path string, cl *closers) (host.Module, error) {
+func loadAOT(env *Process, path string, cl *closers) (host.Module, error) {
 	eng, err := host.NewWasmtime(host.WasmtimeConfig{Env: env.guestEnv()})
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package lambdahost_test
+package lambdainit_test
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
+	"github.com/wsbind/wsbind/internal/testkit/runtimeapi"
 	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 )
 
@@ -62,7 +63,7 @@ func buildDir(t testing.TB) string {
 			return
 		}
 		var files []string
-		for _, fn := range []string{lambdahost.Connect, lambdahost.Route, lambdahost.StreamFanout} {
+		for _, fn := range []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout} {
 			var wasm []byte
 			if wasm, built.err = wasmbuild.Build("github.com/wsbind/wsbind/functions/" + fn); built.err != nil {
 				return
@@ -174,13 +175,13 @@ type process struct {
 
 // start runs a bootstrap with env against rt, and waits for its first
 // poll of the Runtime API: its init is over.
-func start(t *testing.T, bin string, rt *lambdahost.RuntimeAPI, env ...string) *process {
+func start(t *testing.T, bin string, rt *runtimeapi.Server, env ...string) *process {
 	t.Helper()
 	return startCmd(t, []string{bin}, rt, env...)
 }
 
 // startCmd is start with a command line: an emulator before the binary.
-func startCmd(t *testing.T, argv []string, rt *lambdahost.RuntimeAPI, env ...string) *process {
+func startCmd(t *testing.T, argv []string, rt *runtimeapi.Server, env ...string) *process {
 	t.Helper()
 	p := &process{logs: &logBuffer{}, done: make(chan error, 1)}
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -212,7 +213,7 @@ func startCmd(t *testing.T, argv []string, rt *lambdahost.RuntimeAPI, env ...str
 }
 
 // invokeRoute sends a MESSAGE event and returns the route's reply.
-func (p *process) invokeRoute(t *testing.T, rt *lambdahost.RuntimeAPI, payload []byte) string {
+func (p *process) invokeRoute(t *testing.T, rt *runtimeapi.Server, payload []byte) string {
 	t.Helper()
 	resp, err := rt.Invoke(p.ctx, payload)
 	if err != nil {
@@ -245,7 +246,7 @@ func messageEvent(t *testing.T, conn, frame string) []byte {
 // the Runtime API.
 func TestBootstrap(t *testing.T) {
 	dir := buildDir(t)
-	rt, err := lambdahost.NewRuntimeAPI()
+	rt, err := runtimeapi.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func TestBootstrap(t *testing.T) {
 // TestBootstrap_NoCompiledCode: without shipped compiled code the
 // bootstrap compiles, says so once, and serves.
 func TestBootstrap_NoCompiledCode(t *testing.T) {
-	rt, err := lambdahost.NewRuntimeAPI()
+	rt, err := runtimeapi.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ func TestBootstrap_NoCompiledCode(t *testing.T) {
 // without any wasm.
 func TestBootstrap_Native(t *testing.T) {
 	bin := nativeBootstrap(t)
-	rt, err := lambdahost.NewRuntimeAPI()
+	rt, err := runtimeapi.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,8 +368,8 @@ func TestRoute_WazeroMatchesNative(t *testing.T) {
 	}
 
 	native, wasi := newFixture(), newFixture()
-	hn := native.handler(t, lambdahost.Route, nil)
-	hw := wasi.handler(t, lambdahost.Route, mod)
+	hn := native.handler(t, lambdahost.NameRoute, nil)
+	hw := wasi.handler(t, lambdahost.NameRoute, mod)
 	for _, f := range []*fixture{native, wasi} {
 		for _, id := range []string{"q1", "q2"} {
 			f.store.Put("questions", store.Item{ID: id, Data: []byte(`{"id":"` + id + `","question_text":"Seeded ` + id + `","pub_date":"2026-01-02T03:04:05Z","published":false}`)})

@@ -1,4 +1,4 @@
-package lambdahost_test
+package runtimeapi_test
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/testkit/runtimeapi"
 )
 
 // TestRuntimeAPI plays the runtime's side by hand: poll, answer one event,
 // fail the next.
 func TestRuntimeAPI(t *testing.T) {
-	rt, err := lambdahost.NewRuntimeAPI()
+	rt, err := runtimeapi.New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestRuntimeAPI(t *testing.T) {
 	}()
 	time.Sleep(10 * time.Millisecond)
 	rt.Close()
-	if err := <-done; !errors.Is(err, lambdahost.ErrClosed) {
+	if err := <-done; !errors.Is(err, runtimeapi.ErrClosed) {
 		t.Errorf("invoke across Close: got %v, want ErrClosed", err)
 	}
 }

@@ -1,6 +1,6 @@
 //go:build !wsbind_wasmtime
 
-package lambdahost
+package lambdainit
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ const aotBuilt = false
 // errNoAOT is loadAOT's error in a bootstrap built without wasmtime.
 var errNoAOT = errors.New("this bootstrap was built without wasmtime (build tag wsbind_wasmtime)")
 
-func loadAOT(*Env, string, *closers) (host.Module, error) { return nil, errNoAOT }
+func loadAOT(*Process, string, *closers) (host.Module, error) { return nil, errNoAOT }
 
 // precompile makes no ahead-of-time code without wasmtime.
 func precompile(string, string) (bool, error) { return false, nil }

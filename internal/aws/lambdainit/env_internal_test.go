@@ -1,4 +1,4 @@
-package lambdahost
+package lambdainit
 
 import (
 	"slices"
@@ -8,7 +8,7 @@ import (
 // Guests see the application's settings and nothing of the host's: not
 // its AWS credentials, not where the data lives, not the auth secret.
 func TestGuestEnv(t *testing.T) {
-	e := Env{Vars: []string{
+	e := Process{Vars: []string{
 		"WSBIND_PAGE_SIZE=10",
 		"WSBIND_FEATURE=on",
 		"WSBIND_BACKEND=dynamodb",
