@@ -1,6 +1,8 @@
 // Package apigw delivers pushes to WebSocket clients through API
 // Gateway's management API (PostToConnection), as the streamfanout
-// function's host.Poster.
+// function's host.Poster and host.Flusher (internal/sandbox/host; the
+// package does not import it: lambdainit, which wires the two, checks
+// that they fit).
 //
 //	p, err := apigw.New(os.Getenv("WSBIND_MANAGEMENT_ENDPOINT"), awsCfg,
 //		apigw.Config{OnGone: conns.DropConn})
@@ -42,8 +44,6 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
-
-	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // Defaults of Config (RATIONALE: "Why 256 posts in flight?" and "Why
@@ -133,11 +133,6 @@ type lane struct {
 	closing bool          // the connection is stuck and being closed
 	wake    chan struct{} // 1-buffered: the lane overflowed, look now
 }
-
-var (
-	_ host.Poster  = (*Poster)(nil)
-	_ host.Flusher = (*Poster)(nil)
-)
 
 // New returns a Poster for the management endpoint endpoint
 // (WSBIND_MANAGEMENT_ENDPOINT, https://{api-id}.execute-api.{region}.amazonaws.com/{stage}),

@@ -15,13 +15,11 @@ import (
 
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
-	"github.com/wsbind/wsbind/internal/sandbox/abi"
-	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 var (
 	_ store.Subscribers = (*Store)(nil)
-	_ host.Connections  = (*Store)(nil)
+	_ store.Connections = (*Store)(nil)
 )
 
 // batchSize is BatchWriteItem's limit of requests per call.
@@ -297,9 +295,9 @@ func (s *Store) topicSubscribers(ctx context.Context, topic string) ([]store.Sub
 	}
 }
 
-// PutConn implements host.Connections with one PutItem. The record
+// PutConn implements store.Connections with one PutItem. The record
 // expires Lifetime after the connection was made (e.At, or now).
-func (s *Store) PutConn(ctx context.Context, e abi.ConnEvent) error {
+func (s *Store) PutConn(ctx context.Context, e store.Conn) error {
 	if e.ConnID == "" || len(e.ConnID) > maxPartitionKey {
 		return fmt.Errorf("dynamo: put connection: %w: connection id must be 1 to %d bytes", ErrInvalid, maxPartitionKey)
 	}
@@ -321,7 +319,7 @@ func (s *Store) PutConn(ctx context.Context, e abi.ConnEvent) error {
 
 // Conn returns a recorded connection, ok false when there is none or it
 // expired. It is one strongly consistent GetItem.
-func (s *Store) Conn(ctx context.Context, connID string) (e abi.ConnEvent, ok bool, err error) {
+func (s *Store) Conn(ctx context.Context, connID string) (e store.Conn, ok bool, err error) {
 	if connID == "" || len(connID) > maxPartitionKey {
 		return e, false, nil
 	}
@@ -336,14 +334,14 @@ func (s *Store) Conn(ctx context.Context, connID string) (e abi.ConnEvent, ok bo
 	if len(out.Item) == 0 || s.expired(out.Item) {
 		return e, false, nil
 	}
-	e = abi.ConnEvent{Kind: abi.EventConnect, ConnID: connID, User: userOf(out.Item)}
+	e = store.Conn{ConnID: connID, User: userOf(out.Item)}
 	if v, ok := out.Item[attrConnectedAt].(*types.AttributeValueMemberN); ok {
 		e.At, _ = strconv.ParseInt(v.Value, 10, 64)
 	}
 	return e, true, nil
 }
 
-// DropConn implements host.Connections: one DeleteItem of the
+// DropConn implements store.Connections: one DeleteItem of the
 // connection, one Query of the by_conn index for its subscriptions (more
 // only past 1 MB), and one BatchWriteItem per 25 of them. The record goes
 // first: a Subscribe that reads it back after that deletes its own

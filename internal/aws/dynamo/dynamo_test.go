@@ -23,7 +23,6 @@ import (
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/store"
-	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/testkit/storetest"
 )
 
@@ -376,14 +375,14 @@ func TestBudget(t *testing.T) {
 		return err
 	})
 	step("PutConn", one("PutItem"), func() error {
-		return s.PutConn(ctx, abi.ConnEvent{ConnID: "k", User: identity.User{ID: "u", Claims: map[string]string{"a": "b"}}})
+		return s.PutConn(ctx, store.Conn{ConnID: "k", User: identity.User{ID: "u", Claims: map[string]string{"a": "b"}}})
 	})
 	// A subscribe writes, then reads its connection back (RATIONALE: "Why
 	// does a subscribe read its connection back?").
 	subscribe := map[string]int{"PutItem": 1, "GetItem": 1}
 	for _, n := range []int{0, 1, 25, 26, 60} {
 		conn := fmt.Sprint("conn", n)
-		step("PutConn", one("PutItem"), func() error { return s.PutConn(ctx, abi.ConnEvent{ConnID: conn}) })
+		step("PutConn", one("PutItem"), func() error { return s.PutConn(ctx, store.Conn{ConnID: conn}) })
 		for i := range n {
 			step("Subscribe", subscribe, func() error {
 				return s.Subscribe(ctx, store.Subscription{Topic: fmt.Sprint("st#update#", i), ConnID: conn})
@@ -634,14 +633,14 @@ func TestBudget_Scopes(t *testing.T) {
 
 	// Subscriptions: one topic of 1 subscriber, one of 500, one of none.
 	few, many, none := "notes#update#a2", "notes#update", "notes#delete"
-	step("PutConn", one("PutItem"), func() error { return s.PutConn(ctx, abi.ConnEvent{ConnID: "c0"}) })
+	step("PutConn", one("PutItem"), func() error { return s.PutConn(ctx, store.Conn{ConnID: "c0"}) })
 	step("Subscribe", map[string]int{"PutItem": 1, "GetItem": 1}, func() error {
 		return s.Subscribe(ctx, store.Subscription{Topic: few, ConnID: "c0", Filter: `{"done":true}`})
 	})
 	inParallel(t, 500, func(i int) error {
 		sub := store.Subscription{Topic: many, ConnID: fmt.Sprintf("c%03d", i),
 			User: identity.User{ID: fmt.Sprint("u", i), Roles: []string{"staff"}, Claims: map[string]string{"email": "someone@example.com"}}}
-		if err := s.PutConn(ctx, abi.ConnEvent{ConnID: sub.ConnID}); err != nil {
+		if err := s.PutConn(ctx, store.Conn{ConnID: sub.ConnID}); err != nil {
 			return err
 		}
 		return s.Subscribe(ctx, sub)
@@ -695,7 +694,7 @@ func TestExpired(t *testing.T) {
 	s := dynamo.New(dynamo.Config{Client: c, Tables: tables, Now: clock})
 	ctx := t.Context()
 	sub := store.Subscription{Topic: "st#create", ConnID: "c1"}
-	if err := s.PutConn(ctx, abi.ConnEvent{ConnID: "c1", At: now.UnixMilli()}); err != nil {
+	if err := s.PutConn(ctx, store.Conn{ConnID: "c1", At: now.UnixMilli()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Subscribe(ctx, sub); err != nil {
@@ -725,7 +724,7 @@ func TestExpired(t *testing.T) {
 		t.Errorf("Conn after expiry: got %v, %v, want none", ok, err)
 	}
 	// Expired among live ones, as DynamoDB keeps them for days.
-	if err := s.PutConn(ctx, abi.ConnEvent{ConnID: "c2", At: now.Add(dynamo.Lifetime).UnixMilli()}); err != nil {
+	if err := s.PutConn(ctx, store.Conn{ConnID: "c2", At: now.Add(dynamo.Lifetime).UnixMilli()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Subscribe(ctx, store.Subscription{Topic: sub.Topic, ConnID: "c2"}); err != nil {
@@ -904,7 +903,7 @@ func TestDropConn_Unprocessed(t *testing.T) {
 		th := &throttling{Client: c, throttle: tc.throttle}
 		s := dynamo.New(dynamo.Config{Client: th, Tables: tables})
 		conn := fmt.Sprint("t", tc.throttle)
-		if err := s.PutConn(ctx, abi.ConnEvent{ConnID: conn}); err != nil {
+		if err := s.PutConn(ctx, store.Conn{ConnID: conn}); err != nil {
 			t.Fatal(err)
 		}
 		for i := range 30 {
@@ -1086,7 +1085,7 @@ func TestSubscribe_Disconnected(t *testing.T) {
 			conn := fmt.Sprintf("c-%x", rand.Uint64())
 			topic := "st#update"
 			s := dynamo.New(dynamo.Config{Client: raw, Tables: tables})
-			if err := s.PutConn(ctx, abi.ConnEvent{ConnID: conn}); err != nil {
+			if err := s.PutConn(ctx, store.Conn{ConnID: conn}); err != nil {
 				t.Fatal(err)
 			}
 			disconnect := dynamo.New(dynamo.Config{Client: &interleaving{Client: raw, lagging: tc.lagging}, Tables: tables})
@@ -1126,7 +1125,7 @@ func TestSubscribe_Disconnected(t *testing.T) {
 	t.Run("read fails", func(t *testing.T) {
 		conn := "live"
 		s := dynamo.New(dynamo.Config{Client: raw, Tables: tables})
-		if err := s.PutConn(ctx, abi.ConnEvent{ConnID: conn}); err != nil {
+		if err := s.PutConn(ctx, store.Conn{ConnID: conn}); err != nil {
 			t.Fatal(err)
 		}
 		c := &interleaving{Client: raw, subs: tables.Subscriptions, getErr: errors.New("throttled")}

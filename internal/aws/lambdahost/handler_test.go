@@ -199,16 +199,16 @@ func TestHandler_Connect(t *testing.T) {
 		t.Errorf("connect: got status %d, want 200", resp.StatusCode)
 	}
 	got, ok := f.store.Conn("TWegAcC4EowCHnA=")
-	want := abi.ConnEvent{
-		Kind: abi.EventConnect, ConnID: "TWegAcC4EowCHnA=", At: 1547230720092,
+	want := store.Conn{
+		ConnID: "TWegAcC4EowCHnA=", At: 1547230720092,
 	}
-	if !ok || !sameEvent(got, want) {
+	if !ok || !sameConn(got, want) {
 		t.Errorf("recorded connection: got %+v (%v), want %+v", got, ok, want)
 	}
 
 	// AWS's $disconnect sample drops the connection and its subscriptions.
 	const conn = "R1kmxc2VNjMCFIA="
-	f.store.PutConn(context.Background(), abi.ConnEvent{Kind: abi.EventConnect, ConnID: conn})
+	f.store.PutConn(context.Background(), store.Conn{ConnID: conn})
 	f.store.Subscribe(context.Background(), store.Subscription{Topic: "questions#update", ConnID: conn})
 	if resp := proxyResponse(t, invoke(t, h, sample(t, sampleDisconnect))); resp.StatusCode != 200 {
 		t.Errorf("disconnect: got status %d, want 200", resp.StatusCode)
@@ -221,8 +221,8 @@ func TestHandler_Connect(t *testing.T) {
 	}
 }
 
-func sameEvent(a, b abi.ConnEvent) bool {
-	if a.Kind != b.Kind || a.ConnID != b.ConnID || a.At != b.At || a.User.ID != b.User.ID || len(a.User.Claims) != len(b.User.Claims) {
+func sameConn(a, b store.Conn) bool {
+	if a.ConnID != b.ConnID || a.At != b.At || a.User.ID != b.User.ID || len(a.User.Claims) != len(b.User.Claims) {
 		return false
 	}
 	for k, v := range a.User.Claims {
@@ -264,8 +264,8 @@ func TestHandler_Connect_User(t *testing.T) {
 				t.Fatalf("status: got %d, want 200", resp.StatusCode)
 			}
 			got, _ := f.store.Conn("c1")
-			want := abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c1", At: 7, User: tt.want}
-			if !sameEvent(got, want) {
+			want := store.Conn{ConnID: "c1", At: 7, User: tt.want}
+			if !sameConn(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
@@ -275,7 +275,7 @@ func TestHandler_Connect_User(t *testing.T) {
 // failingConns refuses to record connections.
 type failingConns struct{}
 
-func (failingConns) PutConn(context.Context, abi.ConnEvent) error {
+func (failingConns) PutConn(context.Context, store.Conn) error {
 	return errors.New("table unavailable")
 }
 func (failingConns) DropConn(context.Context, string) error { return errors.New("table unavailable") }

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
-	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
 	"github.com/wsbind/wsbind/internal/testkit/runtimeapi"
 )
@@ -64,7 +64,7 @@ func TestBootstrap_DynamoDB(t *testing.T) {
 	gw.Connect("c-sub")
 	// The connect function records every connection before its first
 	// message; a subscribe of a connection not recorded takes itself back.
-	if err := dynamo.New(dynamo.Config{Client: client, Tables: tables}).PutConn(ctx, abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c-sub"}); err != nil {
+	if err := dynamo.New(dynamo.Config{Client: client, Tables: tables}).PutConn(ctx, store.Conn{ConnID: "c-sub"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -246,6 +246,13 @@ func dynamoServices(ctx context.Context, env *Process, name string, log *slog.Lo
 	return svc, nil
 }
 
+// apigw's Poster is the fan-out's Poster, and flushes its retries at the
+// end of a batch; apigw itself does not import the sandbox.
+var (
+	_ host.Poster  = (*apigw.Poster)(nil)
+	_ host.Flusher = (*apigw.Poster)(nil)
+)
+
 // dropPoster is the memory backend's Poster: there is no API Gateway to
 // post to, so it logs each push and drops it.
 type dropPoster struct{ log *slog.Logger }

@@ -208,25 +208,15 @@ func (stderrLogger) Error(msg string, args ...any) {
 	fmt.Fprintln(os.Stderr, line)
 }
 
-// Change kinds, as pushes name them.
+// Change kinds, as pushes name them (store's).
 const (
-	KindCreate = "create"
-	KindUpdate = "update"
-	KindDelete = "delete"
+	KindCreate = store.KindCreate
+	KindUpdate = store.KindUpdate
+	KindDelete = store.KindDelete
 )
 
-// Change is one committed write, as the database's change stream reports
-// it: the stored images before (nil on create) and after (nil on delete),
-// and the object's version after it (for a delete, the one after the
-// last stored; 0 when unknown).
-type Change struct {
-	Stream  string
-	PK      string
-	Kind    string
-	Old     []byte
-	New     []byte
-	Version int64
-}
+// Change is one committed write: store.Change, what fan-out reads.
+type Change = store.Change
 
 // ErrUnknownStream is returned for changes of streams no binding serves
 // (the items table may hold other data); fan-out skips them.

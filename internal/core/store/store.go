@@ -52,6 +52,45 @@ type Subscription struct {
 	User   identity.User
 }
 
+// Conn is a connection's record: who is connected, and since when. The
+// connect function records it on $connect and drops it on $disconnect;
+// a subscription is recorded only for a connection that has one.
+type Conn struct {
+	ConnID string
+	User   identity.User
+	// At is when the connection was made, in Unix milliseconds; 0 means
+	// now.
+	At int64
+}
+
+// Connections records who is connected.
+type Connections interface {
+	// PutConn records a connection and its user.
+	PutConn(ctx context.Context, c Conn) error
+	// DropConn forgets a connection and every subscription it made.
+	DropConn(ctx context.Context, connID string) error
+}
+
+// Change kinds: what a committed write did, as pushes name them.
+const (
+	KindCreate = "create"
+	KindUpdate = "update"
+	KindDelete = "delete"
+)
+
+// Change is one committed write, as the database's change stream reports
+// it. Stream is the binding's stream (a scoped item's scope is not part
+// of it); Kind is KindCreate, KindUpdate or KindDelete; Old is the stored
+// image before (nil on create), New the one after (nil on delete).
+// Version is the object's version after the change: the stored version
+// for create and update, the one after the last for delete; 0 when the
+// images carry none (an item written by another tool).
+type Change struct {
+	Stream, PK, Kind string
+	Old, New         []byte
+	Version          int64
+}
+
 // Store errors. Implementations return them (possibly wrapped) so bindings
 // can tell the expected outcomes from failures.
 var (

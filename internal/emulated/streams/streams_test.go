@@ -28,7 +28,6 @@ import (
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/emulated/dynamodblocal"
 	"github.com/wsbind/wsbind/internal/emulated/streams"
-	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
@@ -374,7 +373,7 @@ func TestMapping_StreamFanout(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if err := db.PutConn(ctx, abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c1"}); err != nil {
+	if err := db.PutConn(ctx, store.Conn{ConnID: "c1"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, action := range []string{"create", "update"} {

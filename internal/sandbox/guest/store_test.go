@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
@@ -31,8 +32,9 @@ type overABI struct {
 	mem *memory.Store
 }
 
-func (b overABI) PutConn(_ context.Context, e abi.ConnEvent) error {
+func (b overABI) PutConn(_ context.Context, c store.Conn) error {
 	var w abi.Writer
+	e := abi.ConnEvent{Kind: abi.EventConnect, ConnID: c.ConnID, User: c.User, At: c.At}
 	e.Encode(&w)
 	return b.status(b.c.Call(abi.FuncConnPut, w.B))
 }
@@ -51,7 +53,7 @@ func (overABI) status(st abi.Status, res []byte) error {
 }
 
 // Conn reads what PutConn stored, past the ABI.
-func (b overABI) Conn(_ context.Context, connID string) (abi.ConnEvent, bool, error) {
+func (b overABI) Conn(_ context.Context, connID string) (store.Conn, bool, error) {
 	e, ok := b.mem.Conn(connID)
 	return e, ok, nil
 }

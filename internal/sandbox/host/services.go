@@ -15,14 +15,6 @@ import (
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
-// Connections records who is connected.
-type Connections interface {
-	// PutConn records a connection and its user.
-	PutConn(ctx context.Context, e abi.ConnEvent) error
-	// DropConn forgets a connection and every subscription it made.
-	DropConn(ctx context.Context, connID string) error
-}
-
 // Poster delivers pushes.
 type Poster interface {
 	// Post sends frame to every connection. Connections that are gone are
@@ -46,7 +38,7 @@ type Flusher interface {
 type Services struct {
 	Store       store.Store
 	Subscribers store.Subscribers
-	Conns       Connections
+	Conns       store.Connections
 	Poster      Poster
 	Now         func() time.Time
 	Log         *slog.Logger
@@ -234,7 +226,7 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 			err = errMissing
 			break
 		}
-		err = s.Conns.PutConn(ctx, e)
+		err = s.Conns.PutConn(ctx, store.Conn{ConnID: e.ConnID, User: e.User, At: e.At})
 	case abi.FuncConnDrop:
 		id := r.String()
 		if err = r.Done(); err != nil {

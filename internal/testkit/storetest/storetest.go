@@ -30,8 +30,6 @@ import (
 	"github.com/wsbind/wsbind/internal/core/identity"
 	"github.com/wsbind/wsbind/internal/core/jsonv"
 	"github.com/wsbind/wsbind/internal/core/store"
-	"github.com/wsbind/wsbind/internal/sandbox/abi"
-	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // Backend is everything the host needs from a database: the binding's
@@ -39,7 +37,7 @@ import (
 type Backend interface {
 	store.Store
 	store.Subscribers
-	host.Connections
+	store.Connections
 }
 
 // SubscriptionLister is implemented by backends (or their tests'
@@ -57,7 +55,7 @@ type SubscriptionLister interface {
 // When the backend has it, the suite checks what PutConn stored.
 type ConnReader interface {
 	// Conn returns the recorded connection; ok is false when there is none.
-	Conn(ctx context.Context, connID string) (e abi.ConnEvent, ok bool, err error)
+	Conn(ctx context.Context, connID string) (e store.Conn, ok bool, err error)
 }
 
 // Limits of DynamoDB that a backend may enforce. Writes past them must
@@ -798,7 +796,7 @@ func checkSubscribers(t *testing.T, b Backend, topic string, want []store.Subscr
 func connect(t *testing.T, b Backend, ids ...string) {
 	t.Helper()
 	errs := race(len(ids), func(i int) error {
-		return b.PutConn(ctx(t), abi.ConnEvent{Kind: abi.EventConnect, ConnID: ids[i], At: time.Now().UnixMilli()})
+		return b.PutConn(ctx(t), store.Conn{ConnID: ids[i], At: time.Now().UnixMilli()})
 	})
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("PutConn: %v", err)
@@ -858,7 +856,7 @@ func testDropConn(t *testing.T, b Backend, n names) {
 	s := n.stream("")
 	gone, stays := n.conn("gone"), n.conn("stays")
 	for _, c := range []string{gone, stays} {
-		if err := b.PutConn(ctx(t), abi.ConnEvent{Kind: abi.EventConnect, ConnID: c, At: time.Now().UnixMilli()}); err != nil {
+		if err := b.PutConn(ctx(t), store.Conn{ConnID: c, At: time.Now().UnixMilli()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -912,14 +910,13 @@ func testDropConn(t *testing.T, b Backend, n names) {
 }
 
 func testConnections(t *testing.T, b Backend, n names) {
-	e := abi.ConnEvent{
-		Kind:   abi.EventConnect,
+	e := store.Conn{
 		ConnID: n.conn("1"),
 		User:   identity.User{ID: "alice", Claims: map[string]string{"scope": "admin"}},
 		At:     time.Now().UnixMilli(),
 	}
-	anon := abi.ConnEvent{Kind: abi.EventConnect, ConnID: n.conn("2"), At: e.At + 1}
-	for _, ev := range []abi.ConnEvent{e, anon} {
+	anon := store.Conn{ConnID: n.conn("2"), At: e.At + 1}
+	for _, ev := range []store.Conn{e, anon} {
 		if err := b.PutConn(ctx(t), ev); err != nil {
 			t.Fatalf("PutConn(%s): %v", ev.ConnID, err)
 		}
@@ -928,7 +925,7 @@ func testConnections(t *testing.T, b Backend, n names) {
 	if !ok {
 		return
 	}
-	check := func(want abi.ConnEvent) {
+	check := func(want store.Conn) {
 		t.Helper()
 		got, ok, err := r.Conn(ctx(t), want.ConnID)
 		if !ok || err != nil || got.ConnID != want.ConnID || got.At != want.At || !sameUser(got.User, want.User) {
@@ -1359,7 +1356,7 @@ func testSubscribersRoles(t *testing.T, b Backend, n names) {
 	}
 	checkSubscribers(t, b, topic, want)
 	if r, ok := b.(ConnReader); ok {
-		e := abi.ConnEvent{Kind: abi.EventConnect, ConnID: n.conn("r"), User: users[1], At: time.Now().UnixMilli()}
+		e := store.Conn{ConnID: n.conn("r"), User: users[1], At: time.Now().UnixMilli()}
 		if err := b.PutConn(ctx(t), e); err != nil {
 			t.Fatal(err)
 		}

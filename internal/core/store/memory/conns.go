@@ -3,12 +3,12 @@ package memory
 import (
 	"context"
 
-	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // PutConn records a connection. A connection DropConn forgot may
 // subscribe again once recorded again.
-func (s *Store) PutConn(_ context.Context, e abi.ConnEvent) error {
+func (s *Store) PutConn(_ context.Context, e store.Conn) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.conns[e.ConnID] = e
@@ -28,7 +28,7 @@ func (s *Store) DropConn(_ context.Context, connID string) error {
 }
 
 // Conn returns a recorded connection.
-func (s *Store) Conn(connID string) (abi.ConnEvent, bool) {
+func (s *Store) Conn(connID string) (store.Conn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.conns[connID]

@@ -19,13 +19,12 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/core/store"
-	"github.com/wsbind/wsbind/internal/sandbox/abi"
 )
 
 // Change is one committed write, as the fan-out function receives it:
 // Stream is the binding's stream (never the scope), Kind is "create",
 // "update" or "delete"; Old is nil on create and New nil on delete.
-type Change = abi.Change
+type Change = store.Change
 
 // Store keeps items, subscriptions and the changes not yet drained. The
 // zero value is not ready; use New.
@@ -35,7 +34,7 @@ type Store struct {
 	topics  map[string]map[string]store.Subscription // topic → sub key → sub
 	byConn  map[string]map[subRef]bool               // conn → its subscriptions
 	changes []Change
-	conns   map[string]abi.ConnEvent
+	conns   map[string]store.Conn
 	// dropped holds the connections DropConn forgot (until PutConn records
 	// them again): a subscribe of theirs that comes late records nothing.
 	// It only grows, by one id per connection dropped.
@@ -71,7 +70,7 @@ func New() *Store {
 		streams: map[string]*stream{},
 		topics:  map[string]map[string]store.Subscription{},
 		byConn:  map[string]map[subRef]bool{},
-		conns:   map[string]abi.ConnEvent{},
+		conns:   map[string]store.Conn{},
 		dropped: map[string]bool{},
 		claims:  map[string]store.Claim{},
 	}
@@ -201,11 +200,11 @@ func (s *Store) Put(name string, it store.Item) int64 {
 func (s *Store) put(name string, pt *part, it store.Item) {
 	old, existed := pt.items[it.ID]
 	pt.items[it.ID] = it
-	ch := Change{Stream: name, PK: it.ID, Kind: abi.KindUpdate, New: it.Data, Version: it.Version}
+	ch := Change{Stream: name, PK: it.ID, Kind: store.KindUpdate, New: it.Data, Version: it.Version}
 	if existed {
 		ch.Old = old.Data
 	} else {
-		ch.Kind = abi.KindCreate
+		ch.Kind = store.KindCreate
 		i := sort.SearchStrings(pt.ids, it.ID)
 		pt.ids = slices.Insert(pt.ids, i, it.ID)
 	}
@@ -230,7 +229,7 @@ func (s *Store) Delete(_ context.Context, p store.Part, id string, version int64
 	delete(pt.items, id)
 	i := sort.SearchStrings(pt.ids, id)
 	pt.ids = slices.Delete(pt.ids, i, i+1)
-	s.changes = append(s.changes, Change{Stream: p.Stream, PK: id, Kind: abi.KindDelete, Old: it.Data, Version: it.Version + 1})
+	s.changes = append(s.changes, Change{Stream: p.Stream, PK: id, Kind: store.KindDelete, Old: it.Data, Version: it.Version + 1})
 	return clone(it), nil
 }
 

@@ -6,7 +6,6 @@ import (
 
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
-	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/testkit/storetest"
 )
 
@@ -15,7 +14,7 @@ import (
 // what a dropped connection leaves.
 type reader struct{ *memory.Store }
 
-func (r reader) Conn(_ context.Context, connID string) (abi.ConnEvent, bool, error) {
+func (r reader) Conn(_ context.Context, connID string) (store.Conn, bool, error) {
 	e, ok := r.Store.Conn(connID)
 	return e, ok, nil
 }
