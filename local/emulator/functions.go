@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/aws/aws-lambda-go/lambda"
+
 	"github.com/wsbind/wsbind/internal/aws/auth"
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
@@ -15,11 +17,9 @@ import (
 )
 
 // Invoker is a Lambda function as the gateway and the stream mapping call
-// it: the event's JSON in, the response's JSON out. lambdahost.Handler is
-// one.
-type Invoker interface {
-	Invoke(ctx context.Context, payload []byte) ([]byte, error)
-}
+// it: the event's JSON in, the response's JSON out. It is aws-lambda-go's
+// lambda.Handler, which lambdahost.Handler implements.
+type Invoker = lambda.Handler
 
 // functions are the four Lambda functions of the deployment, running the
 // very guests `make build` ships, through the host code the bootstrap

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/coder/websocket"
 )
 
@@ -192,7 +193,7 @@ func (g *Gateway) disconnect(cl *client, st closeStatus) {
 }
 
 // invoke calls fn with ev's JSON, bounded by IntegrationTimeout.
-func (g *Gateway) invoke(fn Function, ev any) ([]byte, error) {
+func (g *Gateway) invoke(fn lambda.Handler, ev any) ([]byte, error) {
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		return nil, err

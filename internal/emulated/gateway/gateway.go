@@ -22,14 +22,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// Function is a Lambda function as API Gateway invokes it: the event's
-// JSON in, the response's JSON out. lambdahost.Handler and
-// auth.Authorizer are Functions.
-type Function interface {
-	Invoke(ctx context.Context, payload []byte) ([]byte, error)
-}
+	"github.com/aws/aws-lambda-go/lambda"
+)
 
 // API Gateway's limits (docs/aws-limits.md), the defaults of Config.
 const (
@@ -57,14 +52,14 @@ type Config struct {
 	// Authorizer is the $connect route's REQUEST authorizer. nil means
 	// the route has none: every handshake goes on to Connect, and events
 	// carry no requestContext.authorizer.
-	Authorizer Function
+	Authorizer lambda.Handler
 	// Connect serves $connect and $disconnect. nil means neither route
 	// exists: every handshake that passes the authorizer is accepted.
-	Connect Function
+	Connect lambda.Handler
 	// Route serves $default, a two-way route: the body of its response
 	// is sent back to the client. nil means no route: every message is
 	// answered with API Gateway's "Forbidden" message.
-	Route Function
+	Route lambda.Handler
 
 	// Stage names the stage: in the events, the methodArn, and the
 	// management endpoint's optional prefix (http://ADDR/{stage}).

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/coder/websocket"
@@ -40,7 +41,7 @@ func token(t testing.TB, key []byte, sub string, ttl time.Duration) string {
 
 // authorizer is the real REQUEST authorizer (internal/aws/auth) verifying
 // tokens signed with secret.
-func authorizer(t testing.TB) Function {
+func authorizer(t testing.TB) lambda.Handler {
 	t.Helper()
 	v, err := auth.NewVerifier(auth.Config{HS256Secret: secret})
 	if err != nil {
@@ -51,7 +52,7 @@ func authorizer(t testing.TB) Function {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// fn is a Function made of a Go function.
+// fn is a lambda.Handler made of a Go function.
 type fn func(ctx context.Context, payload []byte) ([]byte, error)
 
 func (f fn) Invoke(ctx context.Context, payload []byte) ([]byte, error) { return f(ctx, payload) }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/coder/websocket"
 
 	"github.com/wsbind/wsbind/bindings"
@@ -24,7 +25,7 @@ import (
 func TestGateway_Lambdahost(t *testing.T) {
 	st := memory.New()
 	svc := &host.Services{Store: st, Subscribers: st, Conns: st, Log: quietLog()}
-	handler := func(name string) Function {
+	handler := func(name string) lambda.Handler {
 		pool := host.NewPool(host.NativeModule(func(c guest.Caller) map[string]guest.Entry {
 			return guest.All(c, bindings.Registry(resource.Settings{}))
 		}), 4)
@@ -35,7 +36,7 @@ func TestGateway_Lambdahost(t *testing.T) {
 		}
 		return h
 	}
-	conn := &spy{Function: handler(lambdahost.NameConnect)}
+	conn := &spy{Handler: handler(lambdahost.NameConnect)}
 	tg := start(t, Config{Authorizer: authorizer(t), Connect: conn, Route: handler(lambdahost.NameRoute)})
 
 	alice := tg.mustDial(t, "?token="+token(t, secret, "alice", time.Hour))
@@ -90,16 +91,16 @@ func TestGateway_Lambdahost(t *testing.T) {
 	}
 }
 
-// spy passes calls to a Function and keeps the id of the last
+// spy passes calls to a lambda.Handler and keeps the id of the last
 // connection it saw connect.
 type spy struct {
-	Function
+	lambda.Handler
 	rec recorder
 }
 
 func (s *spy) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	s.rec.Invoke(ctx, payload)
-	return s.Function.Invoke(ctx, payload)
+	return s.Handler.Invoke(ctx, payload)
 }
 
 func (s *spy) last() string {

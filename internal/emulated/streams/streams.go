@@ -21,15 +21,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/wsbind/wsbind/internal/emulated/dynamodblocal"
 )
-
-// Handler is the function a mapping invokes: lambda.Handler, which
-// internal/aws/lambdahost.Handler implements.
-type Handler interface {
-	Invoke(ctx context.Context, payload []byte) ([]byte, error)
-}
 
 // Source is a change stream: *dynamodblocal.Stream.
 type Source interface {
@@ -109,12 +104,12 @@ func (c *Config) defaults() {
 // Mapping is an event source mapping: one stream, one function.
 type Mapping struct {
 	src Source
-	h   Handler
+	h   lambda.Handler
 	cfg Config
 }
 
 // New returns a mapping of src to h. The config is copied.
-func New(src Source, h Handler, cfg Config) *Mapping {
+func New(src Source, h lambda.Handler, cfg Config) *Mapping {
 	cfg.defaults()
 	return &Mapping{src: src, h: h, cfg: cfg}
 }

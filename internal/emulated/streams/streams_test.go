@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -142,7 +143,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // run runs a mapping until the test ends, and checks that it stops.
-func run(t *testing.T, st streams.Source, h streams.Handler, cfg streams.Config) {
+func run(t *testing.T, st streams.Source, h lambda.Handler, cfg streams.Config) {
 	t.Helper()
 	if cfg.RetryDelay == 0 {
 		cfg.RetryDelay = time.Millisecond
