@@ -75,6 +75,11 @@ const (
 	attrConnectedAt = "connected_at" // N, Unix ms
 	attrTTL         = "ttl"          // N, Unix seconds
 
+	// AttrTTL is the time-to-live attribute of the connections,
+	// subscriptions and idempotency tables (not of items), which the
+	// deployment's template enables.
+	AttrTTL = attrTTL
+
 	// IndexByConn is the subscriptions table's index on conn_id.
 	IndexByConn = "by_conn"
 	// IndexByBinding is the items table's sparse index of scoped items

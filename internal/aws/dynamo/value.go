@@ -331,8 +331,8 @@ func valueSize(v types.AttributeValue) int {
 
 // appendObject appends an item as the stored JSON object: one member per
 // attribute not starting with "_", "id" first and the others in byte
-// order of their names, as the fan-out's stream decoder writes them, so a
-// read and a push of the same item are the same bytes.
+// order of their names. Reads and stream records (ChangeOf) both render
+// through it, so a read and a push of the same item are the same bytes.
 func appendObject(dst []byte, item map[string]types.AttributeValue) ([]byte, error) {
 	names := make([]string, 0, len(item))
 	for k := range item {

@@ -1,4 +1,4 @@
-package lambdahost
+package dynamo
 
 import (
 	"bytes"
@@ -18,7 +18,16 @@ func image(t *testing.T, js string) map[string]events.DynamoDBAttributeValue {
 	return img
 }
 
-func TestAppendObject(t *testing.T) {
+// render renders a stream image as ChangeOf does.
+func render(img map[string]events.DynamoDBAttributeValue) ([]byte, error) {
+	attrs, err := imageAttrs(img)
+	if err != nil {
+		return nil, err
+	}
+	return appendObject(nil, attrs)
+}
+
+func TestStreamImage(t *testing.T) {
 	tests := []struct {
 		name, image, want string
 	}{
@@ -42,7 +51,7 @@ func TestAppendObject(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := appendObject(nil, image(t, tt.image))
+			got, err := render(image(t, tt.image))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,9 +66,9 @@ func TestAppendObject(t *testing.T) {
 }
 
 // TestAppendObject_NumberRoundTrip: a number reads back with every digit.
-func TestAppendObject_NumberRoundTrip(t *testing.T) {
+func TestStreamImage_NumberRoundTrip(t *testing.T) {
 	const n = "12345678901234567890.123456789"
-	got, err := appendObject(nil, image(t, `{"id":{"S":"x"},"n":{"N":"`+n+`"}}`))
+	got, err := render(image(t, `{"id":{"S":"x"},"n":{"N":"`+n+`"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +83,9 @@ func TestAppendObject_NumberRoundTrip(t *testing.T) {
 	}
 }
 
-func TestAppendObject_BadNumber(t *testing.T) {
+func TestStreamImage_BadNumber(t *testing.T) {
 	for _, n := range []string{"", "+1", ".5", "5.", "01", "1e", "NaN", "Infinity", "0x10", "1 ", "--1"} {
-		if got, err := appendObject(nil, image(t, `{"n":{"N":"`+n+`"}}`)); err == nil {
+		if got, err := render(image(t, `{"n":{"N":"`+n+`"}}`)); err == nil {
 			t.Errorf("number %q: got %s, want an error", n, got)
 		}
 	}
@@ -121,7 +130,7 @@ func TestChangeOf_Scoped(t *testing.T) {
 		if err := json.Unmarshal([]byte(js), &rec); err != nil {
 			t.Fatal(err)
 		}
-		ch, err := changeOf(&rec)
+		ch, err := ChangeOf(&rec)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.partition, err)
 		}
