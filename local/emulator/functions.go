@@ -63,7 +63,7 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 	}
 	f.authorizer = auth.NewAuthorizer(v, log)
 
-	wcfg := host.WazeroConfig{Interruptible: true, Env: cfg.GuestEnv}
+	wcfg := host.WazeroConfig{Interruptible: true, GuestEnv: cfg.GuestEnv}
 	if cfg.CacheDir != "" {
 		c, err := host.OpenCache("", cfg.CacheDir, log)
 		if err != nil {

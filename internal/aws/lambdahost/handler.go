@@ -163,7 +163,7 @@ func (h *Handler) connect(ctx context.Context, payload []byte) (any, error) {
 	if rc.EventType == eventDisconnect {
 		e.Kind, e.At = abi.EventDisconnect, rc.RequestTimeEpoch
 	}
-	ok, err := host.Connect(ctx, h.cfg.Pool, h.cfg.Services, e)
+	ok, err := host.CallConnect(ctx, h.cfg.Pool, h.cfg.Services, e)
 	switch {
 	case err != nil:
 		h.log.LogAttrs(ctx, slog.LevelError, "wsbind: connect guest failed",
@@ -189,6 +189,6 @@ func (h *Handler) route(ctx context.Context, payload []byte) (any, error) {
 		}
 	}
 	rc := &req.RequestContext
-	reply := host.Route(ctx, h.cfg.Pool, h.cfg.Services, abi.Message{ConnID: rc.ConnectionID, User: userOf(rc.Authorizer), Frame: frame})
+	reply := host.CallRoute(ctx, h.cfg.Pool, h.cfg.Services, abi.Message{ConnID: rc.ConnectionID, User: userOf(rc.Authorizer), Frame: frame})
 	return events.APIGatewayProxyResponse{StatusCode: 200, Body: string(reply)}, nil
 }

@@ -53,7 +53,7 @@ func (h *Handler) fanout(ctx context.Context, payload []byte) (any, error) {
 				slog.String("event", rec.EventName), slog.Any("err", err))
 			continue
 		}
-		if err := host.Fanout(ctx, h.cfg.Pool, h.cfg.Services, abi.Change(ch)); err != nil {
+		if err := host.CallFanout(ctx, h.cfg.Pool, h.cfg.Services, abi.Change(ch)); err != nil {
 			h.log.LogAttrs(ctx, slog.LevelError, "wsbind: fan-out failed", slog.String("seq", seq), slog.Any("err", err))
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: seq})
 			break

@@ -15,7 +15,7 @@ const aotBuilt = true
 // loadAOT maps a .cwasm into a new wasmtime engine. wasmtime refuses
 // code made for another CPU, or by another wasmtime, with an error.
 func loadAOT(env *Process, path string, cl *closers) (host.Module, error) {
-	eng, err := host.NewWasmtime(host.WasmtimeConfig{Env: env.guestEnv()})
+	eng, err := host.NewWasmtime(host.WasmtimeConfig{GuestEnv: env.guestEnv()})
 	if err != nil {
 		return nil, err
 	}

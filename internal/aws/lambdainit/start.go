@@ -276,7 +276,7 @@ func loadWasm(ctx context.Context, env *Process, root, name string, log *slog.Lo
 		cacheRoot = filepath.Join(os.TempDir(), "wsbind-cache")
 	}
 	work := filepath.Join(cacheRoot, name)
-	cfg := host.WazeroConfig{Env: env.guestEnv()}
+	cfg := host.WazeroConfig{GuestEnv: env.guestEnv()}
 	cache, err := host.OpenCache(filepath.Join(root, name+".cache"), work, log)
 	if err != nil {
 		log.LogAttrs(ctx, slog.LevelWarn, "wsbind: no compilation cache", slog.Any("err", err))

@@ -40,7 +40,7 @@ func benchServices(st *memory.Store, p host.Poster) *host.Services {
 	return &host.Services{Store: st, Subscribers: st, Conns: st, Poster: p, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
-// BenchmarkRoute runs one frame per iteration through host.Route with one
+// BenchmarkRoute runs one frame per iteration through host.CallRoute with one
 // warm instance, as the route function does on Lambda.
 func BenchmarkRoute(b *testing.B) {
 	ctx := context.Background()
@@ -57,19 +57,19 @@ func BenchmarkRoute(b *testing.B) {
 						b.Fatal(err)
 					}
 					m := abi.Message{ConnID: "conn-1", Frame: createFrame("What is the answer?", "r1")}
-					q, err := checkQuestion(host.Route(ctx, pool, svc, m), "create", 201, "What is the answer?", "r1")
+					q, err := checkQuestion(host.CallRoute(ctx, pool, svc, m), "create", 201, "What is the answer?", "r1")
 					if err != nil {
 						b.Fatal(err)
 					}
 					if action == "retrieve" {
 						m.Frame = retrieveFrame(q.ID, "r1")
-						if _, err := checkQuestion(host.Route(ctx, pool, svc, m), "retrieve", 200, q.Text, "r1"); err != nil {
+						if _, err := checkQuestion(host.CallRoute(ctx, pool, svc, m), "retrieve", 200, q.Text, "r1"); err != nil {
 							b.Fatal(err)
 						}
 					}
 					b.ReportAllocs()
 					for b.Loop() {
-						host.Route(ctx, pool, svc, m)
+						host.CallRoute(ctx, pool, svc, m)
 					}
 					b.StopTimer()
 					if made := pool.Made(); made != 1 {
@@ -97,7 +97,7 @@ func runFanout(b *testing.B, mod host.Module, svc *host.Services, poster *counti
 	ctx := context.Background()
 	pool := host.NewPool(mod, 1)
 	defer pool.Close(ctx)
-	if err := host.Fanout(ctx, pool, svc, ch); err != nil {
+	if err := host.CallFanout(ctx, pool, svc, ch); err != nil {
 		b.Fatal(err)
 	}
 	if n := poster.n.Load(); n != int64(subscribers) {
@@ -105,7 +105,7 @@ func runFanout(b *testing.B, mod host.Module, svc *host.Services, poster *counti
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := host.Fanout(ctx, pool, svc, ch); err != nil {
+		if err := host.CallFanout(ctx, pool, svc, ch); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -116,7 +116,7 @@ func runFanout(b *testing.B, mod host.Module, svc *host.Services, poster *counti
 }
 
 // BenchmarkFanout runs one update change per iteration through
-// host.Fanout to 100 and to 1000 subscribers of the object's updates.
+// host.CallFanout to 100 and to 1000 subscribers of the object's updates.
 func BenchmarkFanout(b *testing.B) {
 	ctx := context.Background()
 	for _, subscribers := range []int{100, 1000} {
@@ -131,7 +131,7 @@ func BenchmarkFanout(b *testing.B) {
 					// its subscribers, and one update of it.
 					route := host.NewPool(host.NativeModule(nativeApp), 1)
 					send := func(conn string, frame []byte) []byte {
-						return host.Route(ctx, route, svc, abi.Message{ConnID: conn, Frame: frame})
+						return host.CallRoute(ctx, route, svc, abi.Message{ConnID: conn, Frame: frame})
 					}
 					q, err := checkQuestion(send("author", createFrame("Before", "c")), "create", 201, "Before", "c")
 					if err != nil {

@@ -177,7 +177,7 @@ func TestOpenCache(t *testing.T) {
 		st := memory.New()
 		pool := host.NewPool(mod, 1)
 		defer pool.Close(ctx)
-		ok, err := host.Connect(ctx, pool, &host.Services{Conns: st, Log: testLog(t)},
+		ok, err := host.CallConnect(ctx, pool, &host.Services{Conns: st, Log: testLog(t)},
 			abi.ConnEvent{Kind: abi.EventConnect, ConnID: "c1", User: identity.User{ID: "alice"}, At: 1})
 		if err != nil || !ok {
 			t.Fatalf("connect: got %v, %v; want true, nil", ok, err)

@@ -101,7 +101,7 @@ func newCrashHarness(t *testing.T, mod host.Module) *crashHarness {
 }
 
 func (h *crashHarness) send(ctx context.Context, frame string) []byte {
-	return host.Route(ctx, h.pool, h.svc, abi.Message{ConnID: "conn-1", Frame: []byte(frame)})
+	return host.CallRoute(ctx, h.pool, h.svc, abi.Message{ConnID: "conn-1", Frame: []byte(frame)})
 }
 
 // echo sends a frame the guest answers, and checks the answer.
@@ -191,7 +191,7 @@ func TestWazero_CrashGuest(t *testing.T) {
 		pool := host.NewPool(route, 1)
 		defer pool.Close(context.Background())
 		send := func(frame []byte) []byte {
-			return host.Route(context.Background(), pool, svc, abi.Message{ConnID: "conn-1", Frame: frame})
+			return host.CallRoute(context.Background(), pool, svc, abi.Message{ConnID: "conn-1", Frame: frame})
 		}
 		text := strings.Repeat("x", 200)
 		list := []byte(`{"stream":"questions","payload":{"action":"list","data":{"page":1},"request_id":"l"}}`)
@@ -290,7 +290,7 @@ func TestWazero_Deadline(t *testing.T) {
 		pool := host.NewPool(engineModule(t, routePkg, host.WazeroConfig{Interruptible: true}), 1)
 		defer pool.Close(context.Background())
 		route := func(ctx context.Context, frame []byte) []byte {
-			return host.Route(ctx, pool, svc, abi.Message{ConnID: "conn-1", Frame: frame})
+			return host.CallRoute(ctx, pool, svc, abi.Message{ConnID: "conn-1", Frame: frame})
 		}
 		if _, err := checkQuestion(route(context.Background(), createFrame("fast", "1")), "create", 201, "fast", "1"); err != nil {
 			t.Fatal(err)

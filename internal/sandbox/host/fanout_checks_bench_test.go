@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkFanoutChecks runs one update change per iteration through
-// host.Fanout to 1,000 subscribers, each of whom receives the push:
+// host.CallFanout to 1,000 subscribers, each of whom receives the push:
 //
 //   - checks=none: questions (AllowAny, unscoped): nothing to check but
 //     the binding's permissions;
@@ -68,12 +68,12 @@ func BenchmarkFanoutChecks(b *testing.B) {
 					author := identity.User{ID: "alice"}
 					send := func(conn string, u identity.User, frame string) {
 						b.Helper()
-						r, err := parseReply(host.Route(ctx, route, svc, abi.Message{ConnID: conn, User: u, Frame: []byte(frame)}))
+						r, err := parseReply(host.CallRoute(ctx, route, svc, abi.Message{ConnID: conn, User: u, Frame: []byte(frame)}))
 						if err != nil || r.Payload.ResponseStatus >= 300 {
 							b.Fatalf("%s: %+v, %v", frame, r, err)
 						}
 					}
-					r, err := parseReply(host.Route(ctx, route, svc, abi.Message{ConnID: "author", User: author, Frame: []byte(sc.create)}))
+					r, err := parseReply(host.CallRoute(ctx, route, svc, abi.Message{ConnID: "author", User: author, Frame: []byte(sc.create)}))
 					if err != nil || r.Payload.ResponseStatus != 201 {
 						b.Fatalf("create: %+v, %v", r, err)
 					}

@@ -13,11 +13,11 @@ import (
 	"github.com/wsbind/wsbind/resource"
 )
 
-// Route runs the route function for one frame and returns the reply
+// CallRoute runs the route function for one frame and returns the reply
 // frame. A guest trap answers 500 Internal Server Error, echoing what the
 // frame lets the host read, and logs the trap; the pool has already
 // replaced the instance.
-func Route(ctx context.Context, p *Pool, s *Services, m abi.Message) []byte {
+func CallRoute(ctx context.Context, p *Pool, s *Services, m abi.Message) []byte {
 	var w abi.Writer
 	m.Encode(&w)
 	out, err := p.Call(WithServices(ctx, s), abi.ExportRoute, w.B)
@@ -34,10 +34,10 @@ func Route(ctx context.Context, p *Pool, s *Services, m abi.Message) []byte {
 // retried (its record reported as a batch item failure).
 var ErrRetry = errors.New("change not delivered")
 
-// Fanout runs the streamfanout function for one change. A nil error means
+// CallFanout runs the streamfanout function for one change. A nil error means
 // the change is done with (delivered, or skipped as unpushable); an error
 // wraps ErrRetry.
-func Fanout(ctx context.Context, p *Pool, s *Services, ch abi.Change) error {
+func CallFanout(ctx context.Context, p *Pool, s *Services, ch abi.Change) error {
 	var w abi.Writer
 	ch.Encode(&w)
 	out, err := p.Call(WithServices(ctx, s), abi.ExportFanout, w.B)
@@ -54,10 +54,10 @@ func Fanout(ctx context.Context, p *Pool, s *Services, ch abi.Change) error {
 	return nil
 }
 
-// Connect runs the connect function for a $connect or $disconnect. It
+// CallConnect runs the connect function for a $connect or $disconnect. It
 // reports whether the connection is accepted; a trap or a failed record
 // refuses it (a disconnect's outcome only matters for the log).
-func Connect(ctx context.Context, p *Pool, s *Services, e abi.ConnEvent) (bool, error) {
+func CallConnect(ctx context.Context, p *Pool, s *Services, e abi.ConnEvent) (bool, error) {
 	var w abi.Writer
 	e.Encode(&w)
 	out, err := p.Call(WithServices(ctx, s), abi.ExportConnect, w.B)

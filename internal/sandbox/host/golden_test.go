@@ -61,14 +61,14 @@ func newTarget(t *testing.T, mod host.Module, env protocoltest.Env) protocoltest
 }
 
 func (tg *target) Send(c protocoltest.Conn, frame []byte) []byte {
-	return host.Route(context.Background(), tg.pool, tg.svc, abi.Message{ConnID: c.ID, User: c.Identity(), Frame: frame})
+	return host.CallRoute(context.Background(), tg.pool, tg.svc, abi.Message{ConnID: c.ID, User: c.Identity(), Frame: frame})
 }
 
 func (tg *target) Put(stream string, it store.Item) { tg.store.Put(stream, it) }
 
 func (tg *target) Flush() []protocoltest.Post {
 	for _, ch := range tg.store.Changes() {
-		if err := host.Fanout(context.Background(), tg.pool, tg.svc, abi.Change(ch)); err != nil {
+		if err := host.CallFanout(context.Background(), tg.pool, tg.svc, abi.Change(ch)); err != nil {
 			tg.t.Errorf("fan-out: %v", err)
 		}
 	}

@@ -187,14 +187,14 @@ func hammer(t *testing.T, route, crash host.Module, workers, pairs int) {
 			for i := range pairs {
 				text := fmt.Sprintf("g%d q%d", g, i)
 				rid := fmt.Sprintf("g%d-%d-c", g, i)
-				out := host.Route(ctx, pool, svc, abi.Message{ConnID: conn, User: user, Frame: createFrame(text, rid)})
+				out := host.CallRoute(ctx, pool, svc, abi.Message{ConnID: conn, User: user, Frame: createFrame(text, rid)})
 				q, err := checkQuestion(out, "create", 201, text, rid)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				rid = fmt.Sprintf("g%d-%d-r", g, i)
-				out = host.Route(ctx, pool, svc, abi.Message{ConnID: conn, User: user, Frame: retrieveFrame(q.ID, rid)})
+				out = host.CallRoute(ctx, pool, svc, abi.Message{ConnID: conn, User: user, Frame: retrieveFrame(q.ID, rid)})
 				got, err := checkQuestion(out, "retrieve", 200, text, rid)
 				if err != nil {
 					t.Error(err)
@@ -207,7 +207,7 @@ func hammer(t *testing.T, route, crash host.Module, workers, pairs int) {
 				if i%panicEvery != panicEvery-1 {
 					continue
 				}
-				out = host.Route(ctx, crashPool, crashSvc, abi.Message{ConnID: conn, User: user, Frame: []byte("panic")})
+				out = host.CallRoute(ctx, crashPool, crashSvc, abi.Message{ConnID: conn, User: user, Frame: []byte("panic")})
 				if r, err := parseReply(out); err != nil || r.Payload.ResponseStatus != 500 {
 					t.Errorf("crash guest panic: want a 500 reply, got %q (%v)", out, err)
 					return
@@ -216,7 +216,7 @@ func hammer(t *testing.T, route, crash host.Module, workers, pairs int) {
 				panics++
 				mu.Unlock()
 				frame := fmt.Sprintf("%s %d", conn, i)
-				if out := host.Route(ctx, crashPool, crashSvc, abi.Message{ConnID: conn, Frame: []byte(frame)}); string(out) != "echo:"+frame {
+				if out := host.CallRoute(ctx, crashPool, crashSvc, abi.Message{ConnID: conn, Frame: []byte(frame)}); string(out) != "echo:"+frame {
 					t.Errorf("crash guest after a panic: got %q, want %q", out, "echo:"+frame)
 					return
 				}

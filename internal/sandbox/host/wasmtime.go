@@ -32,8 +32,9 @@ type WasmtimeConfig struct {
 	// after the guest wrote it, not before the call returns. (The guests
 	// open the pipe as /dev/fd/N: Linux and macOS.)
 	Stderr io.Writer
-	// Env is the guests' environment, KEY=VALUE.
-	Env []string
+	// GuestEnv is the guests' environment, KEY=VALUE: what a guest reads
+	// with os.Getenv (never the host's own).
+	GuestEnv []string
 	// MessageTimeout bounds each call into a guest, _initialize included;
 	// a context deadline that comes sooner wins. 0 means 30 s. Guest code
 	// past it is stopped within 10 ms (wasmtime's epoch interruption,
@@ -383,7 +384,7 @@ func (i *wasmtimeInstance) instantiate(l *wasmtime.Linker, mod *wasmtime.Module)
 func (w *Wasmtime) wasiConfig() (*wasmtime.WasiConfig, error) {
 	c := wasmtime.NewWasiConfig()
 	var keys, values []string
-	for _, kv := range w.cfg.Env {
+	for _, kv := range w.cfg.GuestEnv {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			keys = append(keys, k)
 			values = append(values, v)

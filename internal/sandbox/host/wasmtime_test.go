@@ -196,8 +196,8 @@ func TestWasmtime_RouteMatchesNative(t *testing.T) {
 		"\xff",
 	} {
 		m := abi.Message{ConnID: "c1", User: identity.User{ID: "u1", Claims: map[string]string{"role": "admin"}}, Frame: []byte(frame)}
-		a := host.Route(context.Background(), native.pool, native.svc, m)
-		b := host.Route(context.Background(), wasm.pool, wasm.svc, m)
+		a := host.CallRoute(context.Background(), native.pool, native.svc, m)
+		b := host.CallRoute(context.Background(), wasm.pool, wasm.svc, m)
 		if !bytes.Equal(a, b) {
 			t.Errorf("frame %d %s: native\n%s\nwasmtime\n%s", i, frame, a, b)
 		}
@@ -267,7 +267,7 @@ func TestWasmtime_CrashGuest(t *testing.T) {
 			t.Fatalf("Pool.Call with a panicking store: %v; want a *host.TrapError carrying the panic", err)
 		}
 		svc.Store = memory.New()
-		out := host.Route(context.Background(), pool, svc, abi.Message{ConnID: "conn-1", Frame: createFrame("fine", "2")})
+		out := host.CallRoute(context.Background(), pool, svc, abi.Message{ConnID: "conn-1", Frame: createFrame("fine", "2")})
 		if _, err := checkQuestion(out, "create", 201, "fine", "2"); err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +353,7 @@ func TestWasmtime_TimeLimit(t *testing.T) {
 		pool := host.NewPool(wasmtimeEngineModule(t, routePkg, host.WasmtimeConfig{MessageTimeout: limit}), 1)
 		defer pool.Close(context.Background())
 		route := func(frame []byte) []byte {
-			return host.Route(context.Background(), pool, svc, abi.Message{ConnID: "conn-1", Frame: frame})
+			return host.CallRoute(context.Background(), pool, svc, abi.Message{ConnID: "conn-1", Frame: frame})
 		}
 		if _, err := checkQuestion(route(createFrame("fast", "1")), "create", 201, "fast", "1"); err != nil {
 			t.Fatal(err)
@@ -390,8 +390,8 @@ func TestWasmtime_Env(t *testing.T) {
 		name string
 		mod  host.Module
 	}{
-		{"wazero", engineModule(t, spinPkg, host.WazeroConfig{Env: env})},
-		{"wasmtime", wasmtimeEngineModule(t, spinPkg, host.WasmtimeConfig{Env: env})},
+		{"wazero", engineModule(t, spinPkg, host.WazeroConfig{GuestEnv: env})},
+		{"wasmtime", wasmtimeEngineModule(t, spinPkg, host.WasmtimeConfig{GuestEnv: env})},
 	} {
 		h := newCrashHarness(t, e.mod)
 		for name, want := range map[string]string{
@@ -448,7 +448,7 @@ func TestWasmtime_PrecompileLoad(t *testing.T) {
 		}
 		t.Logf("%s: first instance in %v", load.name, time.Since(start))
 		send := func(frame []byte) []byte {
-			return host.Route(context.Background(), pool, svc, abi.Message{ConnID: "conn-1", Frame: frame})
+			return host.CallRoute(context.Background(), pool, svc, abi.Message{ConnID: "conn-1", Frame: frame})
 		}
 		q, err := checkQuestion(send(createFrame("loaded", "1")), "create", 201, "loaded", "1")
 		if err != nil {

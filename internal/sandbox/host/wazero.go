@@ -26,8 +26,9 @@ type WazeroConfig struct {
 	// Stderr receives what guests print (a Go panic's message, say). nil
 	// means os.Stderr.
 	Stderr io.Writer
-	// Env is the guests' environment, KEY=VALUE.
-	Env []string
+	// GuestEnv is the guests' environment, KEY=VALUE: what a guest reads
+	// with os.Getenv (never the host's own).
+	GuestEnv []string
 	// Interruptible makes a call's context cancellation stop a running
 	// guest (wazero's CloseOnContextDone), at a price on every call: the
 	// compiled code checks for it in each loop and function, and wazero
@@ -148,7 +149,7 @@ func (m *wazeroModule) NewInstance(ctx context.Context) (Instance, error) {
 		WithSysWalltime().
 		WithSysNanotime().
 		WithRandSource(rand.Reader) // the default source is deterministic
-	for _, kv := range m.w.cfg.Env {
+	for _, kv := range m.w.cfg.GuestEnv {
 		for i := 0; i < len(kv); i++ {
 			if kv[i] == '=' {
 				cfg = cfg.WithEnv(kv[:i], kv[i+1:])
