@@ -8,12 +8,15 @@ ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 # Guest packages: compiled to WebAssembly, so they may import only the
 # standard library and this module. `make check` enforces it.
-GUEST_PKGS := ./resource/... ./function/... ./bindings/... ./internal/core/protocol/... \
-              ./internal/core/store ./internal/core/apierr/... ./internal/core/call/... \
-              ./internal/core/identity/... \
-              ./internal/core/router/... ./internal/core/jsonv/... ./internal/sandbox/abi/... \
-              ./internal/sandbox/guest/... ./functions/... ./internal/sandbox/host/testguest/... \
-              ./internal/testkit/protocoltest/testbindings/...
+GUEST_PKGS := ./resource/... ./function/... ./bindings/... ./functions/... \
+              ./internal/core/... ./internal/sandbox/abi/... ./internal/sandbox/guest/... \
+              ./internal/sandbox/host/testguest/... ./internal/testkit/protocoltest/testbindings/...
+
+# The layering of RATIONALE's "Project structure": each group of
+# internal/ and the groups its code (tests aside) must not import.
+# `make check` enforces it.
+LAYERS := core:sandbox,aws,emulated,testkit sandbox:aws,emulated,testkit \
+          aws:emulated,testkit emulated:testkit
 
 BENCH_COUNT ?= 6
 BENCH_OUT   ?= bench.txt
@@ -157,6 +160,11 @@ check:
 	@bad=$$(GOOS=wasip1 GOARCH=wasm $(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(GUEST_PKGS) \
 		| grep -v '^github.com/wsbind/wsbind\(/\|$$\)' || true); \
 	if [ -n "$$bad" ]; then echo "guest packages import outside the standard library and this module:"; echo "$$bad"; exit 1; fi
+	@for l in $(LAYERS); do group=$${l%%:*}; not=$$(echo $${l#*:} | tr , '|'); \
+		bad=$$($(GO) list -f '{{.ImportPath}}:{{range .Imports}} {{.}}{{end}}' ./internal/$$group/... \
+			| grep -E " github.com/wsbind/wsbind/internal/($$not)(/| |$$)" || true); \
+		if [ -n "$$bad" ]; then echo "internal/$$group imports a group it must not ($$not):"; echo "$$bad"; exit 1; fi; \
+	done; echo "layers: ok"
 	@GOOS=wasip1 GOARCH=wasm $(GO) build $(WASMFLAGS) -o /tmp/wsbind-check-route.wasm ./functions/route; \
 	size=$$(stat -c %s /tmp/wsbind-check-route.wasm); rm -f /tmp/wsbind-check-route.wasm; \
 	echo "route.wasm: $$size bytes (limit $(MAX_GUEST_BYTES))"; \
