@@ -73,14 +73,6 @@ func (r *recorder) Post(_ context.Context, frame []byte, ids []string) error {
 	return nil
 }
 
-func (r *recorder) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.posts
-	r.posts = nil
-	return out
-}
-
 // logBuffer collects log lines, safely across goroutines.
 type logBuffer struct {
 	mu sync.Mutex
