@@ -8,12 +8,15 @@ ACTIONLINT  := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 # Guest packages: compiled to WebAssembly, so they may import only the
 # standard library and this module. `make check` enforces it.
-GUEST_PKGS := ./resource/... ./function/... ./bindings/... ./internal/protocol/... \
-              ./internal/backend ./internal/apierr/... ./internal/call/... \
-              ./internal/identity/... \
-              ./internal/router/... ./internal/jsonw/... ./internal/abi/... \
-              ./internal/guest/... ./functions/... ./internal/host/testguest/... \
-              ./internal/protocoltest/testbindings/...
+GUEST_PKGS := ./resource/... ./function/... ./bindings/... ./functions/... \
+              ./internal/core/... ./internal/sandbox/abi/... ./internal/sandbox/guest/... \
+              ./internal/sandbox/host/testguest/... ./internal/testkit/protocoltest/testbindings/...
+
+# The layering of RATIONALE's "Project structure": each group of
+# internal/ and the groups its code (tests aside) must not import.
+# `make check` enforces it.
+LAYERS := core:sandbox,aws,emulated,testkit,tool sandbox:aws,emulated,testkit,tool \
+          aws:emulated,testkit,tool emulated:testkit,tool tool:testkit
 
 # The example applications, each a module of its own (examples/*/go.mod).
 EXAMPLES := $(patsubst %/go.mod,%,$(wildcard examples/*/go.mod))
@@ -37,7 +40,7 @@ BUILD := build/$(ARCH)
 # Cross builds use these names for the C compiler and qemu unless told
 # otherwise (CROSS_CC=..., QEMU=...); the wsbind command picks the
 # defaults for the target and skips, saying so in one line, what this
-# machine cannot make (internal/lambdapkg).
+# machine cannot make (internal/tool/lambdapkg).
 CROSS_CC ?=
 QEMU     ?=
 
@@ -78,7 +81,7 @@ token:
 test:
 	./scripts/with-dynalite.sh $(GO) test -race -count=1 ./...
 	@for d in $(EXAMPLES); do echo "cd $$d && $(GO) test -race -count=1 ./..."; (cd $$d && $(GO) test -race -count=1 ./...) || exit 1; done
-	$(GO) test -race -count=1 -tags wsbind_wasmtime -run Wasmtime ./internal/host
+	$(GO) test -race -count=1 -tags wsbind_wasmtime -run Wasmtime ./internal/sandbox/host
 
 ## build: the Lambda package for ARCH and ENGINE in build/ARCH: bootstrap,
 ## each function's .wasm, its compiled code (<name>.cache/) and, for
@@ -98,7 +101,7 @@ wasm:
 
 ## golden: rewrite the golden protocol transcripts after a deliberate change
 golden:
-	$(GO) test ./internal/router -run TestRouter_Golden -update
+	$(GO) test ./internal/core/router -run TestRouter_Golden -update
 
 ## check: formatting, vet (native and wasip1), staticcheck, tidy go.mod,
 ## actionlint on .github/workflows, cfn-lint on the template when it is
@@ -106,11 +109,11 @@ golden:
 check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags wsbind_wasmtime ./internal/host/... ./internal/lambdahost/... ./cmd/bootstrap/...
+	$(GO) vet -tags wsbind_wasmtime ./internal/sandbox/host/... ./internal/aws/... ./cmd/bootstrap/...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet $(GUEST_PKGS)
 	GOOS=wasip1 GOARCH=wasm $(GO) build $(GUEST_PKGS)
 	$(GO) run $(STATICCHECK) ./...
-	$(GO) run $(STATICCHECK) -tags wsbind_wasmtime ./internal/host/... ./internal/lambdahost/... ./cmd/bootstrap/...
+	$(GO) run $(STATICCHECK) -tags wsbind_wasmtime ./internal/sandbox/host/... ./internal/aws/... ./cmd/bootstrap/...
 	$(GO) mod tidy -diff
 	$(GO) run $(ACTIONLINT) -no-color
 	@if command -v cfn-lint >/dev/null; then echo "cfn-lint infra/template.yaml"; cfn-lint infra/template.yaml; \
@@ -118,6 +121,11 @@ check:
 	@bad=$$(GOOS=wasip1 GOARCH=wasm $(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' $(GUEST_PKGS) \
 		| grep -v '^github.com/wsbind/wsbind\(/\|$$\)' || true); \
 	if [ -n "$$bad" ]; then echo "guest packages import outside the standard library and this module:"; echo "$$bad"; exit 1; fi
+	@for l in $(LAYERS); do group=$${l%%:*}; not=$$(echo $${l#*:} | tr , '|'); \
+		bad=$$($(GO) list -f '{{.ImportPath}}:{{range .Imports}} {{.}}{{end}}' ./internal/$$group/... \
+			| grep -E " github.com/wsbind/wsbind/internal/($$not)(/| |$$)" || true); \
+		if [ -n "$$bad" ]; then echo "internal/$$group imports a group it must not ($$not):"; echo "$$bad"; exit 1; fi; \
+	done; echo "layers: ok"
 	@for d in $(EXAMPLES); do \
 		mod=$$(cd $$d && $(GO) list -m) || exit 1; \
 		echo "cd $$d && go vet ./... (native and wasip1), guest dependency rule"; \
@@ -138,19 +146,19 @@ check:
 ## time (-p 1): two benchmarks sharing the 2 cores halve each other.
 bench:
 	$(GO) test -p 1 -tags wsbind_wasmtime -run '^$$' -bench . -skip ColdStart -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
-	$(GO) test -run '^$$' -bench ColdStart -benchtime $(COLD_STARTS)x -count $(COLD_COUNT) ./internal/lambdahost | tee -a $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench ColdStart -benchtime $(COLD_STARTS)x -count $(COLD_COUNT) ./internal/aws/lambdainit | tee -a $(BENCH_OUT)
 	@echo; echo "== framework (native)"
 	@awk '!/engine=/' $(BENCH_OUT) > $(BENCH_OUT).native; $(GO) run $(BENCHSTAT) $(BENCH_OUT).native
-	@echo; echo "== WASI beside native: per message (internal/host), cold start of the bootstrap (internal/lambdahost)"
+	@echo; echo "== WASI beside native: per message (internal/sandbox/host), cold start of the bootstrap (internal/aws/lambdainit)"
 	@awk '!/^Benchmark/ || /engine=/' $(BENCH_OUT) > $(BENCH_OUT).wasi; $(GO) run $(BENCHSTAT) -col /engine $(BENCH_OUT).wasi
 	@rm -f $(BENCH_OUT).native $(BENCH_OUT).wasi
 
 ## fuzz: fuzz the JSON parser, the frame decoder and the router (FUZZTIME each)
 FUZZTIME ?= 2m
 fuzz:
-	$(GO) test ./internal/router -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/router -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/jsonw -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/core/router -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/core/router -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/core/jsonv -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf $(BENCH_OUT) build

@@ -30,7 +30,7 @@ package function
 import (
 	"os"
 
-	"github.com/wsbind/wsbind/internal/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/resource"
 )
 

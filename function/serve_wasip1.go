@@ -2,7 +2,7 @@
 
 package function
 
-import "github.com/wsbind/wsbind/internal/guest"
+import "github.com/wsbind/wsbind/internal/sandbox/guest"
 
 // Serve runs the function on the input the host wrote into the guest's
 // memory at ptr (n bytes) and returns where its output is, packed as the

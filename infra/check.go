@@ -7,6 +7,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
 )
 
 // The checks, as Problem.Check names them.
@@ -84,20 +88,20 @@ var tableVars = map[string]string{
 var wantGrants = map[string][]string{
 	hRoute: {
 		"dynamodb:GetItem items", "dynamodb:PutItem items", "dynamodb:DeleteItem items", "dynamodb:Query items",
-		"dynamodb:Query items/index/by_binding",
+		"dynamodb:Query items/index/" + dynamo.IndexByBinding,
 		"dynamodb:PutItem subscriptions", "dynamodb:DeleteItem subscriptions",
 		"dynamodb:GetItem connections",
 		"dynamodb:PutItem idempotency", "dynamodb:UpdateItem idempotency", "dynamodb:DeleteItem idempotency",
 	},
 	hConnect: {
 		"dynamodb:PutItem connections", "dynamodb:DeleteItem connections",
-		"dynamodb:Query subscriptions/index/by_conn",
+		"dynamodb:Query subscriptions/index/" + dynamo.IndexByConn,
 		"dynamodb:BatchWriteItem subscriptions", "dynamodb:DeleteItem subscriptions",
 	},
 	hStreamFanout: {
 		"dynamodb:Query subscriptions",
 		"dynamodb:DeleteItem connections",
-		"dynamodb:Query subscriptions/index/by_conn", "dynamodb:BatchWriteItem subscriptions",
+		"dynamodb:Query subscriptions/index/" + dynamo.IndexByConn, "dynamodb:BatchWriteItem subscriptions",
 		"execute-api:ManageConnections POST @connections", "execute-api:ManageConnections DELETE @connections",
 		"dynamodb:DescribeStream items/stream/*", "dynamodb:GetRecords items/stream/*",
 		"dynamodb:GetShardIterator items/stream/*", "dynamodb:ListStreams items/stream/*",
@@ -116,13 +120,40 @@ type tableSpec struct {
 
 type gsiSpec struct{ name, hash, rng, projection string }
 
-var tableSpecs = map[string]tableSpec{
-	tItems: {hash: "_stream", rng: "id", stream: "NEW_AND_OLD_IMAGES",
-		gsi: &gsiSpec{name: "by_binding", hash: "_binding", rng: "id", projection: "ALL"}},
-	tConnections: {hash: "conn_id", ttl: "ttl"},
-	tIdempotency: {hash: "key", ttl: "ttl"},
-	tSubscriptions: {hash: "topic", rng: "sub", ttl: "ttl",
-		gsi: &gsiSpec{name: "by_conn", hash: "conn_id", rng: "sub", projection: "KEYS_ONLY"}},
+// tableSpecs are the store's tables by role, read off the store's own
+// definitions (dynamo.TableInputs, the one home of the layout): the check
+// cannot drift from what the store reads and writes.
+var tableSpecs = func() map[string]tableSpec {
+	roles := dynamo.Tables{Items: tItems, Connections: tConnections, Subscriptions: tSubscriptions, Idempotency: tIdempotency}
+	specs := map[string]tableSpec{}
+	for _, in := range dynamo.TableInputs(roles) {
+		var s tableSpec
+		s.hash, s.rng = keysOf(in.KeySchema)
+		if in.StreamSpecification != nil {
+			s.stream = string(in.StreamSpecification.StreamViewType)
+		}
+		for _, g := range in.GlobalSecondaryIndexes {
+			h, r := keysOf(g.KeySchema)
+			s.gsi = &gsiSpec{name: *g.IndexName, hash: h, rng: r, projection: string(g.Projection.ProjectionType)}
+		}
+		if *in.TableName != tItems {
+			s.ttl = dynamo.AttrTTL
+		}
+		specs[*in.TableName] = s
+	}
+	return specs
+}()
+
+func keysOf(schema []types.KeySchemaElement) (hash, rng string) {
+	for _, k := range schema {
+		switch k.KeyType {
+		case types.KeyTypeHash:
+			hash = *k.AttributeName
+		case types.KeyTypeRange:
+			rng = *k.AttributeName
+		}
+	}
+	return hash, rng
 }
 
 // The WebSocket routes: each key and the function that serves it.

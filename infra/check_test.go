@@ -9,11 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 )
 
 // handlers are the Handler values the bootstrap accepts.
-var handlers = []string{lambdahost.Connect, lambdahost.Route, lambdahost.StreamFanout, lambdahost.Authorizer}
+var handlers = []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer}
 
 func load(t *testing.T) (Template, Config) {
 	t.Helper()

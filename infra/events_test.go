@@ -16,7 +16,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/lambdainit"
 )
 
 // sampleSecret signs the sample events' token (events/README.md).
@@ -244,8 +245,8 @@ func TestEvents_Stream(t *testing.T) {
 // bootstrap's authorizer with the sample secret: it must allow the
 // connection as the token's subject, with the context connect.json shows.
 func TestEvents_AuthorizerAllowsConnect(t *testing.T) {
-	h, err := lambdahost.FromEnv(context.Background(), lambdahost.Env{Vars: []string{
-		"_HANDLER=" + lambdahost.Authorizer, "WSBIND_AUTH_HS256_SECRET=" + sampleSecret,
+	h, err := lambdainit.FromEnv(context.Background(), lambdainit.Process{Vars: []string{
+		"_HANDLER=" + lambdahost.NameAuthorizer, "WSBIND_AUTH_HS256_SECRET=" + sampleSecret,
 	}})
 	if err != nil {
 		t.Fatal(err)

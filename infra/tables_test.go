@@ -1,13 +1,12 @@
 package infra
 
 import (
-	"testing"
-
 	"encoding/json"
+	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/wsbind/wsbind/internal/backend/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
 )
 
 // The tables the template deploys are the tables the store is tested

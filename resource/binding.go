@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/call"
+	"github.com/wsbind/wsbind/internal/core/call"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // Binding declares a resource: channels-api's ResourceBinding. Fill it in as
@@ -104,7 +104,7 @@ type Handler struct {
 
 // served is what a Binding[T] compiles to.
 type served interface {
-	serve(ctx context.Context, s *Settings, st backend.Store, req call.Request) (call.Result, error)
+	serve(ctx context.Context, s *Settings, st store.Store, req call.Request) (call.Result, error)
 	images(old, new []byte) (call.Images, error)
 	list() []call.Action
 	permissions(s *Settings) []Permission
@@ -195,7 +195,7 @@ func (h *Handler) Model() string { return h.model }
 // Serve runs one request: permission, then the action, then the object,
 // then validation, as channels-api orders them. Failures come back as
 // *apierr.Error (or plain errors, which mean 500).
-func (h *Handler) Serve(ctx context.Context, s *Settings, st backend.Store, req call.Request) (call.Result, error) {
+func (h *Handler) Serve(ctx context.Context, s *Settings, st store.Store, req call.Request) (call.Result, error) {
 	return h.b.serve(ctx, s, st, req)
 }
 

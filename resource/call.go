@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/call"
-	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/call"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // Call is one action in progress: who asked, for what, and typed access to
@@ -32,7 +32,7 @@ type Call[T any] struct {
 
 	b        *binding[T]
 	settings *Settings
-	store    backend.Store
+	store    store.Store
 	view     view
 
 	// ifVersion is payload.if_version, when hasIfVersion: writes of PK
@@ -62,39 +62,39 @@ func (c *Call[T]) Get(pk string) (*T, error) {
 // get reads the object, checks it against the object permissions for the
 // call's action, and returns it with its item. For a write by a caller who
 // sees every scope, the item is read again, consistently, where it lives.
-func (c *Call[T]) get(pk string, write bool) (*T, backend.Item, error) {
-	if pk == "" || c.view.none || len(pk) > backend.MaxPK {
-		return nil, backend.Item{}, apierr.NotFound()
+func (c *Call[T]) get(pk string, write bool) (*T, store.Item, error) {
+	if pk == "" || c.view.none || len(pk) > store.MaxPK {
+		return nil, store.Item{}, apierr.NotFound()
 	}
 	it, err := c.store.Get(c.Context, c.view.part, pk)
 	if err == nil && write && c.view.part.All {
 		it, err = c.store.Get(c.Context, c.b.part(it.Scope), pk)
 	}
-	if errors.Is(err, backend.ErrNotFound) {
-		return nil, backend.Item{}, apierr.NotFound()
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, store.Item{}, apierr.NotFound()
 	}
 	if err != nil {
-		return nil, backend.Item{}, apierr.Internal(err)
+		return nil, store.Item{}, apierr.Internal(err)
 	}
 	obj, err := c.b.decode(it.Data)
 	if err != nil {
-		return nil, backend.Item{}, apierr.Internal(err)
+		return nil, store.Item{}, apierr.Internal(err)
 	}
 	if !c.b.objectAllowed(c.User, c.Action, obj) {
-		return nil, backend.Item{}, apierr.PermissionDenied()
+		return nil, store.Item{}, apierr.PermissionDenied()
 	}
 	if pk == c.PK {
 		c.version = it.Version
 		if write && c.hasIfVersion && it.Version != c.ifVersion {
-			return nil, backend.Item{}, conflict(it.Version)
+			return nil, store.Item{}, conflict(it.Version)
 		}
 	}
 	return obj, it, nil
 }
 
 // part is where objects of a scope key are written.
-func (b *binding[T]) part(scope string) backend.Part {
-	return backend.Part{Stream: b.def.Stream, Scope: scope}
+func (b *binding[T]) part(scope string) store.Part {
+	return store.Part{Stream: b.def.Stream, Scope: scope}
 }
 
 // Update loads the object, lets change modify it, and stores it only if no
@@ -119,7 +119,7 @@ func (c *Call[T]) replace(pk string, change func(obj *T) error) (*T, error) {
 			return nil, apierr.Invalid("The object's scope cannot change.")
 		}
 		*c.b.def.ID(obj) = pk
-		v, err := c.store.Replace(c.Context, c.b.part(it.Scope), backend.Item{ID: pk, Scope: it.Scope, Version: it.Version, Data: c.b.encode(nil, obj, true)})
+		v, err := c.store.Replace(c.Context, c.b.part(it.Scope), store.Item{ID: pk, Scope: it.Scope, Version: it.Version, Data: c.b.encode(nil, obj, true)})
 		switch {
 		case err == nil:
 			c.wrote = true
@@ -127,9 +127,9 @@ func (c *Call[T]) replace(pk string, change func(obj *T) error) (*T, error) {
 				c.version = v
 			}
 			return obj, nil
-		case errors.Is(err, backend.ErrNotFound):
+		case errors.Is(err, store.ErrNotFound):
 			return nil, apierr.NotFound()
-		case !errors.Is(err, backend.ErrConflict):
+		case !errors.Is(err, store.ErrConflict):
 			return nil, apierr.Internal(err)
 		}
 	}
@@ -203,7 +203,7 @@ func (c *Call[T]) runCustom(a Action[T]) (call.Result, error) {
 		data = c.b.encode(nil, &v, false)
 	default:
 		var ok bool
-		if data, ok = jsonw.AppendValue(nil, v); !ok {
+		if data, ok = jsonv.AppendValue(nil, v); !ok {
 			return call.Result{}, apierr.Internal(fmt.Errorf("action %s returned a %T, which has no JSON form here (see resource.Appender)", a.name, v))
 		}
 	}
@@ -256,12 +256,12 @@ func (c *Call[T]) create() (call.Result, error) {
 	for range writeAttempts {
 		id := newID(c.Now)
 		*c.b.def.ID(obj) = id
-		err := c.store.Create(c.Context, c.b.part(scope), backend.Item{ID: id, Scope: scope, Version: 1, Data: c.b.encode(nil, obj, true)})
+		err := c.store.Create(c.Context, c.b.part(scope), store.Item{ID: id, Scope: scope, Version: 1, Data: c.b.encode(nil, obj, true)})
 		switch {
 		case err == nil:
 			c.wrote = true
 			return call.Result{Status: 201, Data: c.Serialize(obj), PK: id, Version: 1, Write: true}, nil
-		case !errors.Is(err, backend.ErrExists):
+		case !errors.Is(err, store.ErrExists):
 			return call.Result{}, apierr.Internal(err)
 		}
 	}
@@ -296,7 +296,7 @@ func (c *Call[T]) delete() (call.Result, error) {
 	if len(c.b.def.ObjectPermissions) == 0 && !c.view.part.All && !c.hasIfVersion {
 		// The caller's own partition holds the object or nothing: delete
 		// it outright.
-		it, err := c.store.Delete(c.Context, c.view.part, c.PK, backend.AnyVersion)
+		it, err := c.store.Delete(c.Context, c.view.part, c.PK, store.AnyVersion)
 		return c.deleted(it, err)
 	}
 	for range writeAttempts {
@@ -305,7 +305,7 @@ func (c *Call[T]) delete() (call.Result, error) {
 			return call.Result{}, err
 		}
 		old, err := c.store.Delete(c.Context, c.b.part(it.Scope), c.PK, it.Version)
-		if !errors.Is(err, backend.ErrConflict) {
+		if !errors.Is(err, store.ErrConflict) {
 			return c.deleted(old, err)
 		}
 	}
@@ -314,8 +314,8 @@ func (c *Call[T]) delete() (call.Result, error) {
 
 // deleted is the reply to a delete that removed old, or failed with err.
 // A delete is a write: the object's version is the one after old's.
-func (c *Call[T]) deleted(old backend.Item, err error) (call.Result, error) {
-	if errors.Is(err, backend.ErrNotFound) {
+func (c *Call[T]) deleted(old store.Item, err error) (call.Result, error) {
+	if errors.Is(err, store.ErrNotFound) {
 		return call.Result{}, apierr.NotFound()
 	}
 	if err != nil {
@@ -335,7 +335,7 @@ func (c *Call[T]) list() (call.Result, error) {
 		return call.Result{}, err
 	}
 	size := c.b.pageSize(c.settings)
-	var items []backend.Item
+	var items []store.Item
 	if !c.view.none {
 		if items, err = c.store.List(c.Context, c.view.part, (page-1)*size, size); err != nil {
 			return call.Result{}, apierr.Internal(err)
@@ -364,29 +364,29 @@ func pageNumber(data json.RawMessage) (int, error) {
 	if len(data) == 0 {
 		return 1, nil
 	}
-	if k := jsonw.KindOf(data); k != jsonw.Object {
+	if k := jsonv.KindOf(data); k != jsonv.Object {
 		return 0, notADictionary(k)
 	}
-	m, ok := jsonw.ParseObject(data)
+	m, ok := jsonv.ParseObject(data)
 	if !ok {
-		return 0, notADictionary(jsonw.Invalid)
+		return 0, notADictionary(jsonv.Invalid)
 	}
-	raw, ok := jsonw.Lookup(m, "page")
+	raw, ok := jsonv.Lookup(m, "page")
 	if !ok {
 		return 1, nil
 	}
 	text := string(raw)
-	switch jsonw.KindOf(raw) {
-	case jsonw.Number:
-	case jsonw.String:
-		if text, ok = jsonw.Unquote(raw); !ok {
+	switch jsonv.KindOf(raw) {
+	case jsonv.Number:
+	case jsonv.String:
+		if text, ok = jsonv.Unquote(raw); !ok {
 			return 0, apierr.InvalidPage()
 		}
 	default:
 		return 0, apierr.InvalidPage()
 	}
 	n, ok := parseInteger(text)
-	if jsonw.KindOf(raw) == jsonw.String {
+	if jsonv.KindOf(raw) == jsonv.String {
 		// Django's int(str) takes no fraction or exponent.
 		v, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
 		n, ok = v, err == nil

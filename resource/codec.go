@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // validate applies client input to obj, as a DRF serializer's is_valid
@@ -14,14 +14,14 @@ import (
 // (patch) call absent fields are not required. obj is left half-written
 // when it fails, so callers discard it then.
 func (b *binding[T]) validate(data json.RawMessage, obj *T, partial bool) error {
-	var m []jsonw.Member
-	if k := jsonw.KindOf(data); len(data) > 0 && k != jsonw.Null {
-		if k != jsonw.Object {
+	var m []jsonv.Member
+	if k := jsonv.KindOf(data); len(data) > 0 && k != jsonv.Null {
+		if k != jsonv.Object {
 			return notADictionary(k)
 		}
 		var ok bool
-		if m, ok = jsonw.ParseObject(data); !ok {
-			return notADictionary(jsonw.Invalid)
+		if m, ok = jsonv.ParseObject(data); !ok {
+			return notADictionary(jsonv.Invalid)
 		}
 	}
 	var errs []FieldError
@@ -30,7 +30,7 @@ func (b *binding[T]) validate(data json.RawMessage, obj *T, partial bool) error 
 		if f.opts.readOnly {
 			continue
 		}
-		raw, ok := jsonw.Lookup(m, f.name)
+		raw, ok := jsonv.Lookup(m, f.name)
 		if !ok && f.opts.def != nil && !partial {
 			raw, ok = f.opts.def, true
 		}
@@ -51,34 +51,34 @@ func (b *binding[T]) validate(data json.RawMessage, obj *T, partial bool) error 
 }
 
 // notADictionary is DRF's answer to data that is not an object.
-func notADictionary(k jsonw.Kind) error {
+func notADictionary(k jsonv.Kind) error {
 	return apierr.InvalidFields(FieldError{Field: "non_field_errors", Messages: []string{"Invalid data. Expected a dictionary, but got " + k.Name() + "."}})
 }
 
 // decode reads a stored item into a new object.
 func (b *binding[T]) decode(stored []byte) (*T, error) {
-	m, ok := jsonw.ParseObject(stored)
+	m, ok := jsonv.ParseObject(stored)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s: not a JSON object", backend.ErrCorrupt, b.def.Stream)
+		return nil, fmt.Errorf("%w: %s: not a JSON object", store.ErrCorrupt, b.def.Stream)
 	}
 	obj := new(T)
-	if raw, ok := jsonw.Lookup(m, "id"); ok {
+	if raw, ok := jsonv.Lookup(m, "id"); ok {
 		var id string
-		switch jsonw.KindOf(raw) {
-		case jsonw.String:
-			id, _ = jsonw.Unquote(raw)
-		case jsonw.Number:
+		switch jsonv.KindOf(raw) {
+		case jsonv.String:
+			id, _ = jsonv.Unquote(raw)
+		case jsonv.Number:
 			id = string(raw)
 		default:
-			return nil, fmt.Errorf("%w: %s: id is a %s", backend.ErrCorrupt, b.def.Stream, jsonw.KindOf(raw).Name())
+			return nil, fmt.Errorf("%w: %s: id is a %s", store.ErrCorrupt, b.def.Stream, jsonv.KindOf(raw).Name())
 		}
 		*b.def.ID(obj) = id
 	}
 	for i := range b.def.Fields {
 		f := &b.def.Fields[i]
-		if raw, ok := jsonw.Lookup(m, f.name); ok {
+		if raw, ok := jsonv.Lookup(m, f.name); ok {
 			if err := f.load(raw, obj); err != nil {
-				return nil, fmt.Errorf("%w: %s: %v", backend.ErrCorrupt, b.def.Stream, err)
+				return nil, fmt.Errorf("%w: %s: %v", store.ErrCorrupt, b.def.Stream, err)
 			}
 		}
 	}
@@ -90,14 +90,14 @@ func (b *binding[T]) decode(stored []byte) (*T, error) {
 // form leaves them out.
 func (b *binding[T]) encode(dst []byte, obj *T, stored bool) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = jsonw.AppendString(dst, *b.def.ID(obj))
+	dst = jsonv.AppendString(dst, *b.def.ID(obj))
 	for i := range b.def.Fields {
 		f := &b.def.Fields[i]
 		if f.opts.writeOnly && !stored {
 			continue
 		}
 		dst = append(dst, ',')
-		dst = jsonw.AppendString(dst, f.name)
+		dst = jsonv.AppendString(dst, f.name)
 		dst = append(dst, ':')
 		dst = f.appendTo(dst, obj)
 	}

@@ -1,6 +1,6 @@
 package resource
 
-import "github.com/wsbind/wsbind/internal/apierr"
+import "github.com/wsbind/wsbind/internal/core/apierr"
 
 // FieldError is the list of messages for one field, as Django REST
 // framework reports it: {"question_text": ["This field is required."]}.

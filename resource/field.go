@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
 )
 
 // Field is one serializer field of objects of type T: its wire name, how it
@@ -141,7 +141,7 @@ func Choices[V string | int](values ...V) Option {
 // it out (DRF's default=): a string, number or bool, or json.RawMessage
 // for a JSON field. The value is validated as input would be, at New.
 func Default(value any) Option {
-	raw, ok := jsonw.AppendValue(nil, value)
+	raw, ok := jsonv.AppendValue(nil, value)
 	return func(o *fieldOptions) {
 		o.def = raw
 		if !ok {
@@ -204,15 +204,15 @@ func String[T any](name string, get func(*T) *string, opts ...Option) Field[T] {
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			var s string
-			switch jsonw.KindOf(raw) {
-			case jsonw.Null:
+			switch jsonv.KindOf(raw) {
+			case jsonv.Null:
 				return []string{msgNull}
-			case jsonw.String:
+			case jsonv.String:
 				var ok bool
-				if s, ok = jsonw.Unquote(raw); !ok {
+				if s, ok = jsonv.Unquote(raw); !ok {
 					return []string{msgNotString}
 				}
-			case jsonw.Number:
+			case jsonv.Number:
 				s = numberString(raw)
 			default:
 				return []string{msgNotString}
@@ -238,22 +238,22 @@ func String[T any](name string, get func(*T) *string, opts ...Option) Field[T] {
 			return msgs
 		},
 		load: func(raw json.RawMessage, obj *T) error {
-			switch jsonw.KindOf(raw) {
-			case jsonw.Null:
+			switch jsonv.KindOf(raw) {
+			case jsonv.Null:
 				*get(obj) = ""
 				return nil
-			case jsonw.Number:
+			case jsonv.Number:
 				*get(obj) = string(raw)
 				return nil
 			}
-			s, ok := jsonw.Unquote(raw)
+			s, ok := jsonv.Unquote(raw)
 			if !ok {
 				return fmt.Errorf("field %s: %s is not a string", name, raw)
 			}
 			*get(obj) = s
 			return nil
 		},
-		appendTo: func(dst []byte, obj *T) []byte { return jsonw.AppendString(dst, *get(obj)) },
+		appendTo: func(dst []byte, obj *T) []byte { return jsonv.AppendString(dst, *get(obj)) },
 	}
 }
 
@@ -272,14 +272,14 @@ func Int[T any, N integer](name string, get func(*T) *N, opts ...Option) Field[T
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			var text string
-			switch jsonw.KindOf(raw) {
-			case jsonw.Null:
+			switch jsonv.KindOf(raw) {
+			case jsonv.Null:
 				return []string{msgNull}
-			case jsonw.Number:
+			case jsonv.Number:
 				text = string(raw)
-			case jsonw.String:
+			case jsonv.String:
 				var ok bool
-				if text, ok = jsonw.Unquote(raw); !ok {
+				if text, ok = jsonv.Unquote(raw); !ok {
 					return []string{msgNotInteger}
 				}
 				if len(text) > maxNumberText {
@@ -300,7 +300,7 @@ func Int[T any, N integer](name string, get func(*T) *N, opts ...Option) Field[T
 			return msgs
 		},
 		load: func(raw json.RawMessage, obj *T) error {
-			if jsonw.KindOf(raw) == jsonw.Null {
+			if jsonv.KindOf(raw) == jsonv.Null {
 				*get(obj) = 0
 				return nil
 			}
@@ -344,14 +344,14 @@ func Float[T any](name string, get func(*T) *float64, opts ...Option) Field[T] {
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			var text string
-			switch jsonw.KindOf(raw) {
-			case jsonw.Null:
+			switch jsonv.KindOf(raw) {
+			case jsonv.Null:
 				return []string{msgNull}
-			case jsonw.Number:
+			case jsonv.Number:
 				text = string(raw)
-			case jsonw.String:
+			case jsonv.String:
 				var ok bool
-				if text, ok = jsonw.Unquote(raw); !ok {
+				if text, ok = jsonv.Unquote(raw); !ok {
 					return []string{msgNotNumber}
 				}
 				if len(text) > maxNumberText {
@@ -371,7 +371,7 @@ func Float[T any](name string, get func(*T) *float64, opts ...Option) Field[T] {
 			return msgs
 		},
 		load: func(raw json.RawMessage, obj *T) error {
-			if jsonw.KindOf(raw) == jsonw.Null {
+			if jsonv.KindOf(raw) == jsonv.Null {
 				*get(obj) = 0
 				return nil
 			}
@@ -428,18 +428,18 @@ func Bool[T any](name string, get func(*T) *bool, opts ...Option) Field[T] {
 }
 
 func parseBool(raw json.RawMessage) (v, ok, null bool) {
-	switch jsonw.KindOf(raw) {
-	case jsonw.Null:
+	switch jsonv.KindOf(raw) {
+	case jsonv.Null:
 		return false, false, true
-	case jsonw.Bool:
+	case jsonv.Bool:
 		return raw[0] == 't', true, false
-	case jsonw.Number:
+	case jsonv.Number:
 		f, err := strconv.ParseFloat(string(raw), 64)
 		if err == nil && (f == 0 || f == 1) {
 			return f == 1, true, false
 		}
-	case jsonw.String:
-		if s, ok := jsonw.Unquote(raw); ok {
+	case jsonv.String:
+		if s, ok := jsonv.Unquote(raw); ok {
 			switch s {
 			case "t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1":
 				return true, true, false
@@ -487,12 +487,12 @@ func Time[T any](name string, get func(*T) *time.Time, opts ...Option) Field[T] 
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
 			var s string
-			switch jsonw.KindOf(raw) {
-			case jsonw.Null:
+			switch jsonv.KindOf(raw) {
+			case jsonv.Null:
 				return []string{msgNull}
-			case jsonw.String:
+			case jsonv.String:
 				var ok bool
-				if s, ok = jsonw.Unquote(raw); !ok {
+				if s, ok = jsonv.Unquote(raw); !ok {
 					return []string{msgDatetime}
 				}
 			default:
@@ -506,11 +506,11 @@ func Time[T any](name string, get func(*T) *time.Time, opts ...Option) Field[T] 
 			return nil
 		},
 		load: func(raw json.RawMessage, obj *T) error {
-			if jsonw.KindOf(raw) == jsonw.Null {
+			if jsonv.KindOf(raw) == jsonv.Null {
 				*get(obj) = time.Time{}
 				return nil
 			}
-			s, ok := jsonw.Unquote(raw)
+			s, ok := jsonv.Unquote(raw)
 			if !ok {
 				return fmt.Errorf("field %s: %s is not a string", name, raw)
 			}
@@ -542,7 +542,7 @@ func JSON[T any](name string, get func(*T) *json.RawMessage, opts ...Option) Fie
 		kind: kindJSON,
 		opts: o,
 		parse: func(raw json.RawMessage, obj *T) []string {
-			if jsonw.KindOf(raw) == jsonw.Null && !o.allowNull {
+			if jsonv.KindOf(raw) == jsonv.Null && !o.allowNull {
 				return []string{msgNull}
 			}
 			*get(obj) = compact(raw)
@@ -563,7 +563,7 @@ func JSON[T any](name string, get func(*T) *json.RawMessage, opts ...Option) Fie
 }
 
 // compact copies a raw value without insignificant white space.
-func compact(raw json.RawMessage) json.RawMessage { return jsonw.Compact(nil, raw) }
+func compact(raw json.RawMessage) json.RawMessage { return jsonv.Compact(nil, raw) }
 
 // numberString is the text DRF makes of a number sent for a text field:
 // Python's str() of what json.loads gives. integer literals stay as typed
@@ -571,7 +571,7 @@ func compact(raw json.RawMessage) json.RawMessage { return jsonw.Compact(nil, ra
 // way that reads back, with ".0" on integral values and an exponent below
 // 1e-4 and from 1e16 on ("100000.0", "1.5", "1e+16", "1.5e-05").
 func numberString(raw []byte) string {
-	if s, ok := jsonw.Key(raw); ok {
+	if s, ok := jsonv.Key(raw); ok {
 		return s
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
@@ -597,11 +597,11 @@ func numberString(raw []byte) string {
 // numberText is the text of a stored number, which may also be stored as a
 // string holding one.
 func numberText(raw json.RawMessage) (string, error) {
-	switch jsonw.KindOf(raw) {
-	case jsonw.Number:
+	switch jsonv.KindOf(raw) {
+	case jsonv.Number:
 		return string(raw), nil
-	case jsonw.String:
-		if s, ok := jsonw.Unquote(raw); ok {
+	case jsonv.String:
+		if s, ok := jsonv.Unquote(raw); ok {
 			return s, nil
 		}
 	}

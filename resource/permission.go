@@ -1,6 +1,6 @@
 package resource
 
-import "github.com/wsbind/wsbind/internal/identity"
+import "github.com/wsbind/wsbind/internal/core/identity"
 
 // User is who a connection belongs to: ID is the verified token's subject
 // ("" for anonymous), Roles its groups, roles and scopes (docs/bindings.md, "The user"),

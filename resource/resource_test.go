@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/backend/memory"
-	"github.com/wsbind/wsbind/internal/call"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/call"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/resource"
 )
 
@@ -93,7 +93,7 @@ func TestRegistry_Register(t *testing.T) {
 
 // env is what a test serves a binding with.
 type env struct {
-	Store    backend.Store
+	Store    store.Store
 	Settings resource.Settings
 }
 
@@ -141,7 +141,7 @@ type conflicting struct {
 	n, calls int
 }
 
-func (c *conflicting) Replace(ctx context.Context, p backend.Part, it backend.Item) (int64, error) {
+func (c *conflicting) Replace(ctx context.Context, p store.Part, it store.Item) (int64, error) {
 	c.calls++
 	if c.calls <= c.n {
 		// Another writer got there first: bump the stored version.
@@ -149,8 +149,8 @@ func (c *conflicting) Replace(ctx context.Context, p backend.Part, it backend.It
 		if err != nil {
 			return 0, err
 		}
-		c.Store.Put(p.Stream, backend.Item{ID: cur.ID, Data: []byte(`{"id":"` + cur.ID + `","name":"theirs"}`)})
-		return 0, backend.ErrConflict
+		c.Store.Put(p.Stream, store.Item{ID: cur.ID, Data: []byte(`{"id":"` + cur.ID + `","name":"theirs"}`)})
+		return 0, store.ErrConflict
 	}
 	return c.Store.Replace(ctx, p, it)
 }
@@ -162,7 +162,7 @@ func TestCall_UpdateRetriesConflicts(t *testing.T) {
 		wantCode  apierr.Code
 	}{{0, 0}, {1, 0}, {3, 0}, {4, apierr.CodeConflict}} {
 		st := &conflicting{Store: memory.New(), n: tt.conflicts}
-		st.Store.Put("things", backend.Item{ID: "t1", Data: []byte(`{"id":"t1","name":"mine"}`)})
+		st.Store.Put("things", store.Item{ID: "t1", Data: []byte(`{"id":"t1","name":"mine"}`)})
 		env := env{Store: st}
 		res, err := serve(t, h, env, call.Request{Action: "patch", PK: "t1", Data: []byte(`{"name":"patched"}`)})
 		if tt.wantCode == 0 {

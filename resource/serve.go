@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"strconv"
 
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/call"
-	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/call"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // binding is a compiled Binding[T].
@@ -43,12 +43,12 @@ func (b *binding[T]) scoped() bool { return b.def.Scope.Key != nil }
 // view is where a caller's reads go: the stream, the caller's scope, or
 // every scope; none when the caller has no scope and sees nothing.
 type view struct {
-	part backend.Part
+	part store.Part
 	none bool
 }
 
 func (b *binding[T]) viewOf(u User) view {
-	p := backend.Part{Stream: b.def.Stream}
+	p := store.Part{Stream: b.def.Stream}
 	if !b.scoped() {
 		return view{part: p}
 	}
@@ -86,7 +86,7 @@ func (b *binding[T]) offers(action string) bool {
 	return false
 }
 
-func (b *binding[T]) serve(ctx context.Context, s *Settings, st backend.Store, req call.Request) (call.Result, error) {
+func (b *binding[T]) serve(ctx context.Context, s *Settings, st store.Store, req call.Request) (call.Result, error) {
 	if s == nil || s.PageSize <= 0 || s.Permissions == nil || s.NewID == nil {
 		d := Settings{}
 		if s != nil {
@@ -105,8 +105,8 @@ func (b *binding[T]) serve(ctx context.Context, s *Settings, st backend.Store, r
 	if !custom && !b.offers(req.Action) {
 		return call.Result{}, apierr.InvalidAction()
 	}
-	if len(req.PK) > backend.MaxPK && b.detail(req.Action) {
-		return call.Result{}, apierr.Invalid("Invalid pk: longer than " + strconv.Itoa(backend.MaxPK) + " bytes.")
+	if len(req.PK) > store.MaxPK && b.detail(req.Action) {
+		return call.Result{}, apierr.Invalid("Invalid pk: longer than " + strconv.Itoa(store.MaxPK) + " bytes.")
 	}
 	c := &Call[T]{Context: ctx, User: req.User, ConnID: req.ConnID, Action: req.Action, PK: req.PK, Data: req.Data, Now: req.Now,
 		b: b, settings: s, store: st, view: b.viewOf(req.User),
@@ -146,11 +146,11 @@ func (b *binding[T]) detail(action string) bool {
 // dataPK reads data.pk: a string, or an integer as its decimal text. Any
 // other value names no object.
 func dataPK(data json.RawMessage) string {
-	if jsonw.KindOf(data) != jsonw.Object {
+	if jsonv.KindOf(data) != jsonv.Object {
 		return ""
 	}
-	m, _ := jsonw.ParseObject(data)
-	raw, _ := jsonw.Lookup(m, "pk")
-	pk, _ := jsonw.Key(raw)
+	m, _ := jsonv.ParseObject(data)
+	raw, _ := jsonv.Lookup(m, "pk")
+	pk, _ := jsonv.Key(raw)
 	return pk
 }

@@ -5,10 +5,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/wsbind/wsbind/internal/apierr"
-	"github.com/wsbind/wsbind/internal/backend"
-	"github.com/wsbind/wsbind/internal/call"
-	"github.com/wsbind/wsbind/internal/jsonw"
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/call"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // maxFilter bounds a filter's canonical text: it is part of the
@@ -20,26 +20,26 @@ var subscribable = map[string]bool{actionCreate: true, actionUpdate: true, actio
 // subscribe records (or, for unsubscribe, removes) the subscription that
 // data describes: {"action": ..., "filter": {...}} and the call's pk.
 func (c *Call[T]) subscribe(remove bool) (call.Result, error) {
-	var m []jsonw.Member
-	if jsonw.KindOf(c.Data) == jsonw.Object {
-		m, _ = jsonw.ParseObject(c.Data)
+	var m []jsonv.Member
+	if jsonv.KindOf(c.Data) == jsonv.Object {
+		m, _ = jsonv.ParseObject(c.Data)
 	}
-	raw, ok := jsonw.Lookup(m, "action")
-	if !ok || jsonw.KindOf(raw) == jsonw.Null {
+	raw, ok := jsonv.Lookup(m, "action")
+	if !ok || jsonv.KindOf(raw) == jsonv.Null {
 		return call.Result{}, apierr.Invalid("action required")
 	}
-	action, ok := jsonw.Unquote(raw)
+	action, ok := jsonv.Unquote(raw)
 	if !ok || !subscribable[action] {
 		return call.Result{}, apierr.Invalid("Invalid subscription action")
 	}
 	var filter string
-	if raw, ok := jsonw.Lookup(m, "filter"); ok && jsonw.KindOf(raw) != jsonw.Null {
+	if raw, ok := jsonv.Lookup(m, "filter"); ok && jsonv.KindOf(raw) != jsonv.Null {
 		var err error
 		if filter, err = c.b.canonicalFilter(raw); err != nil {
 			return call.Result{}, err
 		}
 	}
-	sub := backend.Subscription{Topic: backend.Topic(c.b.def.Stream, action, c.PK), ConnID: c.ConnID, Filter: filter, User: c.User}
+	sub := store.Subscription{Topic: store.Topic(c.b.def.Stream, action, c.PK), ConnID: c.ConnID, Filter: filter, User: c.User}
 	var err error
 	if remove {
 		err = c.store.Unsubscribe(c.Context, sub)
@@ -49,7 +49,7 @@ func (c *Call[T]) subscribe(remove bool) (call.Result, error) {
 	if err != nil {
 		return call.Result{}, apierr.Internal(err)
 	}
-	return call.Result{Status: 200, Data: append(jsonw.AppendString([]byte(`{"action":`), action), '}')}, nil
+	return call.Result{Status: 200, Data: append(jsonv.AppendString([]byte(`{"action":`), action), '}')}, nil
 }
 
 func filterError(msg string) error {
@@ -60,10 +60,10 @@ func filterError(msg string) error {
 // with its members in name order and its values compact: the text that
 // names the subscription, so that unsubscribe finds it.
 func (b *binding[T]) canonicalFilter(raw []byte) (string, error) {
-	if jsonw.KindOf(raw) != jsonw.Object {
+	if jsonv.KindOf(raw) != jsonv.Object {
 		return "", filterError("Expected an object of field names to values.")
 	}
-	m, ok := jsonw.ParseObject(raw)
+	m, ok := jsonv.ParseObject(raw)
 	if !ok {
 		return "", filterError("Expected an object of field names to values.")
 	}
@@ -103,7 +103,7 @@ func (b *binding[T]) canonicalFilter(raw []byte) (string, error) {
 			}
 			out = append(out, ',')
 		}
-		out = jsonw.AppendString(out, p.name)
+		out = jsonv.AppendString(out, p.name)
 		out = append(out, ':')
 		out = append(out, p.value...)
 	}
@@ -117,18 +117,18 @@ func (b *binding[T]) canonicalFilter(raw []byte) (string, error) {
 // canonicalScalar writes a scalar JSON value in one form: strings
 // re-escaped, numbers as the shortest float text, literals as they are.
 func canonicalScalar(raw []byte) ([]byte, bool) {
-	switch jsonw.KindOf(raw) {
-	case jsonw.String:
-		s, ok := jsonw.Unquote(raw)
-		return jsonw.AppendString(nil, s), ok
-	case jsonw.Number:
+	switch jsonv.KindOf(raw) {
+	case jsonv.String:
+		s, ok := jsonv.Unquote(raw)
+		return jsonv.AppendString(nil, s), ok
+	case jsonv.Number:
 		f, err := strconv.ParseFloat(string(raw), 64)
 		if err != nil {
 			return nil, false
 		}
 		return strconv.AppendFloat(nil, f, 'g', -1, 64), true
-	case jsonw.Bool, jsonw.Null:
-		return jsonw.Compact(nil, raw), true
+	case jsonv.Bool, jsonv.Null:
+		return jsonv.Compact(nil, raw), true
 	}
 	return nil, false
 }
@@ -140,7 +140,7 @@ type images[T any] struct {
 	obj  [2]*T
 	wire [2][]byte
 	// members are the wire forms parsed, for filters (on first use).
-	members [2][]jsonw.Member
+	members [2][]jsonv.Member
 	parsed  [2]bool
 	// matched caches a filter's outcome on each image: 1 yes, 2 no;
 	// last is the most recent filter, whose outcome is checked first.
@@ -199,7 +199,7 @@ func (im *images[T]) match(filter string, i int) bool {
 		return r[i] == 1
 	}
 	if !im.parsed[i] {
-		im.members[i], _ = jsonw.ParseObject(im.wire[i])
+		im.members[i], _ = jsonv.ParseObject(im.wire[i])
 		im.parsed[i] = true
 	}
 	ok := matchFilter(filter, im.members[i])
@@ -216,13 +216,13 @@ func (im *images[T]) match(filter string, i int) bool {
 	return ok
 }
 
-func matchFilter(filter string, obj []jsonw.Member) bool {
-	want, ok := jsonw.ParseObject([]byte(filter))
+func matchFilter(filter string, obj []jsonv.Member) bool {
+	want, ok := jsonv.ParseObject([]byte(filter))
 	if !ok {
 		return false
 	}
 	for _, w := range want {
-		got, ok := jsonw.Lookup(obj, w.Key())
+		got, ok := jsonv.Lookup(obj, w.Key())
 		if !ok {
 			return false
 		}

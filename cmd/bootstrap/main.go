@@ -2,7 +2,7 @@
 // three functions. _HANDLER names the function (connect, route or
 // streamfanout); its guest, <name>.wasm, and compiled code, <name>.cache/
 // for wazero and <name>.cwasm for wasmtime, sit beside the binary
-// (lambdahost.FromEnv says the rest). Built with -tags wsbind_wasmtime
+// (lambdainit.FromEnv says the rest). Built with -tags wsbind_wasmtime
 // (cgo) it runs guests in wasmtime; without, in wazero.
 //
 //	bootstrap -compile-cache DIR FILE.wasm...
@@ -20,7 +20,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/wsbind/wsbind/internal/aws/lambdainit"
 )
 
 func main() {
@@ -28,10 +28,10 @@ func main() {
 	flag.Parse()
 	ctx := context.Background()
 	if *cacheDir != "" {
-		exitIf(lambdahost.CompileCaches(ctx, *cacheDir, flag.Args(), nil))
+		exitIf(lambdainit.CompileCaches(ctx, *cacheDir, flag.Args(), nil))
 		return
 	}
-	h, err := lambdahost.FromEnv(ctx, lambdahost.Env{Program: program})
+	h, err := lambdainit.FromEnv(ctx, lambdainit.Process{Program: program})
 	exitIf(err)
 	lambda.Start(h)
 }

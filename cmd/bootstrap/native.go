@@ -6,8 +6,8 @@ import (
 	"os"
 
 	"github.com/wsbind/wsbind/bindings"
-	"github.com/wsbind/wsbind/internal/guest"
-	"github.com/wsbind/wsbind/internal/host"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // program links the guest code into the binary: the native baseline of

@@ -16,7 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/wsbind/wsbind/internal/cli"
+	"github.com/wsbind/wsbind/internal/tool/cli"
 )
 
 func main() {

@@ -21,14 +21,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/wsbind/wsbind/infra"
-	"github.com/wsbind/wsbind/internal/backend/apigw"
-	"github.com/wsbind/wsbind/internal/backend/dynamo"
-	"github.com/wsbind/wsbind/internal/host"
-	dynamodblocal "github.com/wsbind/wsbind/local/dynamodb"
+	"github.com/wsbind/wsbind/internal/aws/apigw"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
+	"github.com/wsbind/wsbind/internal/emulated/dynamodblocal"
+	"github.com/wsbind/wsbind/internal/emulated/gateway"
+	"github.com/wsbind/wsbind/internal/emulated/streams"
+	"github.com/wsbind/wsbind/internal/emulated/web"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/local/faults"
-	"github.com/wsbind/wsbind/local/gateway"
-	"github.com/wsbind/wsbind/local/streams"
-	"github.com/wsbind/wsbind/local/web"
 )
 
 // Tables are the emulator's table names, as a stack with

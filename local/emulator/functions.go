@@ -8,18 +8,18 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/wsbind/wsbind/internal/abi"
-	"github.com/wsbind/wsbind/internal/auth"
-	"github.com/wsbind/wsbind/internal/host"
-	"github.com/wsbind/wsbind/internal/lambdahost"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/wsbind/wsbind/internal/aws/auth"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/sandbox/abi"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // Invoker is a Lambda function as the gateway and the stream mapping call
-// it: the event's JSON in, the response's JSON out. lambdahost.Handler is
-// one.
-type Invoker interface {
-	Invoke(ctx context.Context, payload []byte) ([]byte, error)
-}
+// it: the event's JSON in, the response's JSON out. It is aws-lambda-go's
+// lambda.Handler, which lambdahost.Handler implements.
+type Invoker = lambda.Handler
 
 // functions are the four Lambda functions of the deployment, running the
 // very guests `make build` ships, through the host code the bootstrap
@@ -63,7 +63,7 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 	}
 	f.authorizer = auth.NewAuthorizer(v, log)
 
-	wcfg := host.WazeroConfig{Interruptible: true, Env: cfg.GuestEnv}
+	wcfg := host.WazeroConfig{Interruptible: true, GuestEnv: cfg.GuestEnv}
 	if cfg.CacheDir != "" {
 		c, err := host.OpenCache("", cfg.CacheDir, log)
 		if err != nil {
@@ -83,9 +83,9 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 		name string
 		dst  *Invoker
 	}{
-		{lambdahost.Connect, &f.connect},
-		{lambdahost.Route, &f.route},
-		{lambdahost.StreamFanout, &f.fanout},
+		{lambdahost.NameConnect, &f.connect},
+		{lambdahost.NameRoute, &f.route},
+		{lambdahost.NameStreamFanout, &f.fanout},
 	} {
 		wasm, err := os.ReadFile(filepath.Join(cfg.GuestDir, fn.name+".wasm"))
 		if err != nil {
@@ -103,7 +103,7 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 		if err := pool.Warm(ctx); err != nil {
 			return fail(fmt.Errorf("%s: %w", fn.name, err))
 		}
-		if fn.name == lambdahost.Route {
+		if fn.name == lambdahost.NameRoute {
 			if f.bindings, err = pool.Call(ctx, abi.ExportDescribe, nil); err != nil {
 				// A guest built against an older wsbind: the page lists
 				// no bindings, and everything else works.

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/infra"
-	"github.com/wsbind/wsbind/local/streams"
+	"github.com/wsbind/wsbind/internal/emulated/streams"
 )
 
 // TestEmulator_MappingConfig: the emulator's stream mapping is configured as the

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsbind/wsbind/internal/wasmbuild"
+	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 	"github.com/wsbind/wsbind/local/emulator"
 )
 
@@ -179,10 +179,10 @@ func TestEmulator_OutsideModule(t *testing.T) {
 	files := maps.Clone(outsideApp)
 	files["functions/route/main.go"] = strings.Replace(files["functions/route/main.go"],
 		`"github.com/wsbind/wsbind/function"`, `"github.com/wsbind/wsbind/function"
-	_ "github.com/wsbind/wsbind/internal/guest"`, 1)
+	_ "github.com/wsbind/wsbind/internal/sandbox/guest"`, 1)
 	dir = writeOutsideApp(t, files)
 	out, err := buildGuest(dir, "route", filepath.Join(t.TempDir(), "route.wasm"))
-	if err == nil || !strings.Contains(string(out), "use of internal package github.com/wsbind/wsbind/internal/guest not allowed") {
-		t.Errorf("importing internal/guest from outside: err %v, output %s; want the go tool's refusal", err, out)
+	if err == nil || !strings.Contains(string(out), "use of internal package github.com/wsbind/wsbind/internal/sandbox/guest not allowed") {
+		t.Errorf("importing internal/sandbox/guest from outside: err %v, output %s; want the go tool's refusal", err, out)
 	}
 }

@@ -1,6 +1,6 @@
 package emulator_test
 
-// The private-data authorization matrix (internal/protocoltest's
+// The private-data authorization matrix (internal/testkit/protocoltest's
 // PlayMatrix: alice, bob, an admin and anonymous, times every action of
 // the private notes binding, with every push) over real WebSockets
 // against the emulator: real tokens through the real authorizer, the wasm
@@ -16,7 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/wsbind/wsbind/internal/protocoltest"
+	"github.com/wsbind/wsbind/internal/testkit/protocoltest"
 	"github.com/wsbind/wsbind/local/emulator"
 )
 

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsbind/wsbind/internal/lambdapkg"
+	"github.com/wsbind/wsbind/internal/tool/lambdapkg"
 	"github.com/wsbind/wsbind/local/emulator"
 )
 

@@ -30,6 +30,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
 )
 
 // Settings are the faults to inject. The zero value injects none. A share
@@ -530,10 +532,9 @@ func writeDynamoError(w http.ResponseWriter, status int, typ, msg string) {
 }
 
 // Invoker is a Lambda function as the emulator invokes it: the event's
-// JSON in, the response's JSON out (emulator.Invoker, streams.Handler).
-type Invoker interface {
-	Invoke(ctx context.Context, payload []byte) ([]byte, error)
-}
+// JSON in, the response's JSON out. It is aws-lambda-go's lambda.Handler,
+// the one declaration of that shape (emulator.Invoker is the same type).
+type Invoker = lambda.Handler
 
 // ErrTrapped is the error of a fan-out invocation that trapped.
 var ErrTrapped = errors.New("faults: the guest trapped (injected)")

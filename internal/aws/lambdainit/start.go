@@ -1,0 +1,403 @@
+// Package lambdainit is a Lambda process's init phase: it reads the
+// environment (_HANDLER, WSBIND_*, $LAMBDA_TASK_ROOT), builds the services
+// the setting selects (the DynamoDB store and the management API's
+// Poster, or the in-memory store), loads the function's guest with the
+// engine it names, and hands back the lambdahost.Handler that serves the
+// events. cmd/bootstrap is a thin main over FromEnv and CompileCaches.
+//
+//	f, err := lambdainit.FromEnv(ctx, lambdainit.Process{})
+//	lambda.Start(f)
+package lambdainit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/wsbind/wsbind/internal/aws/apigw"
+	"github.com/wsbind/wsbind/internal/aws/auth"
+	"github.com/wsbind/wsbind/internal/aws/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/core/store/memory"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
+)
+
+// Process is the process FromEnv starts in: its environment and what
+// the binary links. The zero value is the process's own.
+type Process struct {
+	// Vars is the environment, KEY=VALUE. nil means os.Environ().
+	Vars []string
+	// Program, when not nil, is the guest code linked into the binary:
+	// the native engine, for the native baseline (bootstrap built with
+	// -tags wsbind_native). nil means a wasm engine (WSBIND_ENGINE):
+	// wasmtime running <task root>/<function>.cwasm, or wazero running
+	// <function>.wasm.
+	Program host.Program
+	// CacheRoot holds the writable compilation caches, one directory per
+	// function. "" means wsbind-cache in os.TempDir() (/tmp on Lambda).
+	CacheRoot string
+	// Log receives the host's logs. nil means slog.Default().
+	Log *slog.Logger
+}
+
+func (e *Process) getenv(key string) string {
+	vars := e.Vars
+	if vars == nil {
+		vars = os.Environ()
+	}
+	v := ""
+	for _, kv := range vars {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val // the last one wins, as in os.Getenv
+		}
+	}
+	return v
+}
+
+// hostOnly are the WSBIND_ settings that configure the host itself: where
+// the data lives and how tokens are verified. Guests never see them; the
+// auth secret in particular must not reach binding code.
+var hostOnly = []string{"WSBIND_BACKEND=", "WSBIND_TABLE_", "WSBIND_MANAGEMENT_ENDPOINT=", "WSBIND_AUTH_", "WSBIND_ENGINE="}
+
+// guestEnv is what the guests see of the environment: the application's
+// settings (WSBIND_*, host-only ones excepted) and nothing else. The
+// process also holds the function's AWS credentials; the sandbox has no
+// use for them.
+func (e *Process) guestEnv() []string {
+	vars := e.Vars
+	if vars == nil {
+		vars = os.Environ()
+	}
+	var out []string
+	for _, kv := range vars {
+		if strings.HasPrefix(kv, "WSBIND_") && !slices.ContainsFunc(hostOnly, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// Function is the function a Lambda process serves: the Handler of its
+// events, and what FromEnv opened for it (the guest's pool, engine and
+// compilation cache), which Close releases.
+type Function struct {
+	*lambdahost.Handler
+	closers closers
+}
+
+// Close releases what FromEnv opened for the function.
+func (f *Function) Close(ctx context.Context) error {
+	err := f.closers.close(ctx)
+	f.closers = nil
+	return err
+}
+
+// FromEnv builds the Function a Lambda process serves, as the custom
+// runtime's bootstrap does at init:
+//
+//   - _HANDLER (the function's Handler setting) names the function:
+//     connect, route, streamfanout, or authorizer (host code, no guest);
+//   - WSBIND_BACKEND selects the services: "dynamodb" is the tables named
+//     by WSBIND_TABLE_ITEMS, _CONNECTIONS and _SUBSCRIPTIONS (and for
+//     route _IDEMPOTENCY), and for streamfanout the management API at
+//     WSBIND_MANAGEMENT_ENDPOINT;
+//     "memory" is the in-memory store and a Poster that logs and drops
+//     pushes (no persistence);
+//   - $LAMBDA_TASK_ROOT (default: the executable's directory) holds
+//     <function>.cwasm, the guest compiled ahead of time, which wasmtime
+//     maps (WSBIND_ENGINE=wasmtime, the default of a bootstrap built
+//     with it); and <function>.wasm with wazero's compiled code,
+//     <function>.cache/, linked into a writable cache (OpenCache) so
+//     that compiling is a cache hit. Each step that fails falls back to
+//     the next with one log line: wasmtime, wazero's cache, compiling;
+//   - the guest is instantiated now (Pool.Warm), so the first event pays
+//     no start-up.
+func FromEnv(ctx context.Context, env Process) (*Function, error) {
+	log := env.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	name := env.getenv("_HANDLER")
+	switch name {
+	case lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout:
+	case lambdahost.NameAuthorizer:
+		return authorizerFromEnv(ctx, &env, log)
+	default:
+		return nil, fmt.Errorf("_HANDLER=%q: want %s, %s, %s or %s", name,
+			lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer)
+	}
+	svc, err := servicesFromEnv(ctx, &env, name, log)
+	if err != nil {
+		return nil, err
+	}
+	var cl closers
+	fail := func(err error) (*Function, error) {
+		cl.close(ctx)
+		return nil, err
+	}
+	start := time.Now()
+	engine := "native"
+	var mod host.Module
+	if env.Program != nil {
+		mod = host.NativeModule(env.Program)
+	} else if mod, engine, err = loadGuest(ctx, &env, name, log, &cl); err != nil {
+		return fail(err)
+	}
+	loaded := time.Since(start)
+	pool := host.NewPool(mod, 1)
+	cl = append(cl, func(ctx context.Context) error { pool.Close(ctx); return nil })
+	if err := pool.Warm(ctx); err != nil {
+		return fail(fmt.Errorf("%s: %w", name, err))
+	}
+	h, err := lambdahost.New(lambdahost.Config{Function: name, Pool: pool, Services: svc})
+	if err != nil {
+		return fail(err)
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", name), slog.String("engine", engine),
+		slog.Duration("load", loaded), slog.Duration("instantiate", time.Since(start)-loaded))
+	return &Function{Handler: h, closers: cl}, nil
+}
+
+// authorizerFromEnv builds the $connect authorizer: host code only, no
+// guest and no database. A setting it cannot use (a short secret, a JWKS
+// URL that is not https) stops the start, rather than reject every token
+// at run time.
+func authorizerFromEnv(ctx context.Context, env *Process, log *slog.Logger) (*Function, error) {
+	cfg := auth.ConfigFromEnv(env.getenv)
+	v, err := auth.NewVerifier(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", lambdahost.NameAuthorizer, err)
+	}
+	h := lambdahost.NewAuthorizer(auth.NewAuthorizer(v, log), log)
+	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", lambdahost.NameAuthorizer),
+		slog.Bool("hs256", len(cfg.HS256Secret) > 0), slog.Bool("jwks", cfg.JWKSURL != ""))
+	return &Function{Handler: h}, nil
+}
+
+// closers release what FromEnv opened, last opened first.
+type closers []func(context.Context) error
+
+func (c closers) close(ctx context.Context) error {
+	var errs []error
+	for i := len(c) - 1; i >= 0; i-- {
+		errs = append(errs, c[i](ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// servicesFromEnv builds the Services WSBIND_BACKEND selects for the
+// function name.
+func servicesFromEnv(ctx context.Context, env *Process, name string, log *slog.Logger) (*host.Services, error) {
+	switch b := env.getenv("WSBIND_BACKEND"); b {
+	case "memory":
+		st := memory.New()
+		return &host.Services{Store: st, Subscribers: st, Conns: st, Poster: dropPoster{log}, Log: log}, nil
+	case "dynamodb":
+		return dynamoServices(ctx, env, name, log)
+	default:
+		return nil, fmt.Errorf("WSBIND_BACKEND=%q: want dynamodb (the tables named by WSBIND_TABLE_*), or memory (in-process, no persistence)", b)
+	}
+}
+
+// dynamoServices are the AWS services: the DynamoDB tables and, for the
+// fan-out, the API Gateway management API. The SDK takes its credentials,
+// region and endpoint overrides (AWS_ENDPOINT_URL_DYNAMODB) from the
+// process's environment, as Lambda sets it.
+func dynamoServices(ctx context.Context, env *Process, name string, log *slog.Logger) (*host.Services, error) {
+	tables := dynamo.Tables{
+		Items:         env.getenv("WSBIND_TABLE_ITEMS"),
+		Connections:   env.getenv("WSBIND_TABLE_CONNECTIONS"),
+		Subscriptions: env.getenv("WSBIND_TABLE_SUBSCRIPTIONS"),
+		// The route function's alone: a write with an idempotency key
+		// fails (500, logged) without it.
+		Idempotency: env.getenv("WSBIND_TABLE_IDEMPOTENCY"),
+	}
+	if tables.Items == "" || tables.Connections == "" || tables.Subscriptions == "" {
+		return nil, errors.New("WSBIND_BACKEND=dynamodb needs WSBIND_TABLE_ITEMS, WSBIND_TABLE_CONNECTIONS and WSBIND_TABLE_SUBSCRIPTIONS")
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	st := dynamo.New(dynamo.Config{Client: dynamodb.NewFromConfig(awsCfg), Tables: tables})
+	svc := &host.Services{Store: st, Subscribers: st, Conns: st, Log: log}
+	if name == lambdahost.NameStreamFanout {
+		endpoint := env.getenv("WSBIND_MANAGEMENT_ENDPOINT")
+		if endpoint == "" {
+			return nil, errors.New("streamfanout needs WSBIND_MANAGEMENT_ENDPOINT, https://{api-id}.execute-api.{region}.amazonaws.com/{stage}")
+		}
+		p, err := apigw.New(endpoint, awsCfg, apigw.Config{OnGone: st.DropConn, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		svc.Poster = p
+	}
+	return svc, nil
+}
+
+// apigw's Poster is the fan-out's Poster, and flushes its retries at the
+// end of a batch; apigw itself does not import the sandbox.
+var (
+	_ host.Poster  = (*apigw.Poster)(nil)
+	_ host.Flusher = (*apigw.Poster)(nil)
+)
+
+// dropPoster is the memory backend's Poster: there is no API Gateway to
+// post to, so it logs each push and drops it.
+type dropPoster struct{ log *slog.Logger }
+
+func (p dropPoster) Post(ctx context.Context, frame []byte, connIDs []string) error {
+	p.log.LogAttrs(ctx, slog.LevelInfo, "wsbind: push dropped (WSBIND_BACKEND=memory posts nowhere)",
+		slog.Int("conns", len(connIDs)), slog.Int("bytes", len(frame)))
+	return nil
+}
+
+// loadWasm compiles <task root>/<name>.wasm with the shipped compiled
+// code, adding what it opens to cl. Whatever the cache holds or lacks, it
+// compiles: the cache can slow a start, never fail it.
+func loadWasm(ctx context.Context, env *Process, root, name string, log *slog.Logger, cl *closers) (host.Module, error) {
+	wasm, err := os.ReadFile(filepath.Join(root, name+".wasm"))
+	if err != nil {
+		return nil, err
+	}
+	cacheRoot := env.CacheRoot
+	if cacheRoot == "" {
+		cacheRoot = filepath.Join(os.TempDir(), "wsbind-cache")
+	}
+	work := filepath.Join(cacheRoot, name)
+	cfg := host.WazeroConfig{GuestEnv: env.guestEnv()}
+	cache, err := host.OpenCache(filepath.Join(root, name+".cache"), work, log)
+	if err != nil {
+		log.LogAttrs(ctx, slog.LevelWarn, "wsbind: no compilation cache", slog.Any("err", err))
+	} else {
+		*cl = append(*cl, cache.Close)
+		cfg.Cache = cache
+	}
+	mod, out, err := compile(ctx, cfg, wasm, work, cl)
+	if err != nil && cfg.Cache != nil {
+		// CompileCached has already retried over an emptied cache: what
+		// fails is the cache's directory itself (a full /tmp, say). One
+		// more try without a cache.
+		log.LogAttrs(ctx, slog.LevelWarn, "wsbind: compiling without the compilation cache", slog.Any("err", err))
+		cfg.Cache = nil
+		mod, out, err = compile(ctx, cfg, wasm, work, cl)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("compile %s.wasm: %w", name, err)
+	}
+	if !out.Hit {
+		attrs := []slog.Attr{slog.String("function", name)}
+		if out.Err != nil {
+			attrs = append(attrs, slog.Any("cache_err", out.Err))
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "compiled "+name+" (no matching compiled code shipped)", attrs...)
+	}
+	return mod, nil
+}
+
+// compile starts an engine and compiles wasm in it.
+func compile(ctx context.Context, cfg host.WazeroConfig, wasm []byte, work string, cl *closers) (host.Module, host.CacheOutcome, error) {
+	eng, err := host.NewWazero(ctx, cfg)
+	if err != nil {
+		return nil, host.CacheOutcome{}, err
+	}
+	mod, out, err := eng.CompileCached(ctx, wasm, work)
+	if err != nil {
+		eng.Close(ctx)
+		return nil, out, err
+	}
+	*cl = append(*cl, eng.Close)
+	return mod, out, nil
+}
+
+// CompileCaches compiles each wasm file into dir/<name>.cache, name being
+// the file's base name without ".wasm", and in a bootstrap built with
+// wasmtime also into dir/<name>.cwasm: the compiled code that `make
+// build` ships beside the guests (`bootstrap -compile-cache`). It must run
+// on the target's architecture (natively, or under qemu for arm64): the
+// code is native code, and wazero's entries are keyed by the CPU's
+// features (wasmtime's code is made for the architecture's baseline).
+// It goes through host.NewWazero like FromEnv does, since the cache key
+// also depends on the runtime's configuration. The files are made
+// world-readable, as Lambda requires of a package (wazero writes them
+// for its owner only).
+func CompileCaches(ctx context.Context, dir string, files []string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(files) == 0 {
+		return errors.New("no wasm files to compile")
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".wasm")
+		cacheDir := filepath.Join(dir, name+".cache")
+		start := time.Now()
+		if err := compileCache(ctx, f, cacheDir); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if err := shareTree(cacheDir); err != nil {
+			return fmt.Errorf("%s: %w", cacheDir, err)
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "compiled "+f, slog.String("cache", cacheDir),
+			slog.Int("files", host.CacheFiles(cacheDir)), slog.Duration("took", time.Since(start)))
+		start = time.Now()
+		cwasm := filepath.Join(dir, name+".cwasm")
+		if made, err := precompile(f, cwasm); err != nil {
+			return fmt.Errorf("%s: ahead of time: %w", f, err)
+		} else if made {
+			log.LogAttrs(ctx, slog.LevelInfo, "compiled "+f+" ahead of time", slog.String("cwasm", cwasm),
+				slog.Duration("took", time.Since(start)))
+		}
+	}
+	return nil
+}
+
+func compileCache(ctx context.Context, file, cacheDir string) error {
+	wasm, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
+	if err != nil {
+		return err
+	}
+	defer cache.Close(ctx)
+	eng, err := host.NewWazero(ctx, host.WazeroConfig{Cache: cache})
+	if err != nil {
+		return err
+	}
+	defer eng.Close(ctx)
+	if _, _, err := eng.CompileCached(ctx, wasm, cacheDir); err != nil {
+		return err
+	}
+	if host.CacheFiles(cacheDir) == 0 {
+		return errors.New("wazero wrote no compiled code")
+	}
+	return nil
+}
+
+// shareTree makes a tree readable by everyone: 0755 directories, 0644
+// files.
+func shareTree(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644)
+		if d.IsDir() {
+			mode = 0o755
+		}
+		return os.Chmod(path, mode)
+	})
+}

@@ -1,0 +1,72 @@
+// Package call is the contract between the router and a compiled binding:
+// one action call in (Request), its reply out (Result). It is guest code:
+// the standard library and this module only.
+package call
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/wsbind/wsbind/internal/core/identity"
+)
+
+// Request is one action call on a binding, decoded from a frame.
+type Request struct {
+	Action string
+	// PK is payload.pk; "" when absent. Detail actions (retrieve, update,
+	// patch, delete, subscribe, custom detail actions) fall back to data.pk
+	// when it is "", as channels-api's README sends it.
+	PK string
+	// Data is payload.data; nil when absent or null.
+	Data json.RawMessage
+	// User is the connection's user; ConnID is the connection.
+	User   identity.User
+	ConnID string
+	// Now is when the message is handled; it stamps ids and timestamps.
+	Now time.Time
+	// IfVersion, when HasIfVersion, is the version the request expects the
+	// object at: a write of PK to an object at another version fails.
+	IfVersion    int64
+	HasIfVersion bool
+}
+
+// Result is a successful action's reply: status and JSON data.
+type Result struct {
+	Status int
+	Data   []byte
+	// Version is the object's version after a create or detail action,
+	// 0 for none.
+	Version int64
+	// PK is the object a create or detail action worked on.
+	PK string
+	// Write marks a committed write: its reply is never an error, so one
+	// too large for a message is sent truncated.
+	Write bool
+	// Page, for a list, holds its entries in order (Data is nil then), so
+	// that the reply can truncate the ones that do not fit.
+	Page []Entry
+}
+
+// Entry is one object of a list page, as clients see it.
+type Entry struct {
+	ID   string
+	Data []byte
+}
+
+// Images are a change's two stored images (0: before, 1: after) prepared
+// for fan-out by the binding: their wire form, and who may see them.
+type Images interface {
+	// Wire is image i as clients see it; nil when the change has none.
+	Wire(i int) []byte
+	// Visible reports whether a subscriber sees each image (0: before,
+	// 1: after; false where there is none): the binding's scope and object
+	// permissions for the subscriber's user, and the subscription's filter.
+	Visible(user identity.User, filter string) [2]bool
+}
+
+// Action describes an action a binding offers.
+type Action struct {
+	Name   string
+	Detail bool // takes a pk
+	Custom bool
+}

@@ -1,0 +1,405 @@
+// Package router turns request frames into reply frames and store changes
+// into push frames: frame → stream → permission → action → reply, and
+// change → serializer → subscribers → pushes. It is guest code: the
+// standard library and this module only.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wsbind/wsbind/internal/core/apierr"
+	"github.com/wsbind/wsbind/internal/core/call"
+	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/jsonv"
+	"github.com/wsbind/wsbind/internal/core/protocol"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/resource"
+)
+
+// Logger receives server-side failures. *slog.Logger satisfies it.
+type Logger interface {
+	Error(msg string, args ...any)
+}
+
+// Config configures a Router. Registry and Store are required.
+type Config struct {
+	Registry *resource.Registry
+	Store    store.Store
+	// Now is the clock. nil means time.Now.
+	Now func() time.Time
+	// Log receives failures with a correlation id. nil means standard error.
+	Log Logger
+}
+
+// Router serves the bindings of one registry.
+type Router struct {
+	reg      *resource.Registry
+	store    store.Store
+	now      func() time.Time
+	log      Logger
+	settings resource.Settings
+}
+
+// New returns a router. The config is copied; do not change it after.
+func New(cfg Config) *Router {
+	r := &Router{reg: cfg.Registry, now: cfg.Now, log: cfg.Log}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.log == nil {
+		r.log = stderrLogger{}
+	}
+	r.settings = cfg.Registry.Settings()
+	r.store = cfg.Store
+	return r
+}
+
+// Conn is who sent a frame: the connection and its verified user.
+type Conn struct {
+	ID   string
+	User identity.User
+}
+
+// Handle answers one frame with exactly one reply frame. It never panics on
+// any input, and binding panics become 500 replies.
+func (r *Router) Handle(ctx context.Context, conn Conn, frame []byte) []byte {
+	req, perr := protocol.Decode(frame)
+	if perr != nil {
+		return reply(&req, call.Result{}, perr)
+	}
+	h := r.reg.Lookup(req.Stream)
+	if h == nil {
+		return reply(&req, call.Result{}, apierr.InvalidStream())
+	}
+	if req.IdempotencyKey != "" && writes(h, req.Action) {
+		return r.once(ctx, h, conn, &req)
+	}
+	res, err := r.serve(ctx, h, conn, &req)
+	return reply(&req, res, r.publicError(err, &req, conn))
+}
+
+// reply writes the reply frame of a result, within the message limit: a
+// list page truncates the entries that do not fit, a committed write too
+// large for a message is answered truncated (the write happened; an error
+// would invite a duplicate), and any other reply too large is a 413.
+func reply(req *protocol.Request, res call.Result, err *apierr.Error) []byte {
+	if err != nil {
+		// Echoes are bounded (protocol.MaxEcho), so an error always fits.
+		return protocol.Reply(nil, req, 0, nil, err)
+	}
+	out := protocol.Out{Status: res.Status, Data: res.Data, Version: res.Version}
+	if res.Page != nil {
+		out.Data = fitPage(req, out, res.Page)
+	}
+	frame := protocol.ReplyWith(make([]byte, 0, len(out.Data)+160), req, out, nil)
+	if len(frame) <= protocol.MaxMessage {
+		return frame
+	}
+	if res.Write {
+		out.Truncated, out.PK = true, res.PK
+		return protocol.ReplyWith(nil, req, out, nil)
+	}
+	msg := fmt.Sprintf("Response too large: %d bytes, the limit is %d.", len(frame), protocol.MaxMessage)
+	return protocol.Reply(nil, req, 0, nil, apierr.TooLarge(msg))
+}
+
+// fitPage writes a list page as a JSON array that fits, with the rest of
+// the reply, in one message: while it does not, the largest entry left is
+// replaced by {"id": <pk>, "truncated": true}. The entries keep their
+// order.
+func fitPage(req *protocol.Request, out protocol.Out, page []call.Entry) []byte {
+	out.Data = []byte("[]")
+	budget := protocol.MaxMessage - len(protocol.ReplyWith(nil, req, out, nil)) + len(out.Data)
+	stubs := make([][]byte, len(page))
+	size := len(page) + 1 // brackets and commas
+	for _, e := range page {
+		size += len(e.Data)
+	}
+	if size > budget {
+		order := make([]int, len(page))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return len(page[b].Data) - len(page[a].Data) })
+		for _, i := range order {
+			if size <= budget {
+				break
+			}
+			stub := append(jsonv.AppendString([]byte(`{"id":`), page[i].ID), `,"truncated":true}`...)
+			size += len(stub) - len(page[i].Data)
+			stubs[i] = stub
+		}
+	}
+	data := make([]byte, 0, size)
+	data = append(data, '[')
+	for i, e := range page {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		if stubs[i] != nil {
+			data = append(data, stubs[i]...)
+		} else {
+			data = append(data, e.Data...)
+		}
+	}
+	return append(data, ']')
+}
+
+func (r *Router) serve(ctx context.Context, h *resource.Handler, conn Conn, req *protocol.Request) (res call.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = apierr.Internal(fmt.Errorf("panic: %v", p))
+		}
+	}()
+	now := r.now()
+	if expired(conn.User, now) {
+		return call.Result{}, apierr.TokenExpired()
+	}
+	return h.Serve(ctx, &r.settings, r.store, call.Request{
+		Action:       req.Action,
+		PK:           req.PK,
+		Data:         req.Data,
+		User:         conn.User,
+		ConnID:       conn.ID,
+		Now:          now,
+		IfVersion:    req.IfVersion,
+		HasIfVersion: req.HasIfVersion,
+	})
+}
+
+// expired reports whether the user's token expired before now. A
+// connection outlives its token; from then on it is served as no one
+// (RATIONALE: "Why does a connection whose token expired get 401s?").
+func expired(u identity.User, now time.Time) bool {
+	exp, ok := u.Expires()
+	return ok && u.ID != "" && now.Unix() >= exp
+}
+
+// publicError logs internal failures under a correlation id and returns
+// what the client may read; nil for no error.
+func (r *Router) publicError(err error, req *protocol.Request, conn Conn) *apierr.Error {
+	if err == nil {
+		return nil
+	}
+	e := apierr.AsError(err)
+	if e.Code() == apierr.CodeInternal {
+		r.log.Error("wsbind: internal error",
+			"correlation_id", resource.NewID(time.Now()),
+			"stream", req.Stream, "action", req.Action, "conn", conn.ID,
+			"err", err.Error())
+	}
+	return e
+}
+
+type stderrLogger struct{}
+
+func (stderrLogger) Error(msg string, args ...any) {
+	line := msg
+	for i := 0; i+1 < len(args); i += 2 {
+		line += fmt.Sprintf(" %v=%s", args[i], strconv.Quote(fmt.Sprint(args[i+1])))
+	}
+	fmt.Fprintln(os.Stderr, line)
+}
+
+// Change kinds, as pushes name them (store's).
+const (
+	KindCreate = store.KindCreate
+	KindUpdate = store.KindUpdate
+	KindDelete = store.KindDelete
+)
+
+// Change is one committed write: store.Change, what fan-out reads.
+type Change = store.Change
+
+// ErrUnknownStream is returned for changes of streams no binding serves
+// (the items table may hold other data); fan-out skips them.
+var ErrUnknownStream = errors.New("no binding for the stream")
+
+// ErrBadChange is returned for a change that can never become a push: an
+// unknown kind, or no image to push (a stream that does not carry old and
+// new images, say). Retrying it would block the stream, so fan-out logs
+// and skips it.
+var ErrBadChange = errors.New("bad change")
+
+// Post is one push to one connection.
+type Post struct {
+	ConnID string
+	Frame  []byte
+}
+
+// topics are the subscription topics a change of a kind may reach, and
+// the rank of each one's action: a create reaches only create
+// subscriptions and a delete only delete ones; an update may also enter or
+// leave a subscription's view, and so reaches all three.
+func topics(stream, kind, pk string) ([]string, []int) {
+	kinds := []string{kind}
+	if kind == KindUpdate {
+		kinds = []string{KindUpdate, KindCreate, KindDelete}
+	}
+	ts := make([]string, 0, 2*len(kinds))
+	ranks := make([]int, 0, 2*len(kinds))
+	for _, k := range kinds {
+		r := rankDelete
+		switch k {
+		case KindCreate:
+			r = rankCreate
+		case KindUpdate:
+			r = rankUpdate
+		}
+		ts = append(ts, store.Topic(stream, k, ""), store.Topic(stream, k, pk))
+		ranks = append(ranks, r, r)
+	}
+	return ts, ranks
+}
+
+// kindOf is the rank of a subscription's topic among ts; 0 for one the
+// fan-out did not ask for.
+func kindOf(ts []string, ranks []int, topic string) int {
+	for i, t := range ts {
+		if t == topic {
+			return ranks[i]
+		}
+	}
+	return 0
+}
+
+// Fanout builds the posts for a change. Each subscription compares what
+// it could see before and after the change (the binding's scope and object
+// permissions for the user recorded at subscribe time, and its filter):
+// an object that stays visible is an update to update subscriptions, one
+// that enters is a create to create subscriptions, one that leaves is a
+// delete (with the object as it was) to delete subscriptions, and nothing
+// else is pushed. A connection whose subscriptions disagree gets one
+// push: update over create over delete. Connections whose token has
+// expired get nothing. Posts come in connection id order.
+func (r *Router) Fanout(ctx context.Context, subs store.Subscribers, ch Change) ([]Post, error) {
+	h := r.reg.Lookup(ch.Stream)
+	if h == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownStream, ch.Stream)
+	}
+	old, new := ch.Old, ch.New
+	switch ch.Kind {
+	case KindCreate:
+		old = nil
+	case KindDelete:
+		new = nil
+	case KindUpdate:
+	default:
+		return nil, fmt.Errorf("%w: change of %s/%s: unknown kind %q", ErrBadChange, ch.Stream, ch.PK, ch.Kind)
+	}
+	if (ch.Kind == KindDelete && old == nil) || (ch.Kind != KindDelete && new == nil) {
+		return nil, fmt.Errorf("%w: change of %s/%s: %s without its image", ErrBadChange, ch.Stream, ch.PK, ch.Kind)
+	}
+	if ch.Kind == KindUpdate && old == nil {
+		// A stream without old images: the object counts as visible
+		// before exactly when it is after, so nothing enters or leaves.
+		old = new
+	}
+	im, err := h.Images(old, new)
+	if err != nil {
+		return nil, fmt.Errorf("change of %s/%s: %w", ch.Stream, ch.PK, err)
+	}
+	ts, kinds := topics(ch.Stream, ch.Kind, ch.PK)
+	list, err := subs.Subscribers(ctx, ts)
+	if err != nil {
+		return nil, fmt.Errorf("subscribers of %s/%s: %w", ch.Stream, ch.PK, err)
+	}
+	// The clock is read once, and only for a subscriber whose token
+	// carries an expiry.
+	var now time.Time
+	// Each connection's outcome, the kind of push it gets by rank, in the
+	// order the subscriptions came (connection id order within a topic).
+	type outcome struct {
+		conn string
+		rank int
+	}
+	outcomes := make([]outcome, 0, len(list))
+	index := make(map[string]int, len(list))
+	for _, s := range list {
+		i, ok := index[s.ConnID]
+		if !ok {
+			i = len(outcomes)
+			index[s.ConnID] = i
+			outcomes = append(outcomes, outcome{conn: s.ConnID})
+		}
+		kind := kindOf(ts, kinds, s.Topic)
+		if kind == 0 || outcomes[i].rank == rankUpdate {
+			continue
+		}
+		if _, ok := s.User.Expires(); ok {
+			if now.IsZero() {
+				now = r.now()
+			}
+			if expired(s.User, now) {
+				continue
+			}
+		}
+		if !h.Allowed(&r.settings, s.User, KindRetrieve, ch.PK) {
+			continue
+		}
+		sees := im.Visible(s.User, s.Filter)
+		before, after := sees[0], sees[1]
+		var got int
+		switch {
+		case before && after && kind == rankUpdate:
+			got = rankUpdate
+		case !before && after && kind == rankCreate:
+			got = rankCreate
+		case before && !after && kind == rankDelete:
+			got = rankDelete
+		}
+		outcomes[i].rank = max(outcomes[i].rank, got)
+	}
+	var frames [rankUpdate + 1][]byte
+	posts := make([]Post, 0, len(outcomes))
+	for _, o := range outcomes {
+		if o.rank == 0 {
+			continue
+		}
+		if frames[o.rank] == nil {
+			frames[o.rank] = r.pushFrame(h, ch, o.rank, im)
+		}
+		posts = append(posts, Post{ConnID: o.conn, Frame: frames[o.rank]})
+	}
+	// Several topics interleave their connections; one topic's are in
+	// order already, and sorting a sorted slice costs one pass.
+	slices.SortFunc(posts, func(a, b Post) int { return strings.Compare(a.ConnID, b.ConnID) })
+	return posts, nil
+}
+
+// KindRetrieve is the action the permissions see for a push.
+const KindRetrieve = "retrieve"
+
+// Push outcomes, ranked: a connection gets the highest of its
+// subscriptions'.
+const (
+	rankDelete = 1
+	rankCreate = 2
+	rankUpdate = 3
+)
+
+// pushFrame writes the push of one outcome: create and update carry the
+// object after the change, delete the object as it was. A frame that would
+// exceed the message limit is replaced by one without data, marked
+// truncated.
+func (r *Router) pushFrame(h *resource.Handler, ch Change, rank int, im call.Images) []byte {
+	kind, data := KindUpdate, im.Wire(1)
+	switch rank {
+	case rankCreate:
+		kind = KindCreate
+	case rankDelete:
+		kind, data = KindDelete, im.Wire(0)
+	}
+	frame := protocol.Push(make([]byte, 0, len(data)+128), ch.Stream, kind, h.Model(), ch.PK, ch.Version, data)
+	if len(frame) > protocol.MaxMessage {
+		frame = protocol.Push(nil, ch.Stream, kind, h.Model(), ch.PK, ch.Version, nil)
+	}
+	return frame
+}

@@ -1,0 +1,123 @@
+package web_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/wsbind/wsbind/bindings"
+	"github.com/wsbind/wsbind/internal/emulated/web"
+	"github.com/wsbind/wsbind/internal/sandbox/guest"
+	"github.com/wsbind/wsbind/resource"
+)
+
+func get(t *testing.T, h http.Handler, method, path string) *http.Response {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec.Result()
+}
+
+func body(t *testing.T, res *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestHandler_Bindings(t *testing.T) {
+	reg := bindings.Registry(resource.Settings{})
+	res := get(t, web.Handler(guest.DescribeEntry(reg)(nil)), http.MethodGet, "/bindings.json")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", res.StatusCode)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type: got %q, want application/json", ct)
+	}
+	var got guest.Bindings
+	if err := json.Unmarshal([]byte(body(t, res)), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := reg.Streams()
+	if len(got.Streams) != len(want) {
+		t.Fatalf("streams: got %d, want %d (%v)", len(got.Streams), len(want), want)
+	}
+	for i, s := range got.Streams {
+		h := reg.Lookup(want[i])
+		if s.Stream != h.Stream() || s.Model != h.Model() {
+			t.Errorf("stream %d: got %s (%s), want %s (%s)", i, s.Stream, s.Model, h.Stream(), h.Model())
+		}
+		var wantActions []guest.Action
+		for _, a := range h.Actions() {
+			wantActions = append(wantActions, guest.Action{Name: a.Name, Detail: a.Detail, Custom: a.Custom})
+		}
+		if !slices.Equal(s.Actions, wantActions) {
+			t.Errorf("%s actions: got %+v, want %+v", s.Stream, s.Actions, wantActions)
+		}
+	}
+}
+
+func TestHandler_Files(t *testing.T) {
+	h := web.Handler(guest.DescribeEntry(bindings.Registry(resource.Settings{}))(nil))
+	page := get(t, h, http.MethodGet, "/")
+	if page.StatusCode != http.StatusOK || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: got %d %q, want 200 text/html", page.StatusCode, page.Header.Get("Content-Type"))
+	}
+	if page.Header.Get("Content-Security-Policy") == "" {
+		t.Error("GET /: no Content-Security-Policy")
+	}
+	html := body(t, page)
+	// Every file the page references is served, with its type.
+	refs := regexp.MustCompile(`(?:src|href)="([^"]+)"`).FindAllStringSubmatch(html, -1)
+	if len(refs) < 2 {
+		t.Fatalf("page references %d files, want the script and the style sheet", len(refs))
+	}
+	types := map[string]string{".js": "text/javascript", ".css": "text/css"}
+	for _, m := range refs {
+		ref := m[1]
+		if strings.HasPrefix(ref, "data:") {
+			continue
+		}
+		if strings.Contains(ref, "://") || strings.HasPrefix(ref, "//") {
+			t.Errorf("page loads %s from elsewhere; the machine may be offline", ref)
+			continue
+		}
+		res := get(t, h, http.MethodGet, "/"+ref)
+		want, ok := types[path.Ext(ref)]
+		if !ok {
+			t.Errorf("page references %s, of no type this test knows", ref)
+			continue
+		}
+		if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), want) {
+			t.Errorf("GET /%s: got %d %q, want 200 %q", ref, res.StatusCode, res.Header.Get("Content-Type"), want)
+		}
+	}
+}
+
+func TestHandler_Refusals(t *testing.T) {
+	h := web.Handler(guest.DescribeEntry(bindings.Registry(resource.Settings{}))(nil))
+	tests := []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodGet, "/static/debugger.js", http.StatusNotFound},
+		{http.MethodGet, "/index.html", http.StatusNotFound},
+		{http.MethodGet, "/nope", http.StatusNotFound},
+		{http.MethodPost, "/", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/bindings.json", http.StatusMethodNotAllowed},
+		{http.MethodHead, "/bindings.json", http.StatusOK},
+	}
+	for _, tt := range tests {
+		if got := get(t, h, tt.method, tt.path).StatusCode; got != tt.status {
+			t.Errorf("%s %s: got %d, want %d", tt.method, tt.path, got, tt.status)
+		}
+	}
+}
