@@ -63,9 +63,12 @@ all: check test
 ## this machine, running this module's guests (wsbind run builds them);
 ## FAULTS injects faults (make run FAULTS=post-throttle=0.1,seed=1;
 ## docs/emulator.md)
-FAULTS ?=
+## IDLE and LIFETIME shorten the connection limits (make run IDLE=5s LIFETIME=30s)
+FAULTS   ?=
+IDLE     ?=
+LIFETIME ?=
 run:
-	$(WSBIND) run $(if $(FAULTS),-faults '$(FAULTS)')
+	$(WSBIND) run $(if $(FAULTS),-faults '$(FAULTS)') $(if $(IDLE),-idle $(IDLE)) $(if $(LIFETIME),-lifetime $(LIFETIME))
 
 ## token: a token for USER (make token USER=alice) for the emulator;
 ## ROLES (comma-separated) become its "groups" (ROLES=admin,editor)

@@ -71,6 +71,7 @@ const (
 	tConnections   = "connections"
 	tSubscriptions = "subscriptions"
 	tIdempotency   = "idempotency"
+	tHistory       = "history"
 )
 
 var tableVars = map[string]string{
@@ -78,6 +79,7 @@ var tableVars = map[string]string{
 	tConnections:   "WSBIND_TABLE_CONNECTIONS",
 	tSubscriptions: "WSBIND_TABLE_SUBSCRIPTIONS",
 	tIdempotency:   "WSBIND_TABLE_IDEMPOTENCY",
+	tHistory:       "WSBIND_TABLE_HISTORY",
 }
 
 // wantGrants is each function's least privilege: "action resource", the
@@ -92,6 +94,8 @@ var wantGrants = map[string][]string{
 		"dynamodb:PutItem subscriptions", "dynamodb:DeleteItem subscriptions",
 		"dynamodb:GetItem connections",
 		"dynamodb:PutItem idempotency", "dynamodb:UpdateItem idempotency", "dynamodb:DeleteItem idempotency",
+		"dynamodb:Query history", "dynamodb:Query history/index/" + dynamo.IndexByStream,
+		"execute-api:ManageConnections POST @connections", "execute-api:ManageConnections DELETE @connections",
 	},
 	hConnect: {
 		"dynamodb:PutItem connections", "dynamodb:DeleteItem connections",
@@ -102,6 +106,7 @@ var wantGrants = map[string][]string{
 		"dynamodb:Query subscriptions",
 		"dynamodb:DeleteItem connections",
 		"dynamodb:Query subscriptions/index/" + dynamo.IndexByConn, "dynamodb:BatchWriteItem subscriptions",
+		"dynamodb:BatchWriteItem history",
 		"execute-api:ManageConnections POST @connections", "execute-api:ManageConnections DELETE @connections",
 		"dynamodb:DescribeStream items/stream/*", "dynamodb:GetRecords items/stream/*",
 		"dynamodb:GetShardIterator items/stream/*", "dynamodb:ListStreams items/stream/*",
@@ -124,7 +129,7 @@ type gsiSpec struct{ name, hash, rng, projection string }
 // definitions (dynamo.TableInputs, the one home of the layout): the check
 // cannot drift from what the store reads and writes.
 var tableSpecs = func() map[string]tableSpec {
-	roles := dynamo.Tables{Items: tItems, Connections: tConnections, Subscriptions: tSubscriptions, Idempotency: tIdempotency}
+	roles := dynamo.Tables{Items: tItems, Connections: tConnections, Subscriptions: tSubscriptions, Idempotency: tIdempotency, History: tHistory}
 	specs := map[string]tableSpec{}
 	for _, in := range dynamo.TableInputs(roles) {
 		var s tableSpec
@@ -468,10 +473,14 @@ func (c *checker) checkEnv(id, h string) {
 			c.add(CheckEnv, id, "WSBIND_BACKEND %q, want dynamodb", b)
 		}
 		roles := []string{tItems, tConnections, tSubscriptions}
-		if h == hRoute {
+		switch h {
+		case hRoute:
 			// Only writes, which only the route function serves, take
-			// idempotency keys.
-			roles = append(roles, tIdempotency)
+			// idempotency keys; a resumed subscription reads the history.
+			roles = append(roles, tIdempotency, tHistory)
+		case hStreamFanout:
+			// The fan-out records the history.
+			roles = append(roles, tHistory)
 		}
 		for _, role := range roles {
 			v := tableVars[role]
@@ -502,7 +511,9 @@ func (c *checker) checkEnv(id, h string) {
 		if p := refOf(env["WSBIND_PAGE_SIZE"]); c.params[p] == nil {
 			c.add(CheckEnv, id, "WSBIND_PAGE_SIZE is not a Ref to a parameter")
 		}
-	case hStreamFanout:
+	}
+	switch h {
+	case hStreamFanout, hRoute:
 		s, _, _ := subOf(env["WSBIND_MANAGEMENT_ENDPOINT"])
 		if !endpointSub.MatchString(s) {
 			c.add(CheckEnv, id, "WSBIND_MANAGEMENT_ENDPOINT is not https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}")

@@ -17,8 +17,8 @@ func TestTableInputs_MatchTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := dynamo.Tables{Items: "i", Connections: "c", Subscriptions: "s", Idempotency: "k"}
-	got, err := TableInputs(tmpl, map[string]string{"ItemsTable": "i", "ConnectionsTable": "c", "SubscriptionsTable": "s", "IdempotencyTable": "k"})
+	names := dynamo.Tables{Items: "i", Connections: "c", Subscriptions: "s", Idempotency: "k", History: "h"}
+	got, err := TableInputs(tmpl, map[string]string{"ItemsTable": "i", "ConnectionsTable": "c", "SubscriptionsTable": "s", "IdempotencyTable": "k", "HistoryTable": "h"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,6 +24,7 @@ import (
 	"github.com/wsbind/wsbind/infra"
 	"github.com/wsbind/wsbind/internal/aws/apigw"
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
+	"github.com/wsbind/wsbind/internal/core/router"
 	"github.com/wsbind/wsbind/internal/emulated/dynamodblocal"
 	"github.com/wsbind/wsbind/internal/emulated/gateway"
 	"github.com/wsbind/wsbind/internal/emulated/streams"
@@ -39,6 +41,7 @@ var Tables = dynamo.Tables{
 	Connections:   "wsbind-local-connections",
 	Subscriptions: "wsbind-local-subscriptions",
 	Idempotency:   "wsbind-local-idempotency",
+	History:       "wsbind-local-history",
 }
 
 // Config configures the emulator. GuestDir and JWTSecret are required.
@@ -187,7 +190,21 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	cleanup = append(cleanup, func() { gwLn.Close() })
 	em.gwURL = "http://" + gwLn.Addr().String()
 
-	st := dynamo.New(dynamo.Config{Client: client, Tables: Tables})
+	// The history keeps changes as long as the guests (which decide what
+	// is a gap) are told: the replay settings among GuestEnv.
+	hist, err := router.HistoryFromEnv(func(k string) string {
+		for _, kv := range cfg.GuestEnv {
+			if v, ok := strings.CutPrefix(kv, k+"="); ok {
+				return v
+			}
+		}
+		return ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	retention := hist.Retention
+	st := dynamo.New(dynamo.Config{Client: client, Tables: Tables, Retention: retention})
 	svc := &host.Services{Store: st, Subscribers: st, Conns: st, Log: log}
 	// The gateway is built below; its management endpoint is known now.
 	mgmt := em.gwURL + "/" + gateway.DefaultStage
@@ -258,13 +275,14 @@ func createTables(ctx context.Context, client *dynamodb.Client, tmpl infra.Templ
 		"ConnectionsTable":   Tables.Connections,
 		"SubscriptionsTable": Tables.Subscriptions,
 		"IdempotencyTable":   Tables.Idempotency,
+		"HistoryTable":       Tables.History,
 	})
 	if err != nil {
 		return fmt.Errorf("template: %w", err)
 	}
-	for _, name := range []string{Tables.Items, Tables.Connections, Tables.Subscriptions, Tables.Idempotency} {
+	for _, name := range []string{Tables.Items, Tables.Connections, Tables.Subscriptions, Tables.Idempotency, Tables.History} {
 		if !slices.ContainsFunc(ins, func(in *dynamodb.CreateTableInput) bool { return aws.ToString(in.TableName) == name }) {
-			return fmt.Errorf("template: no table for %s (ItemsTable, ConnectionsTable, SubscriptionsTable and IdempotencyTable are required)", name)
+			return fmt.Errorf("template: no table for %s (ItemsTable, ConnectionsTable, SubscriptionsTable, IdempotencyTable and HistoryTable are required)", name)
 		}
 	}
 	if err := dynamo.CreateTablesFrom(ctx, client, ins); err != nil {

@@ -119,6 +119,7 @@ func ptExpect(t *testing.T, f frame, want string) any {
 	if gp, ok := got["payload"].(map[string]any); ok {
 		if wp, ok := w["payload"].(map[string]any); ok {
 			ptVersion(t, f, gp, wp)
+			ptCursor(t, f, gp, wp)
 		}
 		data = gp["data"]
 		if wp, ok := w["payload"].(map[string]any); ok && wp["data"] == ptAny {
@@ -158,6 +159,25 @@ func ptVersion(t *testing.T, f frame, got, want map[string]any) {
 		t.Errorf("reply: version %v on a %v %s reply, want none: %.300s", v, status, action, f.raw)
 	}
 	delete(got, "version")
+}
+
+// ptCursor checks a reply's payload.cursor when want names none: a
+// cursor exactly on a successful list reply (docs/protocol.md section
+// 10). It then drops it from got.
+func ptCursor(t *testing.T, f frame, got, want map[string]any) {
+	t.Helper()
+	if _, ok := want["cursor"]; ok {
+		return
+	}
+	status, _ := strconv.Atoi(fmt.Sprint(got["response_status"]))
+	c, has := got["cursor"].(string)
+	switch should := status == 200 && got["action"] == "list"; {
+	case should && (!has || !strings.HasPrefix(c, "1.")):
+		t.Errorf("reply: cursor %v, want one: %.300s", got["cursor"], f.raw)
+	case !should && got["cursor"] != nil:
+		t.Errorf("reply: cursor %v on a %v %v reply, want none: %.300s", got["cursor"], status, got["action"], f.raw)
+	}
+	delete(got, "cursor")
 }
 
 // ptReq writes a request frame.
@@ -259,6 +279,11 @@ func ptGot(t *testing.T, who string, c *client, stream, action, model, pk string
 			t.Errorf("%s: push version %v, want a positive integer: %.300s", who, p["version"], f.raw)
 		}
 		delete(p, "version")
+		// Every push carries its history position (docs/protocol.md §10).
+		if c, _ := p["cursor"].(string); !strings.HasPrefix(c, "1.") {
+			t.Errorf("%s: push cursor %v, want one: %.300s", who, p["cursor"], f.raw)
+		}
+		delete(p, "cursor")
 	}
 	want := map[string]any{"stream": stream, "payload": map[string]any{
 		"action": action, "data": data, "model": model, "pk": pk,
@@ -1124,7 +1149,14 @@ func TestProtocol_Size(t *testing.T) {
 			t.Fatalf("no push of the huge create: %v", err)
 		}
 		want := `{"stream":"questions","payload":{"action":"create","data":null,"model":"polls.question","pk":"pt-huge","version":1,"truncated":true}}`
-		if !reflect.DeepEqual(ptMustDecode(t, "push", f.raw), ptMustDecode(t, "want", want)) {
+		got := ptMustDecode(t, "push", f.raw)
+		if p, _ := got.(map[string]any)["payload"].(map[string]any); p != nil {
+			if c, _ := p["cursor"].(string); !strings.HasPrefix(c, "1.") {
+				t.Errorf("truncated push without its cursor: %.300s", f.raw)
+			}
+			delete(p, "cursor")
+		}
+		if !reflect.DeepEqual(got, ptMustDecode(t, "want", want)) {
 			t.Errorf("push:\n got  %.500s\n want %s", f.raw, want)
 		}
 		ptQuiet(t, map[string]*client{"watcher": watcher})

@@ -39,6 +39,8 @@ func TestStart_Errors(t *testing.T) {
 		{"short secret", func(c *emulator.Config) { c.JWTSecret = []byte("short") }, []string{"WSBIND_JWT_SECRET", "32"}},
 		{"address in use", func(c *emulator.Config) { c.Addr = busy.Addr().String() }, []string{"WSBIND_ADDR=" + busy.Addr().String(), "address already in use"}},
 		{"missing guests", func(c *emulator.Config) { c.GuestDir = t.TempDir() }, []string{".wasm", "make run and wsbind run build the guests"}},
+		{"bad replay limit", func(c *emulator.Config) { c.GuestEnv = append(c.GuestEnv, "WSBIND_REPLAY_LIMIT=lots") }, []string{`WSBIND_REPLAY_LIMIT="lots"`, "positive number"}},
+		{"bad history retention", func(c *emulator.Config) { c.GuestEnv = append(c.GuestEnv, "WSBIND_HISTORY_RETENTION=-1h") }, []string{`WSBIND_HISTORY_RETENTION="-1h"`, "positive duration"}},
 		{"bad template", func(c *emulator.Config) { c.Template = []byte("Resources: [not, a, map") }, []string{"template:"}},
 		{"template without tables", func(c *emulator.Config) { c.Template = []byte("Resources: {}\n") }, []string{"template:"}},
 	} {

@@ -38,7 +38,7 @@ type Client interface {
 
 var _ Client = (*dynamodb.Client)(nil)
 
-// Tables names the four tables.
+// Tables names the five tables.
 type Tables struct {
 	Items         string
 	Connections   string
@@ -46,6 +46,9 @@ type Tables struct {
 	// Idempotency holds the idempotency keys of writes and their replies;
 	// "" means writes that carry a key fail.
 	Idempotency string
+	// History holds the changes resumed subscriptions replay; "" means
+	// the fan-out cannot record them and a resume fails.
+	History string
 }
 
 // Config configures a Store. Client and Tables are required.
@@ -54,6 +57,9 @@ type Config struct {
 	Tables Tables
 	// Now is the clock that sets and checks expiry. nil means time.Now.
 	Now func() time.Time
+	// Retention is how long the history keeps a change (its time to
+	// live). 0 means DefaultRetention.
+	Retention time.Duration
 }
 
 // Attribute names of the tables (docs/design.md section 3; RATIONALE: "Why are
@@ -98,18 +104,22 @@ const Lifetime = 2*time.Hour + 10*time.Minute
 
 // Store is the DynamoDB backend. It is safe for concurrent use.
 type Store struct {
-	c   Client
-	t   Tables
-	now func() time.Time
+	c         Client
+	t         Tables
+	now       func() time.Time
+	retention time.Duration
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a store. The config is copied.
 func New(cfg Config) *Store {
-	s := &Store{c: cfg.Client, t: cfg.Tables, now: cfg.Now}
+	s := &Store{c: cfg.Client, t: cfg.Tables, now: cfg.Now, retention: cfg.Retention}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.retention <= 0 {
+		s.retention = DefaultRetention
 	}
 	return s
 }

@@ -91,7 +91,7 @@ func newTables(t *testing.T, c *dynamodb.Client) dynamo.Tables {
 		b[i] = byte(rand.N(256))
 	}
 	p := "wsbind-test-" + hex.EncodeToString(b[:])
-	tables := dynamo.Tables{Items: p + "-items", Connections: p + "-connections", Subscriptions: p + "-subscriptions", Idempotency: p + "-idempotency"}
+	tables := dynamo.Tables{Items: p + "-items", Connections: p + "-connections", Subscriptions: p + "-subscriptions", Idempotency: p + "-idempotency", History: p + "-history"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -679,6 +679,20 @@ func TestBudget_Scopes(t *testing.T) {
 			return fmt.Errorf("got %v, want ErrInvalid", err)
 		}
 		return nil
+	})
+	// The history: one BatchWriteItem per 25 changes, one Query to replay.
+	changes := make([]store.Change, 30)
+	for i := range changes {
+		changes[i] = store.Change{Stream: "budget", PK: fmt.Sprintf("h%02d", i), Kind: store.KindUpdate, Version: 2, At: 1_900_000_000_000 + int64(i),
+			Old: []byte(`{"id":"h","text":"before"}`), New: []byte(`{"id":"h","text":"after"}`)}
+	}
+	step("Record 30 changes", map[string]int{"BatchWriteItem": 2}, func() error { return s.Record(ctx, changes) })
+	step("Since, one part", one("Query"), func() error {
+		got, err := s.Since(ctx, store.Part{Stream: "budget"}, 0, 100)
+		if err == nil && len(got) != 30 {
+			err = fmt.Errorf("got %d changes, want 30", len(got))
+		}
+		return err
 	})
 }
 

@@ -34,7 +34,7 @@ func ChangeOf(rec *events.DynamoDBEventRecord) (store.Change, error) {
 	if !ok1 || !ok2 || len(keys) != 2 {
 		return ch, fmt.Errorf("keys %v are not %s and %s strings: not an item of wsbind's", sortedKeys(keys), attrStream, attrID)
 	}
-	ch.Stream, _, _ = strings.Cut(stream, scopeSep)
+	ch.Stream, ch.Scope, _ = strings.Cut(stream, scopeSep)
 	ch.PK = id
 	switch events.DynamoDBOperationType(rec.EventName) {
 	case events.DynamoDBOperationTypeInsert:

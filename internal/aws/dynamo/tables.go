@@ -24,7 +24,7 @@ var _ TableClient = (*dynamodb.Client)(nil)
 // pollEvery is how often CreateTables asks whether the tables are ready.
 const pollEvery = 50 * time.Millisecond
 
-// CreateTables creates the four tables, on demand, and waits until they
+// CreateTables creates the five tables, on demand, and waits until they
 // and their indexes are ACTIVE: the items table with its stream of new
 // and old images and its by_binding index, the subscriptions table with
 // its by_conn index, the idempotency table. Time to live (attribute "ttl" of connections, subscriptions and idempotency keys)
@@ -34,7 +34,7 @@ func CreateTables(ctx context.Context, c TableClient, t Tables) error {
 	return CreateTablesFrom(ctx, c, TableInputs(t))
 }
 
-// TableInputs are the definitions of the four tables, named t: what
+// TableInputs are the definitions of the five tables, named t: what
 // infra/template.yaml declares (infra's tests check the two agree).
 func TableInputs(t Tables) []*dynamodb.CreateTableInput {
 	s := types.ScalarAttributeTypeS
@@ -78,6 +78,16 @@ func TableInputs(t Tables) []*dynamodb.CreateTableInput {
 		BillingMode:          types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{def(attrKey)},
 		KeySchema:            []types.KeySchemaElement{key(attrKey, types.KeyTypeHash)},
+	}, {
+		TableName:            aws.String(t.History),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{def(attrPart), def(attrPos), def(attrHStream)},
+		KeySchema:            []types.KeySchemaElement{key(attrPart, types.KeyTypeHash), key(attrPos, types.KeyTypeRange)},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName:  aws.String(IndexByStream),
+			KeySchema:  []types.KeySchemaElement{key(attrHStream, types.KeyTypeHash), key(attrPos, types.KeyTypeRange)},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}},
 	}}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
@@ -34,6 +35,14 @@ func (h *Handler) fanout(ctx context.Context, payload []byte) (any, error) {
 		ctx, cancel = context.WithDeadline(ctx, dl.Add(-reserve))
 		defer cancel()
 	}
+	changes, err := h.record(ctx, ev)
+	if err != nil {
+		// Nothing is pushed before its change is in the history, or a
+		// client resuming in between would miss it: retry the batch.
+		h.log.LogAttrs(ctx, slog.LevelError, "wsbind: fan-out could not record the history", slog.Any("err", err))
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: ev.Records[0].Change.SequenceNumber})
+		return resp, nil
+	}
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		seq := rec.Change.SequenceNumber
@@ -44,13 +53,8 @@ func (h *Handler) fanout(ctx context.Context, payload []byte) (any, error) {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: seq})
 			break
 		}
-		ch, err := dynamo.ChangeOf(rec)
-		if errors.Is(err, dynamo.ErrExpired) {
-			continue
-		}
-		if err != nil {
-			h.log.LogAttrs(ctx, slog.LevelWarn, "wsbind: fan-out skipped a record", slog.String("seq", seq),
-				slog.String("event", rec.EventName), slog.Any("err", err))
+		ch, ok := changes[i]
+		if !ok {
 			continue
 		}
 		if err := host.CallFanout(ctx, h.cfg.Pool, h.cfg.Services, abi.Change(ch)); err != nil {
@@ -68,6 +72,36 @@ func (h *Handler) fanout(ctx context.Context, payload []byte) (any, error) {
 		}
 	}
 	return resp, nil
+}
+
+// record reads the batch's changes and records them in the history, each
+// at the position of this moment: the records it cannot read are logged
+// and skipped (and absent from the map).
+func (h *Handler) record(ctx context.Context, ev *events.DynamoDBEvent) (map[int]store.Change, error) {
+	at := time.Now().UnixMilli()
+	changes := make(map[int]store.Change, len(ev.Records))
+	list := make([]store.Change, 0, len(ev.Records))
+	for i := range ev.Records {
+		rec := &ev.Records[i]
+		ch, err := dynamo.ChangeOf(rec)
+		if errors.Is(err, dynamo.ErrExpired) {
+			continue
+		}
+		if err != nil {
+			h.log.LogAttrs(ctx, slog.LevelWarn, "wsbind: fan-out skipped a record", slog.String("seq", rec.Change.SequenceNumber),
+				slog.String("event", rec.EventName), slog.Any("err", err))
+			continue
+		}
+		ch.At = at
+		changes[i] = ch
+		list = append(list, ch)
+	}
+	if hist, ok := h.cfg.Services.Store.(store.History); ok && len(list) > 0 {
+		if err := hist.Record(ctx, list); err != nil {
+			return nil, err
+		}
+	}
+	return changes, nil
 }
 
 // decodeStream reads a DynamoDB stream event. An event of another kind

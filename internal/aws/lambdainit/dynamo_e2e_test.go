@@ -50,7 +50,7 @@ func TestBootstrap_DynamoDB(t *testing.T) {
 		BaseEndpoint: aws.String(endpoint),
 	})
 	prefix := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
-	tables := dynamo.Tables{Items: prefix + "-items", Connections: prefix + "-connections", Subscriptions: prefix + "-subscriptions", Idempotency: prefix + "-idempotency"}
+	tables := dynamo.Tables{Items: prefix + "-items", Connections: prefix + "-connections", Subscriptions: prefix + "-subscriptions", Idempotency: prefix + "-idempotency", History: prefix + "-history"}
 	if err := dynamo.CreateTables(ctx, client, tables); err != nil {
 		t.Fatal(err)
 	}

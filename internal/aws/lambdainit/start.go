@@ -29,6 +29,7 @@ import (
 	"github.com/wsbind/wsbind/internal/aws/auth"
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/core/router"
 	"github.com/wsbind/wsbind/internal/core/store/memory"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
@@ -222,6 +223,8 @@ func dynamoServices(ctx context.Context, env *Process, name string, log *slog.Lo
 		// The route function's alone: a write with an idempotency key
 		// fails (500, logged) without it.
 		Idempotency: env.getenv("WSBIND_TABLE_IDEMPOTENCY"),
+		// The fan-out records the history; route replays it.
+		History: env.getenv("WSBIND_TABLE_HISTORY"),
 	}
 	if tables.Items == "" || tables.Connections == "" || tables.Subscriptions == "" {
 		return nil, errors.New("WSBIND_BACKEND=dynamodb needs WSBIND_TABLE_ITEMS, WSBIND_TABLE_CONNECTIONS and WSBIND_TABLE_SUBSCRIPTIONS")
@@ -230,14 +233,25 @@ func dynamoServices(ctx context.Context, env *Process, name string, log *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}
-	st := dynamo.New(dynamo.Config{Client: dynamodb.NewFromConfig(awsCfg), Tables: tables})
+	hist, err := router.HistoryFromEnv(env.getenv)
+	if err != nil {
+		return nil, err
+	}
+	retention := hist.Retention
+	st := dynamo.New(dynamo.Config{Client: dynamodb.NewFromConfig(awsCfg), Tables: tables, Retention: retention})
 	svc := &host.Services{Store: st, Subscribers: st, Conns: st, Log: log}
-	if name == lambdahost.NameStreamFanout {
+	if name == lambdahost.NameStreamFanout || (name == lambdahost.NameRoute && env.getenv("WSBIND_MANAGEMENT_ENDPOINT") != "") {
 		endpoint := env.getenv("WSBIND_MANAGEMENT_ENDPOINT")
 		if endpoint == "" {
 			return nil, errors.New("streamfanout needs WSBIND_MANAGEMENT_ENDPOINT, https://{api-id}.execute-api.{region}.amazonaws.com/{stage}")
 		}
-		p, err := apigw.New(endpoint, awsCfg, apigw.Config{OnGone: st.DropConn, Log: log})
+		cfg := apigw.Config{Log: log}
+		if name == lambdahost.NameStreamFanout {
+			// The fan-out forgets a gone connection; a replay leaves that
+			// to its $disconnect.
+			cfg.OnGone = st.DropConn
+		}
+		p, err := apigw.New(endpoint, awsCfg, cfg)
 		if err != nil {
 			return nil, err
 		}

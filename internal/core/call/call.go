@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/core/store"
 )
 
 // Request is one action call on a binding, decoded from a frame.
@@ -45,6 +46,20 @@ type Result struct {
 	// Page, for a list, holds its entries in order (Data is nil then), so
 	// that the reply can truncate the ones that do not fit.
 	Page []Entry
+	// Cursor, for a list, is the history position of its page.
+	Cursor string
+	// Resume, for a subscribe with data.since, asks for the changes the
+	// subscription missed to be replayed before the reply.
+	Resume *Resume
+}
+
+// Resume is a subscription to replay from a history position: Sub as
+// recorded, Part the objects its caller sees, From the position (Unix
+// ms) its cursor names.
+type Resume struct {
+	Sub  store.Subscription
+	Part store.Part
+	From int64
 }
 
 // Entry is one object of a list page, as clients see it.

@@ -177,6 +177,9 @@ type Out struct {
 	// payload.pk: the object was too large for one message.
 	Truncated bool
 	PK        string
+	// Cursor, when not "", is written as payload.cursor: a list page's
+	// history position.
+	Cursor string
 }
 
 // ReplyWith writes a reply frame with out's content, or err's.
@@ -201,6 +204,10 @@ func ReplyWith(dst []byte, req *Request, out Out, err *apierr.Error) []byte {
 	if err == nil && out.Version > 0 {
 		dst = append(dst, `,"version":`...)
 		dst = strconv.AppendInt(dst, out.Version, 10)
+	}
+	if err == nil && out.Cursor != "" {
+		dst = append(dst, `,"cursor":`...)
+		dst = jsonv.AppendString(dst, out.Cursor)
 	}
 	dst = append(dst, `,"errors":`...)
 	dst = appendErrors(dst, err)
@@ -263,10 +270,25 @@ func appendStrings(dst []byte, ss []string) []byte {
 // retrieve it (or learn that it is gone) by other means. A positive
 // version is written as payload.version.
 func Push(dst []byte, stream, action, model, pk string, version int64, data []byte) []byte {
+	return PushAt(dst, PushMeta{Stream: stream, Action: action, Model: model, PK: pk, Version: version}, data)
+}
+
+// PushMeta is what a push frame says beside its data: Cursor, when not
+// "", is its history position; Replay marks a change sent again to a
+// subscription that resumed.
+type PushMeta struct {
+	Stream, Action, Model, PK string
+	Version                   int64
+	Cursor                    string
+	Replay                    bool
+}
+
+// PushAt writes a push frame: data nil means truncated.
+func PushAt(dst []byte, m PushMeta, data []byte) []byte {
 	dst = append(dst, `{"stream":`...)
-	dst = jsonv.AppendString(dst, stream)
+	dst = jsonv.AppendString(dst, m.Stream)
 	dst = append(dst, `,"payload":{"action":`...)
-	dst = jsonv.AppendString(dst, action)
+	dst = jsonv.AppendString(dst, m.Action)
 	dst = append(dst, `,"data":`...)
 	if data == nil {
 		dst = append(dst, "null"...)
@@ -274,12 +296,19 @@ func Push(dst []byte, stream, action, model, pk string, version int64, data []by
 		dst = append(dst, data...)
 	}
 	dst = append(dst, `,"model":`...)
-	dst = jsonv.AppendString(dst, model)
+	dst = jsonv.AppendString(dst, m.Model)
 	dst = append(dst, `,"pk":`...)
-	dst = jsonv.AppendString(dst, pk)
-	if version > 0 {
+	dst = jsonv.AppendString(dst, m.PK)
+	if m.Version > 0 {
 		dst = append(dst, `,"version":`...)
-		dst = strconv.AppendInt(dst, version, 10)
+		dst = strconv.AppendInt(dst, m.Version, 10)
+	}
+	if m.Cursor != "" {
+		dst = append(dst, `,"cursor":`...)
+		dst = jsonv.AppendString(dst, m.Cursor)
+	}
+	if m.Replay {
+		dst = append(dst, `,"replay":true`...)
 	}
 	if data == nil {
 		dst = append(dst, `,"truncated":true`...)

@@ -36,6 +36,64 @@ type Config struct {
 	Now func() time.Time
 	// Log receives failures with a correlation id. nil means standard error.
 	Log Logger
+	// Post sends a frame to connections: the pushes a resumed
+	// subscription replays. nil answers such a subscribe 500.
+	Post func(ctx context.Context, frame []byte, conns []string) error
+	// History says how far back a resumed subscription replays. The zero
+	// value means HistoryDefaults.
+	History History
+}
+
+// History configures replay (RATIONALE: "Why is the history written by
+// the fan-out, and a cursor a time?").
+type History struct {
+	// Retention is how long the history keeps changes: an older cursor is
+	// a gap. WSBIND_HISTORY_RETENTION.
+	Retention time.Duration
+	// Overlap is how far before its cursor a replay starts, which must
+	// exceed the longest a push can trail a later one to a connection
+	// (a throttled post waits up to the Poster's patience, 5 s).
+	// WSBIND_REPLAY_OVERLAP.
+	Overlap time.Duration
+	// Limit is the most changes one subscribe replays; a longer gap is a
+	// gap. WSBIND_REPLAY_LIMIT.
+	Limit int
+}
+
+// HistoryDefaults are the history settings unless configured.
+var HistoryDefaults = History{Retention: 24 * time.Hour, Overlap: 6 * time.Second, Limit: 10000}
+
+// HistoryFromEnv reads the history settings from the environment:
+// WSBIND_HISTORY_RETENTION and WSBIND_REPLAY_OVERLAP (Go durations) and
+// WSBIND_REPLAY_LIMIT (a count). An unset one keeps its default; a bad
+// one keeps it too, and is the error (the host checks the settings at
+// start, where a bad one stops the process with one line; the guest
+// never sees one).
+func HistoryFromEnv(getenv func(string) string) (History, error) {
+	h := HistoryDefaults
+	var errs []error
+	if v := getenv("WSBIND_HISTORY_RETENTION"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			h.Retention = d
+		} else {
+			errs = append(errs, fmt.Errorf("WSBIND_HISTORY_RETENTION=%q: want a positive duration such as 24h", v))
+		}
+	}
+	if v := getenv("WSBIND_REPLAY_OVERLAP"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			h.Overlap = d
+		} else {
+			errs = append(errs, fmt.Errorf("WSBIND_REPLAY_OVERLAP=%q: want a duration such as 6s", v))
+		}
+	}
+	if v := getenv("WSBIND_REPLAY_LIMIT"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			h.Limit = n
+		} else {
+			errs = append(errs, fmt.Errorf("WSBIND_REPLAY_LIMIT=%q: want a positive number of changes", v))
+		}
+	}
+	return h, errors.Join(errs...)
 }
 
 // Router serves the bindings of one registry.
@@ -45,6 +103,8 @@ type Router struct {
 	now      func() time.Time
 	log      Logger
 	settings resource.Settings
+	post     func(ctx context.Context, frame []byte, conns []string) error
+	history  History
 }
 
 // New returns a router. The config is copied; do not change it after.
@@ -58,6 +118,11 @@ func New(cfg Config) *Router {
 	}
 	r.settings = cfg.Registry.Settings()
 	r.store = cfg.Store
+	r.post = cfg.Post
+	r.history = cfg.History
+	if r.history == (History{}) {
+		r.history = HistoryDefaults
+	}
 	return r
 }
 
@@ -82,6 +147,9 @@ func (r *Router) Handle(ctx context.Context, conn Conn, frame []byte) []byte {
 		return r.once(ctx, h, conn, &req)
 	}
 	res, err := r.serve(ctx, h, conn, &req)
+	if err == nil && res.Resume != nil {
+		err = r.replay(ctx, h, conn, &res)
+	}
 	return reply(&req, res, r.publicError(err, &req, conn))
 }
 
@@ -94,7 +162,7 @@ func reply(req *protocol.Request, res call.Result, err *apierr.Error) []byte {
 		// Echoes are bounded (protocol.MaxEcho), so an error always fits.
 		return protocol.Reply(nil, req, 0, nil, err)
 	}
-	out := protocol.Out{Status: res.Status, Data: res.Data, Version: res.Version}
+	out := protocol.Out{Status: res.Status, Data: res.Data, Version: res.Version, Cursor: res.Cursor}
 	if res.Page != nil {
 		out.Data = fitPage(req, out, res.Page)
 	}
@@ -162,6 +230,13 @@ func (r *Router) serve(ctx context.Context, h *resource.Handler, conn Conn, req 
 	if expired(conn.User, now) {
 		return call.Result{}, apierr.TokenExpired()
 	}
+	defer func() {
+		// A page's position is taken before it is read: a change after
+		// it is in the history a subscribe since it replays.
+		if err == nil && req.Action == "list" {
+			res.Cursor = store.Cursor(now.UnixMilli())
+		}
+	}()
 	return h.Serve(ctx, &r.settings, r.store, call.Request{
 		Action:       req.Action,
 		PK:           req.PK,
@@ -284,6 +359,12 @@ func (r *Router) Fanout(ctx context.Context, subs store.Subscribers, ch Change) 
 	if h == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownStream, ch.Stream)
 	}
+	return r.fanout(ctx, h, subs, ch, false)
+}
+
+// fanout is Fanout for the binding h; replay marks the pushes as sent
+// again to a resumed subscription.
+func (r *Router) fanout(ctx context.Context, h *resource.Handler, subs store.Subscribers, ch Change, replay bool) ([]Post, error) {
 	old, new := ch.Old, ch.New
 	switch ch.Kind {
 	case KindCreate:
@@ -364,7 +445,7 @@ func (r *Router) Fanout(ctx context.Context, subs store.Subscribers, ch Change) 
 			continue
 		}
 		if frames[o.rank] == nil {
-			frames[o.rank] = r.pushFrame(h, ch, o.rank, im)
+			frames[o.rank] = r.pushFrame(h, ch, o.rank, im, replay)
 		}
 		posts = append(posts, Post{ConnID: o.conn, Frame: frames[o.rank]})
 	}
@@ -389,7 +470,7 @@ const (
 // object after the change, delete the object as it was. A frame that would
 // exceed the message limit is replaced by one without data, marked
 // truncated.
-func (r *Router) pushFrame(h *resource.Handler, ch Change, rank int, im call.Images) []byte {
+func (r *Router) pushFrame(h *resource.Handler, ch Change, rank int, im call.Images, replay bool) []byte {
 	kind, data := KindUpdate, im.Wire(1)
 	switch rank {
 	case rankCreate:
@@ -397,9 +478,70 @@ func (r *Router) pushFrame(h *resource.Handler, ch Change, rank int, im call.Ima
 	case rankDelete:
 		kind, data = KindDelete, im.Wire(0)
 	}
-	frame := protocol.Push(make([]byte, 0, len(data)+128), ch.Stream, kind, h.Model(), ch.PK, ch.Version, data)
+	m := protocol.PushMeta{Stream: ch.Stream, Action: kind, Model: h.Model(), PK: ch.PK, Version: ch.Version, Replay: replay}
+	if ch.At > 0 {
+		m.Cursor = store.Cursor(ch.At)
+	}
+	frame := protocol.PushAt(make([]byte, 0, len(data)+160), m, data)
 	if len(frame) > protocol.MaxMessage {
-		frame = protocol.Push(nil, ch.Stream, kind, h.Model(), ch.PK, ch.Version, nil)
+		frame = protocol.PushAt(nil, m, nil)
 	}
 	return frame
+}
+
+// replay pushes a resumed subscription the changes it missed, oldest
+// first, each as the fan-out would have pushed it to this subscription
+// alone (its scope, object permissions and filter for the user it
+// recorded; entering and leaving its view), marked replay; then the reply
+// goes out. A cursor older than the retention, or more changes than the
+// limit, answer gap instead: the client must list again.
+func (r *Router) replay(ctx context.Context, h *resource.Handler, conn Conn, res *call.Result) error {
+	rs := res.Resume
+	res.Resume = nil
+	gap := func() error {
+		res.Data = append(res.Data[:len(res.Data)-1], `,"gap":true}`...)
+		return nil
+	}
+	if rs.From < r.now().Add(-r.history.Retention).UnixMilli() {
+		return gap()
+	}
+	if r.post == nil {
+		return apierr.Internal(errors.New("replay: no way to post"))
+	}
+	from := rs.From - r.history.Overlap.Milliseconds()
+	chs, err := r.store.Since(ctx, rs.Part, from, r.history.Limit+1)
+	if err != nil {
+		return apierr.Internal(fmt.Errorf("history of %s: %w", h.Stream(), err))
+	}
+	if len(chs) > r.history.Limit {
+		return gap()
+	}
+	one := oneSub(rs.Sub)
+	for _, ch := range chs {
+		if ch.Stream != h.Stream() {
+			continue
+		}
+		posts, err := r.fanout(ctx, h, one, ch, true)
+		if errors.Is(err, ErrBadChange) || errors.Is(err, store.ErrCorrupt) {
+			continue
+		} else if err != nil {
+			return apierr.Internal(err)
+		}
+		for _, p := range posts {
+			if err := r.post(ctx, p.Frame, []string{conn.ID}); err != nil {
+				return apierr.Internal(fmt.Errorf("replay to %s: %w", conn.ID, err))
+			}
+		}
+	}
+	return nil
+}
+
+// oneSub is the subscribers of a replay: the one subscription resumed.
+type oneSub store.Subscription
+
+func (s oneSub) Subscribers(_ context.Context, topics []string) ([]store.Subscription, error) {
+	if slices.Contains(topics, s.Topic) {
+		return []store.Subscription{store.Subscription(s)}, nil
+	}
+	return nil, nil
 }

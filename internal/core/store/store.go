@@ -9,6 +9,8 @@ package store
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wsbind/wsbind/internal/core/identity"
@@ -89,6 +91,47 @@ type Change struct {
 	Stream, PK, Kind string
 	Old, New         []byte
 	Version          int64
+	// Scope is the scope key of a scoped binding's object, "" otherwise.
+	Scope string
+	// At is the change's position in the history: when the fan-out
+	// took it, in Unix milliseconds; 0 before. Its cursor is Cursor(At).
+	At int64
+}
+
+// History is the change history that resume replays (RATIONALE: "Why is
+// the history written by the fan-out, and a cursor a time?"): every
+// change of the items table, kept by the partition it was made in, for
+// the retention.
+type History interface {
+	// Record stores the changes, each at its At. One request per 25
+	// changes on DynamoDB.
+	Record(ctx context.Context, changes []Change) error
+	// Since returns the changes of p from the position from (Unix ms)
+	// on, oldest first, at most limit of them: p.All reads every scope.
+	// One query per 1 MB on DynamoDB.
+	Since(ctx context.Context, p Part, from int64, limit int) ([]Change, error)
+}
+
+// Cursor is the opaque text of a history position (Unix ms), as clients
+// get it in pushes and list replies and give it back as since.
+func Cursor(at int64) string {
+	return "1." + strconv.FormatInt(at, 10)
+}
+
+// ParseCursor reads a cursor; ok is false for any text Cursor does not
+// write.
+func ParseCursor(s string) (at int64, ok bool) {
+	rest, found := strings.CutPrefix(s, "1.")
+	if !found || rest == "" || len(rest) > 15 {
+		return 0, false
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	at, err := strconv.ParseInt(rest, 10, 64)
+	return at, err == nil && at > 0
 }
 
 // Store errors. Implementations return them (possibly wrapped) so bindings
@@ -139,6 +182,8 @@ type Store interface {
 	// Settle stores the reply of a key this request claimed; a nil reply
 	// frees the key instead (the write did not happen). One write.
 	Settle(ctx context.Context, key string, reply []byte) error
+	// Since is History's: the changes a resumed subscription replays.
+	Since(ctx context.Context, p Part, from int64, limit int) ([]Change, error)
 }
 
 // Claim is an idempotency key's record: the request that took it, and

@@ -23,7 +23,7 @@ import (
 	"github.com/wsbind/wsbind/internal/testkit/storetest"
 )
 
-var tables = dynamo.Tables{Items: "items", Connections: "connections", Subscriptions: "subscriptions", Idempotency: "idempotency"}
+var tables = dynamo.Tables{Items: "items", Connections: "connections", Subscriptions: "subscriptions", Idempotency: "idempotency", History: "history"}
 
 // serve starts the server on 127.0.0.1 and returns a real SDK client of
 // it, built from explicit settings only (no shared config, no AWS_*
@@ -86,7 +86,7 @@ func TestServer_DescribeTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{tables.Connections, tables.Idempotency, tables.Items, tables.Subscriptions}; !slices.Equal(lt.TableNames, want) {
+	if want := []string{tables.Connections, tables.History, tables.Idempotency, tables.Items, tables.Subscriptions}; !slices.Equal(lt.TableNames, want) {
 		t.Errorf("ListTables: got %q, want %q", lt.TableNames, want)
 	}
 	_, err = c.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String("nope")})

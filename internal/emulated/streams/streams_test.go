@@ -35,7 +35,7 @@ import (
 	"github.com/wsbind/wsbind/resource"
 )
 
-var tables = dynamo.Tables{Items: "items", Connections: "connections", Subscriptions: "subscriptions", Idempotency: "idempotency"}
+var tables = dynamo.Tables{Items: "items", Connections: "connections", Subscriptions: "subscriptions", Idempotency: "idempotency", History: "history"}
 
 func awsConfig() aws.Config {
 	tr := http.DefaultTransport.(*http.Transport).Clone()

@@ -97,6 +97,7 @@ const (
 	FuncUnsubscribe              // Subscription → ; removes its Topic, ConnID and Filter, whatever its User
 	FuncClaim                    // key (String), Claim, now (U64 Unix ms) → Claim (the stored one when not Fresh)
 	FuncSettle                   // key (String), reply present (Bool), reply (Bytes, when present) →
+	FuncHistory                  // Part, from (U64 Unix ms), limit (U64) → count (U64), Changes
 	numFuncs
 )
 
@@ -123,6 +124,7 @@ var Funcs = [numFuncs]string{
 	FuncUnsubscribe:  "unsubscribe",
 	FuncClaim:        "claim",
 	FuncSettle:       "settle",
+	FuncHistory:      "history",
 }
 
 // String is the import name.

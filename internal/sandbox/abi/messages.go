@@ -185,11 +185,15 @@ type Change struct {
 	Stream, PK, Kind string
 	Old, New         []byte
 	Version          int64
+	// Scope is the object's scope key ("" unscoped); At its history
+	// position in Unix ms (store.Change's).
+	Scope string
+	At    int64
 }
 
 // Encode appends Stream, PK, Kind (String), then for Old and New a
 // presence flag (Bool) and, when present, the image (Bytes), then
-// Version (U64).
+// Version (U64), Scope (String) and At (U64).
 func (c *Change) Encode(w *Writer) {
 	w.String(c.Stream)
 	w.String(c.PK)
@@ -201,10 +205,19 @@ func (c *Change) Encode(w *Writer) {
 		}
 	}
 	w.U64(uint64(c.Version))
+	w.String(c.Scope)
+	w.U64(uint64(c.At))
 }
 
-// Decode reads what Encode wrote.
+// Decode reads what Encode wrote, and nothing after it.
 func (c *Change) Decode(r *Reader) error {
+	c.Read(r)
+	return r.Done()
+}
+
+// Read reads one change Encode wrote, as one of several in a message;
+// the reader's error says whether it could.
+func (c *Change) Read(r *Reader) {
 	c.Stream, c.PK, c.Kind = r.String(), r.String(), r.String()
 	c.Old, c.New = nil, nil
 	if r.Bool() {
@@ -214,7 +227,8 @@ func (c *Change) Decode(r *Reader) error {
 		c.New = r.Bytes()
 	}
 	c.Version = int64(r.U64())
-	return r.Done()
+	c.Scope = r.String()
+	c.At = int64(r.U64())
 }
 
 // Connection event kinds.

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -193,6 +194,30 @@ func (s *Store) Settle(_ context.Context, key string, reply []byte) error {
 	return err
 }
 
+// Since implements store.Store with FuncHistory.
+func (s *Store) Since(_ context.Context, p store.Part, from int64, limit int) ([]store.Change, error) {
+	var w abi.Writer
+	w.Part(p)
+	w.U64(uint64(from))
+	w.U64(uint64(limit))
+	res, err := s.call(abi.FuncHistory, &w)
+	if err != nil {
+		return nil, err
+	}
+	r := abi.NewReader(res)
+	n := r.U64()
+	if n > uint64(len(res)) {
+		return nil, abi.ErrShort
+	}
+	out := make([]store.Change, 0, n)
+	for range n {
+		var c abi.Change
+		c.Read(r)
+		out = append(out, store.Change(c))
+	}
+	return out, r.Done()
+}
+
 // Subscribers implements store.Subscribers with one FuncSubscribers
 // call for all the topics.
 func (s *Store) Subscribers(_ context.Context, topics []string) ([]store.Subscription, error) {
@@ -254,7 +279,29 @@ func newRouter(c Caller, reg *resource.Registry) *router.Router {
 		Store:    NewStore(c),
 		Now:      func() time.Time { return time.Unix(0, c.Now()).UTC() },
 		Log:      logger{c},
+		Post:     func(_ context.Context, frame []byte, conns []string) error { return post(c, frame, conns) },
+		History:  history(),
 	})
+}
+
+// history is the replay settings; the host refused bad ones at start.
+func history() router.History {
+	h, _ := router.HistoryFromEnv(os.Getenv)
+	return h
+}
+
+// post sends frame to the connections with one FuncPost call.
+func post(c Caller, frame []byte, conns []string) error {
+	var w abi.Writer
+	w.Bytes(frame)
+	w.U64(uint64(len(conns)))
+	for _, id := range conns {
+		w.String(id)
+	}
+	if st, res := c.Call(abi.FuncPost, w.B); st != abi.OK {
+		return errors.New("post: " + string(res))
+	}
+	return nil
 }
 
 // Route is the route function: a Message in, its reply frame out.
@@ -303,14 +350,8 @@ func Fanout(c Caller, reg *resource.Registry) Entry {
 		// (its create, update and delete pushes), each shared by the
 		// connections it goes to.
 		for _, g := range byFrame(posts) {
-			var w abi.Writer
-			w.Bytes(g.frame)
-			w.U64(uint64(len(g.conns)))
-			for _, id := range g.conns {
-				w.String(id)
-			}
-			if st, res := c.Call(abi.FuncPost, w.B); st != abi.OK {
-				return outcome(abi.Failed, "post: "+string(res))
+			if err := post(c, g.frame, g.conns); err != nil {
+				return outcome(abi.Failed, err.Error())
 			}
 		}
 		return outcome(abi.OK, "")

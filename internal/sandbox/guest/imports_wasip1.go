@@ -104,6 +104,9 @@ func hostClaim(ptr unsafe.Pointer, n uint32) uint64
 //go:wasmimport wsbind settle
 func hostSettle(ptr unsafe.Pointer, n uint32) uint64
 
+//go:wasmimport wsbind history
+func hostHistory(ptr unsafe.Pointer, n uint32) uint64
+
 // hostFuncs are the imports Call reaches, by Func; FuncNow, whose
 // signature differs, is called as hostNow.
 var hostFuncs = [...]func(unsafe.Pointer, uint32) uint64{
@@ -122,6 +125,7 @@ var hostFuncs = [...]func(unsafe.Pointer, uint32) uint64{
 	abi.FuncUnsubscribe:  hostUnsubscribe,
 	abi.FuncClaim:        hostClaim,
 	abi.FuncSettle:       hostSettle,
+	abi.FuncHistory:      hostHistory,
 }
 
 // Imports is the Caller of a wasm guest: the wsbind host functions.

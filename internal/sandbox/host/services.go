@@ -152,6 +152,19 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 		if err = r.Done(); err == nil {
 			err = s.store().Settle(ctx, key, reply)
 		}
+	case abi.FuncHistory:
+		p, from, limit := r.Part(), r.U64(), r.U64()
+		if err = r.Done(); err != nil {
+			break
+		}
+		var chs []store.Change
+		if chs, err = s.store().Since(ctx, p, int64(min(from, 1<<62)), int(min(limit, 1<<20))); err == nil {
+			w.U64(uint64(len(chs)))
+			for i := range chs {
+				c := abi.Change(chs[i])
+				c.Encode(&w)
+			}
+		}
 	case abi.FuncSubscribers:
 		n := r.U64()
 		if n > uint64(len(req)) { // each topic takes at least 4 bytes
@@ -285,3 +298,6 @@ func (missingStore) Claim(context.Context, string, store.Claim, time.Time) (stor
 	return store.Claim{}, errMissing
 }
 func (missingStore) Settle(context.Context, string, []byte) error { return errMissing }
+func (missingStore) Since(context.Context, store.Part, int64, int) ([]store.Change, error) {
+	return nil, errMissing
+}

@@ -38,6 +38,7 @@ type Backend interface {
 	store.Store
 	store.Subscribers
 	store.Connections
+	store.History
 }
 
 // SubscriptionLister is implemented by backends (or their tests'
@@ -122,6 +123,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"Connections", testConnections},
 		{"Claim", testClaim},
 		{"Claim_Race", testClaimRace},
+		{"History", testHistory},
 	}
 	for _, tc := range itemTests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1556,5 +1558,79 @@ func testClaimRace(t *testing.T, b Backend, n names) {
 	}
 	if k := fresh.Load(); k != 1 {
 		t.Errorf("%d of 16 concurrent claims were fresh, want 1", k)
+	}
+}
+
+// testHistory: the history returns what was recorded, by part and from a
+// position on, oldest first, images and versions intact; every scope of
+// a stream with All; no more than the limit.
+func testHistory(t *testing.T, b Backend, n names) {
+	stream := n.stream("h")
+	base := int64(1_900_000_000_000)
+	mk := func(scope, pk, kind string, at, version int64) store.Change {
+		ch := store.Change{Stream: stream, Scope: scope, PK: pk, Kind: kind, At: at, Version: version}
+		if kind != store.KindCreate {
+			ch.Old = object(pk, "v", strconv.FormatInt(version-1, 10))
+		}
+		if kind != store.KindDelete {
+			ch.New = object(pk, "v", strconv.FormatInt(version, 10))
+		}
+		return ch
+	}
+	recorded := []store.Change{
+		mk("", "u1", store.KindCreate, base, 1),
+		mk("", "u1", store.KindUpdate, base+10, 2),
+		mk("", "u2", store.KindCreate, base+12, 1),
+		mk("", "u1", store.KindDelete, base+20, 3),
+		mk("alice", "a1", store.KindCreate, base+5, 1),
+		mk("bob", "b1", store.KindCreate, base+15, 1),
+	}
+	// Out of order, as two fan-out batches may record them.
+	if err := b.Record(ctx(t), recorded[3:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Record(ctx(t), recorded[:3]); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(chs []store.Change) string {
+		var out []string
+		for _, ch := range chs {
+			out = append(out, ch.Scope+"/"+ch.PK+"@"+strconv.FormatInt(ch.Version, 10))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		name  string
+		part  store.Part
+		from  int64
+		limit int
+		want  string
+	}{
+		{"unscoped, all", store.Part{Stream: stream}, 0, 100, "/u1@1 /u1@2 /u2@1 /u1@3"},
+		{"unscoped, from a position", store.Part{Stream: stream}, base + 10, 100, "/u1@2 /u2@1 /u1@3"},
+		{"unscoped, limited", store.Part{Stream: stream}, 0, 2, "/u1@1 /u1@2"},
+		{"one scope", store.Part{Stream: stream, Scope: "alice"}, 0, 100, "alice/a1@1"},
+		{"every scope", store.Part{Stream: stream, All: true}, 0, 100, "alice/a1@1 bob/b1@1"},
+		{"nothing after", store.Part{Stream: stream}, base + 21, 100, ""},
+	} {
+		got, err := b.Since(ctx(t), tc.part, tc.from, tc.limit)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if ids(got) != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, ids(got), tc.want)
+		}
+	}
+	got, err := b.Since(ctx(t), store.Part{Stream: stream}, 0, 100)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("history: %v, %v", got, err)
+	}
+	for i, want := range []store.Change{recorded[0], recorded[1], recorded[2], recorded[3]} {
+		g := got[i]
+		if g.Kind != want.Kind || g.At != want.At || g.Stream != stream || sameJSON(g.Old, want.Old) != nil && want.Old != nil ||
+			sameJSON(g.New, want.New) != nil && want.New != nil || (want.Old == nil) != (g.Old == nil) || (want.New == nil) != (g.New == nil) {
+			t.Errorf("change %d: got %+v, want %+v", i, g, want)
+		}
 	}
 }

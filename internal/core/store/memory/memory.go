@@ -41,6 +41,8 @@ type Store struct {
 	dropped map[string]bool
 	// claims are the idempotency keys' records.
 	claims map[string]store.Claim
+	// history is each part's changes (stream NUL scope), by position.
+	history map[string][]store.Change
 }
 
 // stream holds one binding stream's items, each scope apart ("" is the
@@ -200,7 +202,7 @@ func (s *Store) Put(name string, it store.Item) int64 {
 func (s *Store) put(name string, pt *part, it store.Item) {
 	old, existed := pt.items[it.ID]
 	pt.items[it.ID] = it
-	ch := Change{Stream: name, PK: it.ID, Kind: store.KindUpdate, New: it.Data, Version: it.Version}
+	ch := Change{Stream: name, PK: it.ID, Kind: store.KindUpdate, New: it.Data, Version: it.Version, Scope: it.Scope}
 	if existed {
 		ch.Old = old.Data
 	} else {
@@ -229,7 +231,7 @@ func (s *Store) Delete(_ context.Context, p store.Part, id string, version int64
 	delete(pt.items, id)
 	i := sort.SearchStrings(pt.ids, id)
 	pt.ids = slices.Delete(pt.ids, i, i+1)
-	s.changes = append(s.changes, Change{Stream: p.Stream, PK: id, Kind: store.KindDelete, Old: it.Data, Version: it.Version + 1})
+	s.changes = append(s.changes, Change{Stream: p.Stream, PK: id, Kind: store.KindDelete, Old: it.Data, Version: it.Version + 1, Scope: it.Scope})
 	return clone(it), nil
 }
 
