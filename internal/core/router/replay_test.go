@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -163,6 +164,37 @@ func TestReplay_Gap(t *testing.T) {
 		b, _ := json.Marshal(reply["errors"])
 		if reply["response_status"] != 400.0 || string(b) != `[{"since":["Not a valid cursor."]}]` {
 			t.Errorf("since %s: %v", bad, reply)
+		}
+	}
+}
+
+// TestReplay_Filter: a filtered subscription's replay pushes what live
+// pushes would have: an object entering the filter is a create, one
+// leaving it a delete, one outside it nothing.
+func TestReplay_Filter(t *testing.T) {
+	rig := newReplayRig(t, router.History{Retention: time.Hour, Limit: 100})
+	list := rig.send(t, "alice", `{"stream":"questions","payload":{"action":"list"}}`)
+	cursor := list["cursor"].(string)
+	rig.advance(time.Second)
+	a := rig.send(t, "alice", `{"stream":"questions","payload":{"action":"create","data":{"question_text":"enters"}}}`)
+	pa := a["data"].(map[string]any)["id"].(string)
+	rig.send(t, "alice", `{"stream":"questions","payload":{"action":"create","data":{"question_text":"stays out"}}}`)
+	rig.send(t, "alice", `{"stream":"questions","payload":{"action":"publish","pk":"`+pa+`"}}`)
+	rig.advance(time.Second)
+	rig.send(t, "alice", `{"stream":"questions","payload":{"action":"unpublish","pk":"`+pa+`"}}`)
+
+	for _, tc := range []struct{ action, want string }{
+		{"create", "create " + pa + " v2"},
+		{"update", ""},
+		{"delete", "delete " + pa + " v3"},
+	} {
+		rig.send(t, "bob", `{"stream":"questions","payload":{"action":"subscribe","data":{"action":"`+tc.action+`","filter":{"published":true},"since":"`+cursor+`"}}}`)
+		var got []string
+		for _, p := range rig.take("conn-bob") {
+			got = append(got, p["action"].(string)+" "+p["pk"].(string)+" v"+strconv.Itoa(int(p["version"].(float64))))
+		}
+		if strings.Join(got, ", ") != tc.want {
+			t.Errorf("%s subscription with a filter: replayed %q, want %q", tc.action, got, tc.want)
 		}
 	}
 }
