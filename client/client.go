@@ -122,8 +122,9 @@ type Client struct {
 	subs    map[string][]*Subscription // live and being made, by stream
 	closed  bool
 
-	stateMu sync.Mutex   // one change of state (and OnState call) at a time
-	state   atomic.Int32 // a State
+	stateMu sync.Mutex    // one change of state (and OnState call) at a time
+	state   atomic.Int32  // a State
+	stateCh chan struct{} // closed at the next change of state
 
 	nConnections, nResent, nDuplicates, nGaps, nUnrouted, nGateway atomic.Int64
 }
@@ -171,6 +172,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Client, error) {
 		log:     opts.Logger,
 		prefix:  rand.Text()[:10],
 		up:      make(chan struct{}),
+		stateCh: make(chan struct{}),
 		pending: map[string]*call{},
 		subs:    map[string][]*Subscription{},
 	}
@@ -477,8 +479,30 @@ func (c *Client) setState(gen uint64, s State) {
 		}
 	}
 	c.state.Store(int32(s))
+	close(c.stateCh)
+	c.stateCh = make(chan struct{})
 	if c.opts.OnState != nil {
 		c.opts.OnState(s)
+	}
+}
+
+// awaitConnected waits until the client is Connected.
+func (c *Client) awaitConnected(ctx context.Context) error {
+	for {
+		c.stateMu.Lock()
+		s, ch := State(c.state.Load()), c.stateCh
+		c.stateMu.Unlock()
+		switch s {
+		case Connected:
+			return nil
+		case Closed:
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

@@ -508,8 +508,8 @@ func clientGoroutines() []string {
 }
 
 // TestClose_NoLeak: after Close, no goroutine of the client is left,
-// whatever was running: subscriptions read through Events, a call
-// waiting for its reply, a reconnect loop.
+// whatever was running: subscriptions read through Events, a snapshot,
+// a call waiting for its reply, a reconnect loop.
 func TestClose_NoLeak(t *testing.T) {
 	if g := clientGoroutines(); len(g) != 0 {
 		t.Fatalf("client goroutines before the test:\n%s", strings.Join(g, "\n\n"))
@@ -525,6 +525,9 @@ func TestClose_NoLeak(t *testing.T) {
 	}
 	_ = sub.Events()
 	if _, err := items.Subscribe(ctxT(t), Sub{Action: "delete"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := items.Snapshot(ctxT(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	f.set(func(f *fake) { f.silent = true })
