@@ -574,3 +574,44 @@ func fmtPayloads(ps []fpayload) string {
 	}
 	return b.String()
 }
+
+// TestConcurrentCalls: calls from many goroutines at once, with the
+// connection cut under them twice, each answered once and each write
+// run once.
+func TestConcurrentCalls(t *testing.T) {
+	f := newFake(t)
+	c, _ := dialFake(t, f, Options{})
+	items := c.Stream("items")
+	const workers, each = 16, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				r, err := items.Create(ctxT(t), map[string]any{"w": w, "i": i})
+				if err == nil {
+					_, err = items.Retrieve(ctxT(t), r.PK)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for range 2 {
+		time.Sleep(20 * time.Millisecond)
+		f.set(func(f *fake) { f.dropWrites = 1 })
+		f.kill()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(f.truth("items")); n != workers*each {
+		t.Errorf("%d objects, want %d", n, workers*each)
+	}
+	t.Logf("stats %+v", c.Stats())
+}
