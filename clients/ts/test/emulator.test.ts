@@ -52,6 +52,12 @@ function open(emu: Emulator, opts: ConnectOptions = {}): Client<Streams> {
 const unique = (what: string) => `${what} ${Date.now()} ${Math.random().toString(36).slice(2, 8)}`;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A JWT's exp, in milliseconds. */
+function expiry(token: string): number {
+  const claims = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { exp: number };
+  return claims.exp * 1000;
+}
+
 async function eventually(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
@@ -259,7 +265,7 @@ describe("against the emulator", { concurrency: true }, () => {
     const events: SubscriptionEvent<Note>[] = [];
     const sub = c.stream("notes").subscribe({ action: "create", onEvent: (e) => events.push(e) });
     await sub.ready;
-    await sleep(3500); // past the first token's exp
+    await sleep(expiry(short) + 300 - Date.now()); // past the first token's exp
     const r = await writer.create({ text: "after exp" });
     await eventually(() => events.some((e) => !e.gap && e.pk === r.pk), "the push after exp");
     assert.equal(calls, 2);
@@ -269,9 +275,11 @@ describe("against the emulator", { concurrency: true }, () => {
   });
 
   test("a token that cannot be refreshed: requests after its exp fail with 401 Token expired", async () => {
-    const c = open(stable, { token: await stable.token(`expired-${Date.now()}`, "1s") });
+    // exp has one-second resolution: 2s is between 1 and 2 seconds away.
+    const token = await stable.token(`expired-${Date.now()}`, "2s");
+    const c = open(stable, { token });
     await c.stream("notes").list();
-    await sleep(2100);
+    await sleep(expiry(token) + 100 - Date.now());
     await assert.rejects(c.stream("notes").list(), (e: unknown) => {
       assert.ok(e instanceof WsbindError);
       assert.equal(e.status, 401);
