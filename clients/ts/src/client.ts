@@ -140,7 +140,7 @@ export class Client<S extends StreamMap<S> = Record<string, any>> {
   private readonly streams = new Map<string, Stream<any>>();
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
-  /** @internal Use connect(). */
+  /** Use connect(). */
   constructor(url: string, opts: ConnectOptions = {}) {
     const WS = opts.WebSocket ?? (globalWebSocket() as WebSocketConstructor | undefined);
     if (!WS) {

@@ -40,7 +40,7 @@ export class Snapshot<T extends object> {
   private closed = false;
   private relists = 0;
 
-  /** @internal Use snapshot(). */
+  /** Use snapshot() or stream.snapshot(). */
   constructor(stream: Stream<T>, opts: SnapshotOptions<T>) {
     this.stream = stream;
     this.opts = opts;

@@ -26,7 +26,7 @@ export class Stream<T extends object> {
   readonly _client: Client<any>;
   readonly name: string;
 
-  /** @internal Use client.stream(name). */
+  /** Use client.stream(name). */
   constructor(client: Client<any>, name: string) {
     this._client = client;
     this.name = name;

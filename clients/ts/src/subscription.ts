@@ -56,7 +56,7 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
   private readyTimer: TimerHandle | undefined;
   private settleReady!: (error?: Error) => void;
 
-  /** @internal Use stream.subscribe(). */
+  /** Use stream.subscribe(). */
   constructor(client: Client<any>, stream: string, opts: SubscribeOptions<T>) {
     const actions = typeof opts.action === "string" ? [opts.action] : [...new Set(opts.action)];
     if (actions.length === 0 || actions.some((a) => !ACTIONS.includes(a))) {
