@@ -81,10 +81,18 @@ token:
 ## run work); the example applications' tests (each its own module); then
 ## the wasm host's tests again on the wasmtime engine (cgo, build tag
 ## wsbind_wasmtime)
+## and last the TypeScript client's (make ts-test)
 test:
 	./scripts/with-dynalite.sh $(GO) test -race -count=1 ./...
 	@for d in $(EXAMPLES); do echo "cd $$d && $(GO) test -race -count=1 ./..."; (cd $$d && $(GO) test -race -count=1 ./...) || exit 1; done
 	$(GO) test -race -count=1 -tags wsbind_wasmtime -run Wasmtime ./internal/sandbox/host
+	$(MAKE) ts-test
+
+## ts-test: the TypeScript client (clients/ts): tsc --strict over its
+## sources and tests, then its tests, against the emulator and a fake server
+.PHONY: ts-test
+ts-test:
+	cd clients/ts && npm ci --no-audit --no-fund && npm test
 
 ## build: the Lambda package for ARCH and ENGINE in build/ARCH: bootstrap,
 ## each function's .wasm, its compiled code (<name>.cache/) and, for
