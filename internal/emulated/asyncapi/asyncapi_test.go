@@ -3,16 +3,22 @@ package asyncapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/emulated/asyncapi"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
 	"github.com/wsbind/wsbind/internal/testkit/protocoltest/testbindings"
 	"github.com/wsbind/wsbind/resource"
 )
+
+var update = flag.Bool("update", false, "rewrite docs/asyncapi.json")
 
 // doc is a generated document, read back as plain JSON.
 type doc map[string]any
@@ -335,5 +341,27 @@ func TestDocument_Stable(t *testing.T) {
 	}
 	if _, err := asyncapi.FromDescribe([]byte(`{"streams":`), asyncapi.Options{}); err == nil {
 		t.Error("a broken description made a document")
+	}
+}
+
+// TestDocument_UpToDate: docs/asyncapi.json is the document of this
+// repository's bindings, as `make describe` writes it through the route
+// guest. go test -update (or make describe) rewrites it.
+func TestDocument_UpToDate(t *testing.T) {
+	reg := bindings.Registry(guest.Settings(func(string) string { return "" }))
+	_, want := generate(t, guest.Describe(reg), asyncapi.Options{Title: "github.com/wsbind/wsbind"})
+	file := filepath.Join("..", "..", "..", "docs", "asyncapi.json")
+	if *update {
+		if err := os.WriteFile(file, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is not the document of bindings/: run make describe (or go test ./internal/emulated/asyncapi -update) and commit it", file)
 	}
 }
