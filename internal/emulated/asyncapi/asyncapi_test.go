@@ -290,11 +290,15 @@ func TestDocument_Structure(t *testing.T) {
 // TestDocument_Names: schema names come from the model, and stay unique
 // and clear of TypeScript's own names; keys stay in AsyncAPI's alphabet.
 func TestDocument_Names(t *testing.T) {
-	type thing struct{ ID string }
+	type thing struct {
+		ID   string
+		Blob json.RawMessage
+	}
 	id := func(x *thing) *string { return &x.ID }
 	run := func(*resource.Call[thing]) (any, int, error) { return nil, 200, nil }
 	reg := resource.NewRegistry(resource.Settings{}).MustRegister(
 		resource.MustNew(resource.Binding[thing]{Stream: "a-things", Model: "app.thing", ID: id,
+			Fields:  []resource.Field[thing]{resource.JSON("blob", func(x *thing) *json.RawMessage { return &x.Blob })},
 			Actions: []resource.Action[thing]{resource.ListAction("do it!", run), resource.ListAction("do it?", run)}}),
 		resource.MustNew(resource.Binding[thing]{Stream: "b.things", Model: "other.thing", ID: id, ReadOnly: true}),
 		resource.MustNew(resource.Binding[thing]{Stream: "maps", Model: "geo.map", ID: id, ReadOnly: true}),
@@ -311,6 +315,11 @@ func TestDocument_Names(t *testing.T) {
 		if slices.Contains(got, name) {
 			t.Errorf("schemas %v hold %s", got, name)
 		}
+	}
+	// A JSON field that is not AllowNull takes any value but null.
+	if got := d.at(t, "components", "schemas", "ThingInput", "properties", "blob"); !reflect.DeepEqual(got, map[string]any{
+		"description": "Any JSON value but null.", "not": map[string]any{"type": "null"}}) {
+		t.Errorf("ThingInput.blob %v", got)
 	}
 	if d.at(t, "components", "schemas", "OtherThing", "x-wsbind-stream") != "b.things" {
 		t.Error("OtherThing is not b.things'")
