@@ -86,6 +86,7 @@ test:
 	./scripts/with-dynalite.sh $(GO) test -race -count=1 ./...
 	@for d in $(EXAMPLES); do echo "cd $$d && $(GO) test -race -count=1 ./..."; (cd $$d && $(GO) test -race -count=1 ./...) || exit 1; done
 	$(GO) test -race -count=1 -tags wsbind_wasmtime -run Wasmtime ./internal/sandbox/host
+	@$(MAKE) --no-print-directory asyncapi-test
 	$(MAKE) ts-test
 
 ## ts-test: the TypeScript client (clients/ts): tsc --strict over its
@@ -113,6 +114,32 @@ wasm:
 ## golden: rewrite the golden protocol transcripts after a deliberate change
 golden:
 	$(GO) test ./internal/core/router -run TestRouter_Golden -update
+
+.PHONY: describe asyncapi-test
+
+## describe: docs/asyncapi.json, the AsyncAPI document of bindings/, as
+## the route guest describes them (wsbind describe); commit it with any
+## change to a binding (TestDocument_UpToDate checks it)
+describe:
+	WSBIND_PAGE_SIZE= $(WSBIND) describe -o docs/asyncapi.json
+
+## asyncapi-test: the document wsbind describe writes is docs/asyncapi.json,
+## the official AsyncAPI parser accepts it (and refuses a broken one), and
+## the TypeScript declarations clients/asyncapi makes of it compile under
+## tsc --strict with clients/asyncapi/usage.ts; skipped without npm
+ASYNCAPI_TMP := build/asyncapi-test
+asyncapi-test:
+	@if ! command -v npm >/dev/null; then echo "asyncapi-test: npm not installed: skipped"; exit 0; fi; \
+	set -e; t=$(ASYNCAPI_TMP); rm -rf $$t; mkdir -p $$t; \
+	echo "wsbind describe -o $$t/asyncapi.json"; WSBIND_PAGE_SIZE= $(WSBIND) describe -o $$t/asyncapi.json; \
+	cmp -s $$t/asyncapi.json docs/asyncapi.json || { echo "docs/asyncapi.json differs from what wsbind describe writes: make describe"; exit 1; }; \
+	cd clients/asyncapi; \
+	echo "cd clients/asyncapi && npm ci"; npm ci --loglevel=error; \
+	node validate.mjs ../../$$t/asyncapi.json; \
+	if node validate.mjs testdata/invalid.json 2>/dev/null; then echo "validate.mjs accepted testdata/invalid.json"; exit 1; fi; \
+	node gen-types.mjs ../../$$t/asyncapi.json > ../../$$t/wsbind.d.ts; cp usage.ts ../../$$t/; \
+	echo "tsc --strict --noEmit $$t/usage.ts"; npx --no-install tsc --strict --noEmit --target es2022 --module nodenext ../../$$t/usage.ts; \
+	echo "asyncapi-test: ok"
 
 ## check: formatting, vet (native and wasip1), staticcheck, tidy go.mod,
 ## actionlint on .github/workflows, cfn-lint on the template when it is

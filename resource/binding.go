@@ -107,6 +107,8 @@ type served interface {
 	serve(ctx context.Context, s *Settings, st store.Store, req call.Request) (call.Result, error)
 	images(old, new []byte) (call.Images, error)
 	list() []call.Action
+	describe() []call.Field
+	pageSize(s *Settings) int
 	permissions(s *Settings) []Permission
 }
 
@@ -207,6 +209,13 @@ func (h *Handler) Images(old, new []byte) (call.Images, error) { return h.b.imag
 // custom ones in declaration order.
 func (h *Handler) Actions() []call.Action { return h.b.list() }
 
+// Fields describes the objects' fields for tools: "id" first, then the
+// declared fields in output order, each with its kind and options.
+func (h *Handler) Fields() []call.Field { return h.b.describe() }
+
+// PageSize is the most objects a list page holds under the settings.
+func (h *Handler) PageSize(s *Settings) int { return h.b.pageSize(s) }
+
 // Allowed reports whether the binding's permissions (or the settings'
 // default) let user run action on pk.
 func (h *Handler) Allowed(s *Settings, user User, action, pk string) bool {
@@ -245,6 +254,45 @@ func (b *binding[T]) compileFields() error {
 		}
 	}
 	return nil
+}
+
+// kindTypes names each kind as call.Field.Type does.
+var kindTypes = [...]string{kindString: "string", kindInt: "integer", kindFloat: "number", kindBool: "boolean", kindTime: "date-time", kindJSON: "json"}
+
+func (b *binding[T]) describe() []call.Field {
+	out := []call.Field{{Name: "id", Type: "string", PK: true, ReadOnly: true, MaxLength: -1, MinLength: -1}}
+	for _, f := range b.def.Fields {
+		var def []byte
+		if f.opts.def != nil {
+			// The default as it is stored: New checked that it parses.
+			obj := new(T)
+			f.parse(f.opts.def, obj)
+			def = f.appendTo(nil, obj)
+		}
+		out = append(out, describeField(f.name, f.kind, &f.opts, def))
+	}
+	return out
+}
+
+// describeField is the non-generic part of describe, compiled once.
+func describeField(name string, k kind, o *fieldOptions, def []byte) call.Field {
+	return call.Field{
+		Name: name, Type: kindTypes[k],
+		Required: o.required, ReadOnly: o.readOnly, WriteOnly: o.writeOnly,
+		MaxLength: o.maxLength, MinLength: o.minLength,
+		Minimum: clonePtr(o.minValue), Maximum: clonePtr(o.maxValue),
+		Choices:   slices.Clone(o.choices),
+		Default:   def,
+		AllowNull: o.allowNull, AllowBlank: o.allowBlank, NoTrim: o.noTrim,
+	}
+}
+
+func clonePtr(p *float64) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 func (b *binding[T]) list() []call.Action {

@@ -96,6 +96,17 @@ func TestApp_InitTestRun(t *testing.T) {
 		t.Errorf("make test:\n%s\nwant the tasks test run and passed", out)
 	}
 
+	// wsbind describe: the AsyncAPI document of the application's own
+	// bindings, asked of its own route guest.
+	runIn(t, dir, nil, "go", "tool", "wsbind", "describe", "-o", "asyncapi.json")
+	doc, err := os.ReadFile(filepath.Join(dir, "asyncapi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(doc); !strings.Contains(s, `"title": "example.com/myapp"`) || !strings.Contains(s, `"tasks.create"`) || strings.Contains(s, "questions") {
+		t.Errorf("wsbind describe wrote:\n%.600s\nwant the tasks binding alone, titled by the module", doc)
+	}
+
 	smokeRun(t, dir)
 }
 

@@ -375,4 +375,14 @@ func TestEmulator_Page(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"questions"`) || !strings.Contains(string(b), `"notes"`) {
 		t.Errorf("bindings.json: %d %s", resp.StatusCode, b)
 	}
+	// Beside it, the AsyncAPI document made of the same description.
+	resp, err = http.Get(em.DebuggerURL() + "asyncapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"asyncapi": "3.0.0"`) || !strings.Contains(string(b), `"questions.create"`) {
+		t.Errorf("asyncapi.json: %d %.300s", resp.StatusCode, b)
+	}
 }

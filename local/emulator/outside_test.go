@@ -174,6 +174,15 @@ func TestEmulator_OutsideModule(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(b), want) || strings.Contains(string(b), "questions") {
 		t.Errorf("bindings.json: %d %s, want the tasks binding alone", resp.StatusCode, b)
 	}
+	resp, err = http.Get(em.DebuggerURL() + "asyncapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"tasks.create"`) || strings.Contains(string(b), "questions") {
+		t.Errorf("asyncapi.json: %d %.300s, want the tasks binding alone", resp.StatusCode, b)
+	}
 
 	// The internal packages stay internal.
 	files := maps.Clone(outsideApp)

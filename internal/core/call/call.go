@@ -85,3 +85,31 @@ type Action struct {
 	Detail bool // takes a pk
 	Custom bool
 }
+
+// Field describes one field of a binding's objects as clients see it, for
+// tools (the route guest's describe export): its wire name, what it holds,
+// and the options it was declared with.
+type Field struct {
+	Name string
+	// Type is what the field holds: "string", "integer", "number",
+	// "boolean", "date-time" (an RFC 3339 string) or "json" (any JSON).
+	Type string
+	// PK marks the object's id, which every binding has, first.
+	PK bool
+	// Required: create and update must send it. ReadOnly: output only.
+	// WriteOnly: input only, never sent.
+	Required, ReadOnly, WriteOnly bool
+	// MaxLength and MinLength bound a string's characters; -1 when unset.
+	MaxLength, MinLength int
+	// Minimum and Maximum bound a number; nil when unset.
+	Minimum, Maximum *float64
+	// Choices are the values allowed, as text (integers in decimal); nil
+	// when any value is.
+	Choices []string
+	// Default is the JSON value a create or update that leaves the field
+	// out stores, as the field writes it; nil when there is none.
+	Default []byte
+	// AllowNull: input may be null (JSON fields only). AllowBlank: a
+	// string may be empty. NoTrim: surrounding white space is kept.
+	AllowNull, AllowBlank, NoTrim bool
+}

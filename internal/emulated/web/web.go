@@ -15,15 +15,18 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+
+	"github.com/wsbind/wsbind/internal/emulated/asyncapi"
 )
 
 //go:embed static
 var static embed.FS
 
 // Handler serves the debugger: the page at "/", its script and style sheet,
-// and at "/bindings.json" the bindings document, as the route guest
-// describes itself (abi.ExportDescribe). Other paths are 404 and methods
-// other than GET and HEAD 405.
+// at "/bindings.json" the bindings document, as the route guest describes
+// itself (abi.ExportDescribe), and at "/asyncapi.json" the AsyncAPI
+// document made of it, whose emulator server is the host the request
+// named. Other paths are 404 and methods other than GET and HEAD 405.
 func Handler(bindings []byte) http.Handler {
 	files, err := fs.Sub(static, "static")
 	if err != nil {
@@ -47,6 +50,14 @@ func Handler(bindings []byte) http.Handler {
 		case "/bindings.json":
 			h.Set("Content-Type", "application/json")
 			w.Write(bindings)
+		case "/asyncapi.json":
+			doc, err := asyncapi.FromDescribe(bindings, asyncapi.Options{Emulator: r.Host})
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			h.Set("Content-Type", "application/json")
+			w.Write(doc)
 		default:
 			http.NotFound(w, r)
 		}

@@ -65,6 +65,38 @@ func TestHandler_Bindings(t *testing.T) {
 	}
 }
 
+// TestHandler_AsyncAPI: the AsyncAPI document of the bindings the page
+// was given, its emulator server the host the request named.
+func TestHandler_AsyncAPI(t *testing.T) {
+	h := web.Handler(guest.DescribeEntry(bindings.Registry(resource.Settings{}))(nil))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/asyncapi.json", nil)
+	req.Host = "127.0.0.1:9999"
+	h.ServeHTTP(rec, req)
+	res := rec.Result()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /asyncapi.json: %d %q, want 200 application/json", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	var doc struct {
+		AsyncAPI string `json:"asyncapi"`
+		Servers  map[string]struct {
+			Host string `json:"host"`
+		} `json:"servers"`
+		Operations map[string]json.RawMessage `json:"operations"`
+	}
+	if err := json.Unmarshal([]byte(body(t, res)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.AsyncAPI != "3.0.0" || doc.Servers["emulator"].Host != "127.0.0.1:9999" {
+		t.Errorf("asyncapi %q, emulator server %q; want 3.0.0 and the request's host", doc.AsyncAPI, doc.Servers["emulator"].Host)
+	}
+	for _, op := range []string{"questions.create", "notes.pin", "notes.push"} {
+		if doc.Operations[op] == nil {
+			t.Errorf("no operation %s", op)
+		}
+	}
+}
+
 func TestHandler_Files(t *testing.T) {
 	h := web.Handler(guest.DescribeEntry(bindings.Registry(resource.Settings{}))(nil))
 	page := get(t, h, http.MethodGet, "/")
@@ -80,7 +112,7 @@ func TestHandler_Files(t *testing.T) {
 	if len(refs) < 2 {
 		t.Fatalf("page references %d files, want the script and the style sheet", len(refs))
 	}
-	types := map[string]string{".js": "text/javascript", ".css": "text/css"}
+	types := map[string]string{".js": "text/javascript", ".css": "text/css", ".json": "application/json"}
 	for _, m := range refs {
 		ref := m[1]
 		if strings.HasPrefix(ref, "data:") {
@@ -114,6 +146,8 @@ func TestHandler_Refusals(t *testing.T) {
 		{http.MethodPost, "/", http.StatusMethodNotAllowed},
 		{http.MethodPut, "/bindings.json", http.StatusMethodNotAllowed},
 		{http.MethodHead, "/bindings.json", http.StatusOK},
+		{http.MethodPost, "/asyncapi.json", http.StatusMethodNotAllowed},
+		{http.MethodHead, "/asyncapi.json", http.StatusOK},
 	}
 	for _, tt := range tests {
 		if got := get(t, h, tt.method, tt.path).StatusCode; got != tt.status {

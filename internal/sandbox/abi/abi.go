@@ -68,9 +68,10 @@ const (
 	// $connect and $disconnect.
 	ExportConnect = "wsbind_connect"
 	// ExportDescribe (nothing) → JSON {"streams": [{"stream", "model",
-	// "actions": [{"name", "detail", "custom"}]}]}: the bindings a route
-	// guest serves, for tools (the emulator's debugger page). Guests
-	// without bindings describe none.
+	// "page_size", "fields": [{"name", "type", ...}], "actions": [{"name",
+	// "detail", "custom"}]}]} (guest.Bindings): the bindings a route guest
+	// serves, for tools (the emulator's debugger page, the AsyncAPI
+	// document). Guests without bindings describe none.
 	ExportDescribe = "wsbind_describe"
 )
 

@@ -1,6 +1,7 @@
 // Package cli is the wsbind command: it scaffolds an application
 // (init), runs it in the local emulator (run), makes its Lambda package
-// (build) and tokens for the emulator (token). cmd/wsbind is its main.
+// (build), tokens for the emulator (token) and its API's AsyncAPI
+// document (describe). cmd/wsbind is its main.
 //
 // Every failure is one line on standard error, "wsbind <command>: ...",
 // and a status: 2 for a bad command line or setting, 1 for anything
@@ -38,6 +39,7 @@ func init() {
 		{"run", "[-addr ADDR] [-faults SPEC] [-idle D] [-lifetime D]", "build this module's guests and serve them in the local emulator", runCmd},
 		{"build", "[-arch ARCH] [-engine ENGINE] [-o DIR]", "make the Lambda package of this module", buildCmd},
 		{"token", "[-roles a,b] USER", "print a token for USER that the local emulator accepts", tokenCmd},
+		{"describe", "[-o FILE] [-guests DIR] [-bindings]", "write the AsyncAPI document of this module's WebSocket API", describeCmd},
 	}
 }
 
@@ -75,7 +77,7 @@ func Main(ctx context.Context, env Env, args []string) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(env.Stderr, "wsbind: unknown command %q (commands: init, run, build, token; wsbind help)\n", args[0])
+	fmt.Fprintf(env.Stderr, "wsbind: unknown command %q (commands: init, run, build, token, describe; wsbind help)\n", args[0])
 	return 2
 }
 
