@@ -225,7 +225,7 @@ func TestGap_HistoryGone(t *testing.T) {
 }
 
 // TestGap_NoCursor: a subscription that has no cursor to resume from (a
-// server without cursors: today's) reports a gap after every reconnect.
+// server without cursors) reports a gap after every reconnect.
 func TestGap_NoCursor(t *testing.T) {
 	f := newFake(t)
 	f.set(func(f *fake) { f.noCursors = true })

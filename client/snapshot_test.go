@@ -181,7 +181,7 @@ func TestSnapshot_Gap(t *testing.T) {
 	t.Logf("%d objects; %d relists; %d duplicates dropped", sn.Len(), sn.Relists(), sn.Duplicates())
 }
 
-// TestSnapshot_NoCursors: against a server without cursors (today's),
+// TestSnapshot_NoCursors: against a server without cursors,
 // the snapshot is still exact: it subscribes before listing and applies
 // the pushes that arrive meanwhile on top of the pages, and lists again
 // after each reconnect.

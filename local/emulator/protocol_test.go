@@ -162,8 +162,8 @@ func ptVersion(t *testing.T, f frame, got, want map[string]any) {
 }
 
 // ptCursor checks a reply's payload.cursor when want names none: a
-// cursor exactly on a successful list reply (docs/protocol.md section
-// 10). It then drops it from got.
+// cursor exactly on a successful list or subscribe reply
+// (docs/protocol.md section 10). It then drops it from got.
 func ptCursor(t *testing.T, f frame, got, want map[string]any) {
 	t.Helper()
 	if _, ok := want["cursor"]; ok {
@@ -171,7 +171,7 @@ func ptCursor(t *testing.T, f frame, got, want map[string]any) {
 	}
 	status, _ := strconv.Atoi(fmt.Sprint(got["response_status"]))
 	c, has := got["cursor"].(string)
-	switch should := status == 200 && got["action"] == "list"; {
+	switch should := status == 200 && (got["action"] == "list" || got["action"] == "subscribe"); {
 	case should && (!has || !strings.HasPrefix(c, "1.")):
 		t.Errorf("reply: cursor %v, want one: %.300s", got["cursor"], f.raw)
 	case !should && got["cursor"] != nil:

@@ -225,6 +225,9 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
               accepted.push(action);
               const data = reply?.data as { gap?: unknown } | null | undefined;
               if (data?.gap === true) gapAction ??= action;
+              // Where the subscription began: a resume point until a push
+              // brings a later one.
+              else if (typeof reply?.cursor === "string" && since === null) this._resumeFromIfUnset(reply.cursor);
             }
           }
           if (outstanding > 0) return;

@@ -233,7 +233,9 @@ func (r *Router) serve(ctx context.Context, h *resource.Handler, conn Conn, req 
 	defer func() {
 		// A page's position is taken before it is read: a change after
 		// it is in the history a subscribe since it replays.
-		if err == nil && req.Action == "list" {
+		// A subscription's position is taken before it is registered:
+		// resuming from it misses nothing pushed after.
+		if err == nil && (req.Action == "list" || req.Action == "subscribe") {
 			res.Cursor = store.Cursor(now.UnixMilli())
 		}
 	}()

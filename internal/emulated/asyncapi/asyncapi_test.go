@@ -255,7 +255,7 @@ func TestDocument_Structure(t *testing.T) {
 		{"widgets.create.reply", []string{"action", "data", "errors", "response_status", "request_id", "version", "pk", "truncated"}},
 		{"widgets.retrieve.reply", []string{"action", "data", "errors", "response_status", "request_id", "version"}},
 		{"widgets.list.reply", []string{"action", "data", "errors", "response_status", "request_id", "cursor"}},
-		{"widgets.subscribe.reply", []string{"action", "data", "errors", "response_status", "request_id"}},
+		{"widgets.subscribe.reply", []string{"action", "data", "errors", "response_status", "request_id", "cursor"}},
 		{"widgets.push", []string{"action", "data", "model", "pk", "version", "cursor", "replay", "truncated"}},
 	} {
 		if got := keys(payload(c.msg)); !slices.Equal(got, sorted(c.want...)) {

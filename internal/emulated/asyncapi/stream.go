@@ -337,6 +337,10 @@ func (g *gen) action(s guest.Stream, n names, a guest.Action) (req, reply string
 		replyProps = append(replyProps, member{"cursor", obj("allOf", []any{cursorRef},
 			"description", "Where the page was read: subscribe with since set to the first page's cursor to miss no change.")})
 	}
+	if a.Name == "subscribe" && !a.Custom {
+		replyProps = append(replyProps, member{"cursor", obj("allOf", []any{cursorRef},
+			"description", "Where the subscription began: resume it from here (since) if no push has come since.")})
+	}
 	reply = g.message(key(g.messageNames, s.Stream, a.Name, "reply"), s.Stream+" "+a.Name+" reply",
 		"The one reply to "+a.Name+": success with data and no errors, or data null and errors.",
 		frame(s.Stream, obj(
