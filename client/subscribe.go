@@ -80,15 +80,19 @@ type Subscription struct {
 	live   bool   // made on some connection: to be made again on the next
 	cursor string // where to resume
 	pushed bool   // a push arrived since the last subscribe was sent
-	seen   map[string]int64
-	queue  []Event
-	err    error         // why it ended
-	done   chan struct{} // closed when it ends
-	stop   chan struct{} // closed when Unsubscribe or Close ends it
-	notify chan struct{}
-	events chan Event
-	evOnce sync.Once
-	dups   atomic.Int64
+	// resuming is set from a subscribe with since until its reply: live
+	// pushes interleave with the replay then, and a live push's later
+	// cursor must not move the resume point past replays not yet read.
+	resuming bool
+	seen     map[string]int64
+	queue    []Event
+	err      error         // why it ended
+	done     chan struct{} // closed when it ends
+	stop     chan struct{} // closed when Unsubscribe or Close ends it
+	notify   chan struct{}
+	events   chan Event
+	evOnce   sync.Once
+	dups     atomic.Int64
 }
 
 // Subscribe subscribes to sub's changes on the stream and returns once
@@ -310,6 +314,7 @@ func (s *Subscription) subscribeRequest(since string, again bool) *request {
 	r := s.request("subscribe", since)
 	s.mu.Lock()
 	s.pushed = false
+	s.resuming = since != ""
 	s.mu.Unlock()
 	r.hook = func(p *inPayload) { s.subscribed(p, since, again) }
 	return r
@@ -331,6 +336,7 @@ func (s *Subscription) subscribed(p *inPayload, since string, again bool) {
 		return
 	}
 	s.live = true
+	s.resuming = false
 	if d.Gap {
 		s.cursor = "" // too old to resume from again
 	}
@@ -378,7 +384,7 @@ func (s *Subscription) deliver(ev Event) {
 			}
 			s.seen[ev.PK] = ev.Version
 		}
-		if ev.Cursor != "" {
+		if ev.Cursor != "" && (ev.Replay || !s.resuming) {
 			s.cursor = ev.Cursor
 			s.pushed = true
 		}

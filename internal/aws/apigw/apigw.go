@@ -121,6 +121,49 @@ type Poster struct {
 	lanes  map[string]*lane // by connection id
 	idle   chan struct{}    // closed when the last lane is removed; nil when there is none
 	closed bool
+
+	// goneAt holds connections API Gateway answered 410 for, and when:
+	// later pushes to them are skipped, and OnGone runs once, not once
+	// per push (a replay of hundreds to a client that just left).
+	goneMu sync.Mutex
+	goneAt map[string]time.Time
+}
+
+// goneFor is how long a gone connection is remembered. Connection ids
+// are never reused; the bound only keeps the map small.
+const goneFor = 2 * time.Minute
+
+// isGone reports whether id answered 410 recently.
+func (p *Poster) isGone(id string) bool {
+	p.goneMu.Lock()
+	defer p.goneMu.Unlock()
+	at, ok := p.goneAt[id]
+	return ok && time.Since(at) < goneFor
+}
+
+// Gone reports whether API Gateway answered 410 Gone for the
+// connection lately.
+func (p *Poster) Gone(id string) bool { return p.isGone(id) }
+
+// markGone records id as gone and reports whether it was news.
+func (p *Poster) markGone(id string) bool {
+	p.goneMu.Lock()
+	defer p.goneMu.Unlock()
+	if at, ok := p.goneAt[id]; ok && time.Since(at) < goneFor {
+		return false
+	}
+	if p.goneAt == nil {
+		p.goneAt = map[string]time.Time{}
+	}
+	if len(p.goneAt) >= 4096 {
+		for k, at := range p.goneAt {
+			if time.Since(at) >= goneFor {
+				delete(p.goneAt, k)
+			}
+		}
+	}
+	p.goneAt[id] = time.Now()
+	return true
 }
 
 // lane is the pushes waiting for one connection, oldest first. Its fields
@@ -294,6 +337,9 @@ func (p *Poster) Post(ctx context.Context, frame []byte, connIDs []string) error
 					continue
 				}
 				id := connIDs[i]
+				if p.isGone(id) {
+					continue // 410 already: the client left
+				}
 				if p.enqueue(id, frame, &kept, nil) {
 					continue // behind the connection's earlier pushes
 				}
@@ -345,9 +391,9 @@ func (p *Poster) postOne(ctx context.Context, frame []byte, id string) error {
 	return err
 }
 
-// gone hands connection id to OnGone, logging its failure.
+// gone hands connection id to OnGone, once, logging its failure.
 func (p *Poster) gone(ctx context.Context, id string) {
-	if p.cfg.OnGone == nil {
+	if !p.markGone(id) || p.cfg.OnGone == nil {
 		return
 	}
 	if err := p.cfg.OnGone(ctx, id); err != nil {

@@ -305,6 +305,10 @@ var ErrUnknownStream = errors.New("no binding for the stream")
 // and skips it.
 var ErrBadChange = errors.New("bad change")
 
+// ErrGone is Config.Post's error when every connection posted to is
+// gone: a replay to it stops.
+var ErrGone = errors.New("connection gone")
+
 // Post is one push to one connection.
 type Post struct {
 	ConnID string
@@ -530,7 +534,9 @@ func (r *Router) replay(ctx context.Context, h *resource.Handler, conn Conn, res
 			return apierr.Internal(err)
 		}
 		for _, p := range posts {
-			if err := r.post(ctx, p.Frame, []string{conn.ID}); err != nil {
+			if err := r.post(ctx, p.Frame, []string{conn.ID}); errors.Is(err, ErrGone) {
+				return nil // the client left: no one to replay to, or to answer
+			} else if err != nil {
 				return apierr.Internal(fmt.Errorf("replay to %s: %w", conn.ID, err))
 			}
 		}

@@ -194,7 +194,7 @@ const queryPage = 1 << 20
 
 var (
 	partitionCondition = regexp.MustCompile(`^\s*(#[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)\s*$`)
-	keyCondition       = regexp.MustCompile(`^\s*(#[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)\s+(?i:AND)\s+(#[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)\s*$`)
+	keyCondition       = regexp.MustCompile(`^\s*(#[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)\s+(?i:AND)\s+(#[A-Za-z0-9_]+)\s*(=|>=|>)\s*(:[A-Za-z0-9_]+)\s*$`)
 	nameRef            = regexp.MustCompile(`^#[A-Za-z0-9_]+$`)
 )
 
@@ -241,11 +241,13 @@ func (s *Server) query(body []byte) (out rawJSON, ok bool) {
 	// refuses unused ones.
 	// The key condition: equality on the partition key, and maybe on the
 	// sort key after it (an id looked up in every scope).
-	var hashRef, hashVal, sortRef, sortVal string
+	// A sort key condition may also be a lower bound (>= or >: the
+	// history read from a position on).
+	var hashRef, hashVal, sortRef, sortOp, sortVal string
 	if m := partitionCondition.FindStringSubmatch(in.KeyConditionExpression); m != nil {
 		hashRef, hashVal = m[1], m[2]
 	} else if m := keyCondition.FindStringSubmatch(in.KeyConditionExpression); m != nil {
-		hashRef, hashVal, sortRef, sortVal = m[1], m[2], m[3], m[4]
+		hashRef, hashVal, sortRef, sortOp, sortVal = m[1], m[2], m[3], m[4], m[5]
 		if ix.rng == "" || in.ExpressionAttributeNames[sortRef] != ix.rng || sortRef == hashRef || sortVal == hashVal {
 			return nil, false
 		}
@@ -327,7 +329,14 @@ func (s *Server) query(body []byte) (out rawJSON, ok bool) {
 		for hi < len(es) && es[hi].sort == sortKey {
 			hi++
 		}
-		es = es[lo:hi]
+		switch sortOp {
+		case "=":
+			es = es[lo:hi]
+		case ">=":
+			es = es[lo:]
+		case ">":
+			es = es[hi:]
+		}
 	}
 	forward := in.ScanIndexForward == nil || *in.ScanIndexForward
 	i := 0
@@ -343,7 +352,9 @@ func (s *Server) query(body []byte) (out rawJSON, ok bool) {
 			return nil, false
 		}
 		p, start, isEntry := ix.entryOf(in.ExclusiveStartKey, key)
-		if !isEntry || p != part || (sortRef != "" && start.sort != sortKey) {
+		outside := sortRef != "" && ((sortOp == "=" && start.sort != sortKey) ||
+			(sortOp == ">=" && start.sort < sortKey) || (sortOp == ">" && start.sort <= sortKey))
+		if !isEntry || p != part || outside {
 			return nil, false
 		}
 		// After the start key, whether or not its item is still there.

@@ -88,7 +88,7 @@ func TestServer_QueryMatchesMinidyn(t *testing.T) {
 	}
 	type shape struct {
 		index   bool
-		sortEq  bool // a condition on the sort key too
+		sortOp  string // a condition on the sort key too: =, >= or >
 		limit   int32
 		back    bool
 		count   bool
@@ -96,13 +96,13 @@ func TestServer_QueryMatchesMinidyn(t *testing.T) {
 	}
 	var shapes []shape
 	for _, index := range []bool{false, true} {
-		for _, sortEq := range []bool{false, true} {
+		for _, sortOp := range []string{"", "=", ">=", ">"} {
 			for _, limit := range []int32{0, 1, 7, 100} {
 				for _, back := range []bool{false, true} {
 					for _, count := range []bool{false, true} {
 						for _, project := range []bool{false, true} {
 							if !(count && project) {
-								shapes = append(shapes, shape{index, sortEq, limit, back, count, project})
+								shapes = append(shapes, shape{index, sortOp, limit, back, count, project})
 							}
 						}
 					}
@@ -121,8 +121,8 @@ func TestServer_QueryMatchesMinidyn(t *testing.T) {
 			ExpressionAttributeNames:  map[string]string{"#h": hash},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":h": str(part)},
 		}
-		if sh.sortEq {
-			in.KeyConditionExpression = aws.String("#h = :h AND #r = :r")
+		if sh.sortOp != "" {
+			in.KeyConditionExpression = aws.String("#h = :h AND #r " + sh.sortOp + " :r")
 			in.ExpressionAttributeNames["#r"] = rng
 			in.ExpressionAttributeValues[":r"] = str(sortKey)
 		}
@@ -141,7 +141,7 @@ func TestServer_QueryMatchesMinidyn(t *testing.T) {
 		if sh.project {
 			in.ProjectionExpression = aws.String("#h, #u")
 			in.ExpressionAttributeNames["#u"] = other
-			if other == rng && sh.sortEq { // one name for the attribute
+			if other == rng && sh.sortOp != "" { // one name for the attribute
 				in.ProjectionExpression = aws.String("#h, #r")
 				delete(in.ExpressionAttributeNames, "#u")
 			}
@@ -171,7 +171,7 @@ func TestServer_QueryMatchesMinidyn(t *testing.T) {
 		checked := 0
 		for _, sh := range shapes {
 			sorts := []string{""}
-			if sh.sortEq {
+			if sh.sortOp != "" {
 				sorts = ts.sorts
 			}
 			for _, part := range ts.parts {

@@ -298,8 +298,16 @@ func post(c Caller, frame []byte, conns []string) error {
 	for _, id := range conns {
 		w.String(id)
 	}
-	if st, res := c.Call(abi.FuncPost, w.B); st != abi.OK {
+	st, res := c.Call(abi.FuncPost, w.B)
+	if st != abi.OK {
 		return errors.New("post: " + string(res))
+	}
+	// The host may say which connections are gone.
+	if len(res) > 0 {
+		r := abi.NewReader(res)
+		if n := r.U64(); n > 0 && int(n) == len(conns) && r.Err() == nil {
+			return router.ErrGone
+		}
 	}
 	return nil
 }
@@ -350,7 +358,7 @@ func Fanout(c Caller, reg *resource.Registry) Entry {
 		// (its create, update and delete pushes), each shared by the
 		// connections it goes to.
 		for _, g := range byFrame(posts) {
-			if err := post(c, g.frame, g.conns); err != nil {
+			if err := post(c, g.frame, g.conns); err != nil && !errors.Is(err, router.ErrGone) {
 				return outcome(abi.Failed, err.Error())
 			}
 		}

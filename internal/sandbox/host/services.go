@@ -23,6 +23,12 @@ type Poster interface {
 	Post(ctx context.Context, frame []byte, connIDs []string) error
 }
 
+// GoneReporter is implemented by a Poster that knows which connections
+// API Gateway answered 410 Gone for.
+type GoneReporter interface {
+	Gone(connID string) bool
+}
+
 // Flusher is implemented by a Poster that delivers some pushes in the
 // background (retries that would otherwise hold up the other
 // connections). The fan-out calls Flush once per batch, after its last
@@ -219,7 +225,22 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 			err = errMissing
 			break
 		}
-		err = s.Poster.Post(ctx, frame, ids)
+		if err = s.Poster.Post(ctx, frame, ids); err == nil {
+			// The connections found gone, so that a guest posting many
+			// frames to one (a replay) can stop.
+			if g, ok := s.Poster.(GoneReporter); ok {
+				var gone []string
+				for _, id := range ids {
+					if g.Gone(id) {
+						gone = append(gone, id)
+					}
+				}
+				w.U64(uint64(len(gone)))
+				for _, id := range gone {
+					w.String(id)
+				}
+			}
+		}
 	case abi.FuncLog:
 		level, msg := r.U64(), r.String()
 		if err = r.Done(); err != nil {
