@@ -95,6 +95,16 @@ test:
 ts-test:
 	cd clients/ts && npm ci --no-audit --no-fund && npm test
 
+## web-client: the TypeScript client compiled for the debugger page, into
+## internal/emulated/web/static/client (embedded in the Go binary, so run
+## with no Node); commit it with any change to clients/ts/src
+## (TestClientBundle_UpToDate checks it)
+WEB_CLIENT := internal/emulated/web/static/client
+.PHONY: web-client
+web-client:
+	rm -rf $(WEB_CLIENT)
+	cd clients/ts && npm ci --no-audit --no-fund && npm run build:web
+
 ## build: the Lambda package for ARCH and ENGINE in build/ARCH: bootstrap,
 ## each function's .wasm, its compiled code (<name>.cache/) and, for
 ## wasmtime, its ahead-of-time code (<name>.cwasm) for that architecture;

@@ -58,13 +58,19 @@ export class Emulator {
     this.bin = bin;
   }
 
-  /** Starts `wsbind run` with these extra flags (-idle, -lifetime, -guests). */
-  static async start(flags: string[] = [], timeoutMs = 180_000): Promise<Emulator> {
+  /**
+   * Starts `wsbind run` with these extra flags (-idle, -lifetime, -guests).
+   * opts.env adds to the emulator's environment: the guests get its WSBIND_*
+   * settings (WSBIND_HISTORY_RETENTION, WSBIND_REPLAY_OVERLAP, ...).
+   */
+  static async start(flags: string[] = [], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Emulator> {
+    const timeoutMs = opts.timeoutMs ?? 180_000;
     const { bin } = await wsbind();
     const port = await freePort();
     const env = { ...process.env };
     delete env["WSBIND_FAULTS"]; // the tests want the emulator without injected faults
     delete env["WSBIND_ADDR"];
+    Object.assign(env, opts.env);
     const proc = spawn(bin, ["run", "-addr", `127.0.0.1:${port}`, ...flags], {
       cwd: repoRoot,
       env,

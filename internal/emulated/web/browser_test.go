@@ -89,24 +89,37 @@ func choose(id, value string) chromedp.Action[chromedp.Void] {
 
 // typeData replaces the data field's text by typing it.
 func typeData(text string) chromedp.Action[chromedp.Void] {
-	return chromedp.Steps(
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := chromedp.Evaluate[string](`document.getElementById("data").value = ""`)(ctx, t)
-			return err
-		}),
-		chromedp.SendKeys(chromedp.ID("data"), text),
-	)
+	return typeInto("data", text)
 }
 
-// entry is a log entry as the page shows it.
+// typeInto replaces a field's text by typing it.
+func typeInto(id, text string) chromedp.Action[chromedp.Void] {
+	empty := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[string](`document.getElementById(`+js(id)+`).value = ""`)(ctx, t)
+		return err
+	})
+	if text == "" {
+		return empty
+	}
+	return chromedp.Steps(empty, chromedp.SendKeys(chromedp.ID(id), text))
+}
+
+// entry is a log entry as the page shows it: its data attributes, the
+// label, time and text of its summary line, and the frame it details.
 type entry struct {
 	Kind      string `json:"kind"`
 	Stream    string `json:"stream"`
 	Action    string `json:"action"`
 	Status    string `json:"status"`
+	PK        string `json:"pk"`
+	Version   string `json:"version"`
+	Cursor    string `json:"cursor"`
+	Replay    string `json:"replay"`
 	RequestID string `json:"requestId"`
 	MS        string `json:"ms"`
+	Label     string `json:"label"`
 	Time      string `json:"time"`
+	Summary   string `json:"summary"`
 	Body      string `json:"body"`
 	Open      bool   `json:"open"`
 }
@@ -115,7 +128,8 @@ type entry struct {
 func entries(ctx context.Context, t *testing.T) []entry {
 	t.Helper()
 	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]entry](`[...document.querySelectorAll("#log li")].map(li => ({
-		...li.dataset, time: li.querySelector(".time").textContent,
+		...li.dataset, label: li.querySelector(".kind").textContent, time: li.querySelector(".time").textContent,
+		summary: li.querySelector("summary").textContent,
 		body: (li.querySelector("pre") || {}).textContent || "", open: li.querySelector("details").open}))`))
 	if err != nil {
 		t.Fatalf("reading the log: %v", err)
@@ -132,6 +146,9 @@ type frame struct {
 		Model     string          `json:"model"`
 		Status    int             `json:"response_status"`
 		RequestID json.RawMessage `json:"request_id"`
+		Version   int             `json:"version"`
+		Cursor    string          `json:"cursor"`
+		Replay    bool            `json:"replay"`
 		Data      struct {
 			ID   string `json:"id"`
 			Text string `json:"question_text"`
@@ -159,7 +176,7 @@ func TestDebugger_Browser(t *testing.T) {
 	srv := newEmulatorServer(t)
 
 	// A guard for the whole test; each wait has its own 10 s limit.
-	guard, stop := context.WithTimeout(context.Background(), 40*time.Second)
+	guard, stop := context.WithTimeout(context.Background(), 60*time.Second)
 	defer stop()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(guard,
 		chromedp.ExecPath(browser),
@@ -285,6 +302,10 @@ func TestDebugger_Browser(t *testing.T) {
 	if string(created.Payload.RequestID) != reply.RequestID {
 		t.Errorf("reply request_id: got %s in the frame, %s in the entry", created.Payload.RequestID, reply.RequestID)
 	}
+	if reply.Version != "1" || created.Payload.Version != 1 || reply.PK != created.Payload.Data.ID || !strings.Contains(reply.Summary, "version 1") {
+		t.Errorf("create reply: got version %q, pk %q, line %q (frame: version %d); want version 1 of %s shown",
+			reply.Version, reply.PK, reply.Summary, created.Payload.Version, created.Payload.Data.ID)
+	}
 	if _, err := srv.Store.Get(context.Background(), store.Part{Stream: "questions"}, created.Payload.Data.ID); err != nil {
 		t.Errorf("the store lacks the created question %q: %v", created.Payload.Data.ID, err)
 	}
@@ -305,6 +326,22 @@ func TestDebugger_Browser(t *testing.T) {
 		t.Errorf("invalid data was sent: %d frames sent, want %d", n, sentBefore)
 	}
 
+	// The server's refusal comes back through the client as an error: its
+	// status and message.
+	if err := chromedp.Do(ctx,
+		choose("action", "retrieve"),
+		typeData(`{}`),
+		typeInto("pk", "no-such-question"),
+		chromedp.Click(chromedp.ID("send")),
+		wait(`document.querySelector('#log li[data-kind="reply"][data-action="retrieve"]')`),
+		typeInto("pk", ""),
+	); err != nil {
+		t.Fatalf("retrieving a missing question: %v", err)
+	}
+	if got := entries(ctx, t)[0]; got.Status != "404" || !strings.Contains(got.Summary, "Not found.") || decode(t, "404 reply", got.Body).Payload.Status != 404 {
+		t.Errorf("retrieve of a missing pk: got %s %q, want 404 with the server's message", got.Status, got.Summary)
+	}
+
 	// Subscribe to creates with Ctrl+Enter.
 	if err := chromedp.Do(ctx,
 		choose("action", "subscribe"),
@@ -314,8 +351,14 @@ func TestDebugger_Browser(t *testing.T) {
 	); err != nil {
 		t.Fatalf("subscribing: %v", err)
 	}
-	if got := entries(ctx, t)[0]; got.Kind != "reply" || got.Action != "subscribe" || got.Status != "200" {
-		t.Errorf("newest entry after subscribing: got %+v, want the subscribe reply, 200", got)
+	subReply := entries(ctx, t)[0]
+	if subReply.Kind != "reply" || subReply.Action != "subscribe" || subReply.Status != "200" {
+		t.Errorf("newest entry after subscribing: got %+v, want the subscribe reply, 200", subReply)
+	}
+	// Where the subscription began: resuming from it replays what followed.
+	since := subReply.Cursor
+	if sf := decode(t, "subscribe reply", subReply.Body); since == "" || sf.Payload.Cursor != since || !strings.Contains(subReply.Summary, "cursor "+since) {
+		t.Errorf("subscribe reply: got cursor %q, line %q, frame's cursor %q; want the frame's cursor shown", since, subReply.Summary, sf.Payload.Cursor)
 	}
 
 	// Another connection creates a question; the page shows the push.
@@ -333,6 +376,21 @@ func TestDebugger_Browser(t *testing.T) {
 	if !strings.HasPrefix(push.Time, "+") {
 		t.Errorf("push time: got %q, want the time since connecting", push.Time)
 	}
+	// The line shows what the client made of the push: action, pk, version,
+	// cursor, and that it is live, not replayed.
+	if push.Action != "create" || push.PK != id2 || push.Version != "1" || pf.Payload.Version != 1 ||
+		push.Cursor == "" || push.Cursor != pf.Payload.Cursor || push.Replay != "false" || pf.Payload.Replay || push.Label != "push" {
+		t.Errorf("push entry: got action %q pk %q version %q cursor %q replay %q label %q; frame: version %d cursor %q replay %v",
+			push.Action, push.PK, push.Version, push.Cursor, push.Replay, push.Label, pf.Payload.Version, pf.Payload.Cursor, pf.Payload.Replay)
+	}
+	for _, want := range []string{"create", "pk " + id2, "version 1", "cursor " + pf.Payload.Cursor} {
+		if !strings.Contains(push.Summary, want) {
+			t.Errorf("push line %q lacks %q", push.Summary, want)
+		}
+	}
+	if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#subs li[data-action="create"]').dataset.cursor`)); err != nil || got != pf.Payload.Cursor {
+		t.Errorf("subscription's cursor: got %q (%v), want the push's %q", got, err, pf.Payload.Cursor)
+	}
 	if n := count(ctx, t, `#log li[data-kind="push"]`); n != 1 {
 		t.Errorf("got %d pushes, want 1 (the browser's own create came before it subscribed)", n)
 	}
@@ -349,19 +407,7 @@ func TestDebugger_Browser(t *testing.T) {
 		t.Errorf("oldest first: got %d entries ending with %s (open %v), want %d ending with the open push", len(reordered), last.Kind, last.Open, len(log))
 	}
 
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	dir := os.Getenv("WSBIND_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	path := filepath.Join(dir, "debugger.png")
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
+	screenshot(ctx, t, "debugger.png")
 
 	// A filtered subscription is listed with its filter; unsubscribe
 	// removes exactly the subscription it names.
@@ -388,6 +434,69 @@ func TestDebugger_Browser(t *testing.T) {
 	); err != nil {
 		t.Fatalf("disconnecting: %v", err)
 	}
+
+	// Resume: a reloaded page subscribes from the first subscription's
+	// cursor and is pushed the change made since, marked replay, before the
+	// subscribe's reply.
+	if err := chromedp.Do(ctx,
+		chromedp.Reload(),
+		wait(`document.querySelectorAll("#stream option").length > 0 && document.querySelectorAll("#log li").length === 0`),
+		chromedp.Click(chromedp.ID("connect")),
+		wait(`document.getElementById("status").dataset.state === "open"`),
+		choose("stream", "questions"),
+		choose("action", "subscribe"),
+		typeData(`{"action": "create", "since": `+js(since)+`}`),
+		chromedp.Click(chromedp.ID("send")),
+		wait(`document.querySelector('#subs li[data-action="create"]')`),
+	); err != nil {
+		t.Fatalf("resuming from %s: %v", since, err)
+	}
+	log = entries(ctx, t)
+	replayAt, replyAt := -1, -1
+	for i, e := range log {
+		if e.Kind == "push" && e.PK == id2 && replayAt < 0 {
+			replayAt = i
+		}
+		if e.Kind == "reply" && e.Action == "subscribe" && replyAt < 0 {
+			replyAt = i
+		}
+	}
+	if replayAt < 0 || replyAt < 0 {
+		t.Fatalf("after resuming from %s: no push of %s or no subscribe reply in %+v", since, id2, log)
+	}
+	replayed := log[replayAt]
+	rf := decode(t, "replayed push", replayed.Body)
+	if replayed.Replay != "true" || !rf.Payload.Replay || replayed.Label != "replay" || replayed.Version != "1" ||
+		replayed.Cursor == "" || replayed.Cursor != rf.Payload.Cursor || rf.Payload.Data.Text != text2 {
+		t.Errorf("replayed push: got replay %q label %q version %q cursor %q; frame: replay %v cursor %q text %q; want version 1, marked replay",
+			replayed.Replay, replayed.Label, replayed.Version, replayed.Cursor, rf.Payload.Replay, rf.Payload.Cursor, rf.Payload.Data.Text)
+	}
+	if replyAt > replayAt { // newest first: the reply is above the replay it follows
+		t.Errorf("the subscribe reply (entry %d) came before the replay (entry %d), want after", replyAt, replayAt)
+	}
+	if r := log[replyAt]; r.Status != "200" || !strings.Contains(r.Summary, "replayed from "+since) {
+		t.Errorf("resumed subscribe reply: got %s %q, want 200 saying where it replayed from", r.Status, r.Summary)
+	}
+	screenshot(ctx, t, "debugger-resumed.png")
+}
+
+// screenshot saves the page to WSBIND_ARTIFACTS (or the test's temporary
+// directory).
+func screenshot(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	dir := os.Getenv("WSBIND_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
 }
 
 // count returns how many elements match a CSS selector.

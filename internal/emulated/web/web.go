@@ -1,6 +1,9 @@
 // Package web is the emulator's debugger page: a browser client for the
-// WebSocket API that lists the application's bindings, sends frames, and
-// shows replies and pushes as they arrive.
+// WebSocket API that lists the application's bindings, sends requests, and
+// shows replies and pushes as they arrive. It is built on the TypeScript
+// client (clients/ts), whose compiled modules static/client holds: `make
+// web-client` writes them (tsconfig.client.json), and
+// TestClientBundle_UpToDate checks they are current.
 //
 // It is a development tool, as channels-api's was (served only with DEBUG):
 // only the local emulator mounts it, never the cloud. The page opens its
@@ -15,6 +18,8 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"path"
+	"strings"
 
 	"github.com/wsbind/wsbind/internal/emulated/asyncapi"
 )
@@ -23,6 +28,7 @@ import (
 var static embed.FS
 
 // Handler serves the debugger: the page at "/", its script and style sheet,
+// at "/client/*.js" the modules of the TypeScript client the script imports,
 // at "/bindings.json" the bindings document, as the route guest describes
 // itself (abi.ExportDescribe), and at "/asyncapi.json" the AsyncAPI
 // document made of it, whose emulator server is the host the request
@@ -59,9 +65,20 @@ func Handler(bindings []byte) http.Handler {
 			h.Set("Content-Type", "application/json")
 			w.Write(doc)
 		default:
+			if isClientModule(r.URL.Path) {
+				assets.ServeHTTP(w, r)
+				return
+			}
 			http.NotFound(w, r)
 		}
 	})
+}
+
+// isClientModule reports whether p names a module of the TypeScript client,
+// /client/NAME.js, and nothing else there (no listing of the directory).
+func isClientModule(p string) bool {
+	name, ok := strings.CutPrefix(p, "/client/")
+	return ok && path.Clean(p) == p && path.Ext(name) == ".js" && !strings.Contains(name, "/")
 }
 
 // csp lets the page load only its own files and talk only to its own

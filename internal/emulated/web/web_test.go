@@ -134,6 +134,42 @@ func TestHandler_Files(t *testing.T) {
 	}
 }
 
+// TestHandler_Modules: the page's script is a module, and every module it
+// imports, and they import, is served from the page's own origin as
+// JavaScript; among them the TypeScript client's.
+func TestHandler_Modules(t *testing.T) {
+	h := web.Handler(guest.DescribeEntry(bindings.Registry(resource.Settings{}))(nil))
+	if html := body(t, get(t, h, http.MethodGet, "/")); !strings.Contains(html, `<script type="module" src="debugger.js">`) {
+		t.Fatal(`the page does not load debugger.js as a module`)
+	}
+	specifier := regexp.MustCompile(`(?m)^(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"`)
+	seen := map[string]bool{"/debugger.js": true}
+	for queue := []string{"/debugger.js"}; len(queue) > 0; queue = queue[1:] {
+		mod := queue[0]
+		res := get(t, h, http.MethodGet, mod)
+		if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/javascript") {
+			t.Errorf("GET %s: got %d %q, want 200 text/javascript", mod, res.StatusCode, res.Header.Get("Content-Type"))
+			continue
+		}
+		for _, m := range specifier.FindAllStringSubmatch(body(t, res), -1) {
+			if !strings.HasPrefix(m[1], "./") && !strings.HasPrefix(m[1], "../") {
+				t.Errorf("%s imports %q: not a path on the page's origin", mod, m[1])
+				continue
+			}
+			dep := path.Join(path.Dir(mod), m[1])
+			if !seen[dep] {
+				seen[dep] = true
+				queue = append(queue, dep)
+			}
+		}
+	}
+	for _, want := range []string{"/client/index.js", "/client/client.js", "/client/subscription.js"} {
+		if !seen[want] {
+			t.Errorf("the page's modules do not include %s: %v", want, seen)
+		}
+	}
+}
+
 func TestHandler_Refusals(t *testing.T) {
 	h := web.Handler(guest.DescribeEntry(bindings.Registry(resource.Settings{}))(nil))
 	tests := []struct {
@@ -142,6 +178,13 @@ func TestHandler_Refusals(t *testing.T) {
 	}{
 		{http.MethodGet, "/static/debugger.js", http.StatusNotFound},
 		{http.MethodGet, "/index.html", http.StatusNotFound},
+		{http.MethodGet, "/client/", http.StatusNotFound},
+		{http.MethodGet, "/client", http.StatusNotFound},
+		{http.MethodGet, "/client/nope.js", http.StatusNotFound},
+		{http.MethodGet, "/client/../debugger.js", http.StatusNotFound},
+		{http.MethodGet, "/static/client/index.js", http.StatusNotFound},
+		{http.MethodGet, "/client/index.js", http.StatusOK},
+		{http.MethodPost, "/client/index.js", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/nope", http.StatusNotFound},
 		{http.MethodPost, "/", http.StatusMethodNotAllowed},
 		{http.MethodPut, "/bindings.json", http.StatusMethodNotAllowed},

@@ -1,0 +1,346 @@
+// A subscription that outlives connections: subscribed again on every new
+// connection from the last cursor it saw, with repeated changes dropped by
+// version and missed ones announced as gap events.
+import { ConnectionError, TimeoutError, WsbindError } from "./errors.js";
+import { matchesFilter } from "./filter.js";
+import { clearTimer, setTimer } from "./runtime.js";
+const ACTIONS = ["create", "update", "delete"];
+/**
+ * A live subscription: iterate it (`for await (const event of sub)`) or pass
+ * onEvent, or both. Events come in the order the server sent them, without
+ * repeats: a push whose version is not above the highest seen for its pk is
+ * dropped and counted in `duplicates`.
+ */
+export class Subscription {
+    stream;
+    actions;
+    pk;
+    filter;
+    /** Resolves once the server has answered the first subscribe (after its replay); rejects if it refused. */
+    ready;
+    client;
+    opts;
+    queue = new EventQueue();
+    versions = new Map();
+    resumeFrom;
+    dropped = 0;
+    phase = 0;
+    inPhase = false;
+    phaseDone = Promise.resolve();
+    established = false;
+    finished = false;
+    iterating = false;
+    readyTimer;
+    settleReady;
+    /** Use stream.subscribe(). */
+    constructor(client, stream, opts) {
+        const actions = typeof opts.action === "string" ? [opts.action] : [...new Set(opts.action)];
+        if (actions.length === 0 || actions.some((a) => !ACTIONS.includes(a))) {
+            throw new TypeError(`wsbind: subscribe action must be create, update or delete, not ${JSON.stringify(opts.action)}`);
+        }
+        this.client = client;
+        this.stream = stream;
+        this.opts = opts;
+        this.actions = actions;
+        this.pk = opts.pk === undefined ? null : String(opts.pk);
+        this.filter = opts.filter && Object.keys(opts.filter).length > 0 ? opts.filter : null;
+        this.resumeFrom = opts.since ?? null;
+        this.ready = new Promise((resolve, reject) => {
+            this.settleReady = (error) => {
+                clearTimer(this.readyTimer);
+                this.settleReady = () => { };
+                if (error)
+                    reject(error);
+                else
+                    resolve();
+            };
+        });
+        this.ready.catch(() => { }); // its error also reaches onError and the iterator
+        const timeoutMs = opts.timeoutMs ?? client._timeoutMs();
+        this.readyTimer = setTimer(() => {
+            if (this.established || this.finished)
+                return;
+            this.fail(new TimeoutError(timeoutMs, { stream, action: "subscribe", requestId: "", idempotencyKey: null }));
+        }, timeoutMs);
+        if (client._isClosed()) {
+            this._end();
+            return;
+        }
+        client._addSubscription(this);
+        if (client._isOpen())
+            this.phaseDone = this.subscribe();
+    }
+    /** The cursor the next resubscribe will resume from: the last one seen, else `since`. */
+    get cursor() {
+        return this.resumeFrom;
+    }
+    /** Pushes dropped as already seen. */
+    get duplicates() {
+        return this.dropped;
+    }
+    /** False once unsubscribed, failed or closed with the client. */
+    get active() {
+        return !this.finished;
+    }
+    /**
+     * Ends the subscription: no more events, iteration ends, and the server
+     * is told (once any subscribe still in flight has been answered, since the
+     * server may handle back-to-back requests in either order).
+     */
+    async unsubscribe() {
+        if (this.finished)
+            return;
+        this.finish();
+        this.queue.end();
+        this.settleReady(new ConnectionError("wsbind: unsubscribed before the subscription was established"));
+        await this.phaseDone;
+        if (!this.client._isOpen())
+            return; // subscriptions end with their connection
+        await Promise.allSettled(this.actions.map((a) => this.client._request(this.stream, this.frame("unsubscribe", a, false), { resend: false })));
+    }
+    [Symbol.asyncIterator]() {
+        this.iterating = true;
+        return {
+            next: () => this.queue.next(),
+            return: async () => {
+                await this.unsubscribe();
+                return { value: undefined, done: true };
+            },
+        };
+    }
+    /** @internal The client opened a connection: subscribe on it. */
+    _connectionOpened() {
+        if (!this.finished)
+            this.phaseDone = this.subscribe();
+    }
+    /** @internal The connection dropped: whatever subscribe was in flight is void. */
+    _connectionLost() {
+        this.phase++;
+        this.inPhase = false;
+    }
+    /** @internal The client closed. */
+    _end() {
+        if (this.finished)
+            return;
+        this.finish();
+        this.settleReady(new ConnectionError("wsbind: client closed"));
+        this.queue.end();
+    }
+    /** @internal Sets the resume position if there is none (a snapshot's relisting). */
+    _resumeFromIfUnset(cursor) {
+        if (this.resumeFrom === null && cursor !== null)
+            this.resumeFrom = cursor;
+    }
+    /** @internal A push on this subscription's stream: deliver it if it concerns this subscription. */
+    _offer(p) {
+        if (this.finished)
+            return;
+        const action = p.action;
+        if (!this.actions.includes(action))
+            return;
+        if (typeof p.pk !== "string" && typeof p.pk !== "number")
+            return;
+        const pk = String(p.pk);
+        if (this.pk !== null && pk !== this.pk)
+            return;
+        if (!matchesFilter(this.filter, p.data))
+            return;
+        const version = typeof p.version === "number" ? p.version : null;
+        if (version !== null) {
+            const seen = this.versions.get(pk);
+            if (seen !== undefined && version <= seen) {
+                this.dropped++;
+                this.client.stats.duplicatesDropped++;
+                return;
+            }
+            this.versions.set(pk, version);
+        }
+        const cursor = typeof p.cursor === "string" ? p.cursor : null;
+        const replay = p.replay === true;
+        // While subscribes are in flight, only a single subscribe's replay comes
+        // in order; otherwise keep the old position until the replays are over.
+        if (cursor !== null && (!this.inPhase || (replay && this.actions.length === 1)))
+            this.resumeFrom = cursor;
+        const base = {
+            gap: false,
+            stream: this.stream,
+            action,
+            pk,
+            version,
+            cursor,
+            replay,
+            model: typeof p.model === "string" ? p.model : null,
+        };
+        if (p.truncated === true || p.data === undefined || p.data === null) {
+            this.emit({ ...base, truncated: true, data: null });
+        }
+        else {
+            this.emit({ ...base, truncated: false, data: p.data });
+        }
+    }
+    /**
+     * Sends a subscribe per action; when all are answered the subscription is
+     * (again) established. Replies are handled as their frames are, so that
+     * the phase ends (and a gap is reported) before any push that follows.
+     */
+    subscribe() {
+        const id = ++this.phase;
+        this.inPhase = true;
+        const resubscribe = this.established;
+        const since = this.resumeFrom;
+        let outstanding = this.actions.length;
+        let failure = null;
+        let gapAction = null;
+        const accepted = [];
+        return new Promise((phaseDone) => {
+            for (const action of this.actions) {
+                const frame = this.frame("subscribe", action, true, since);
+                this.client._call(this.stream, frame, { timeoutMs: this.opts.timeoutMs, resend: false }, (error, reply) => {
+                    outstanding--;
+                    const current = id === this.phase && !this.finished;
+                    if (current) {
+                        if (error)
+                            failure ??= error;
+                        else {
+                            accepted.push(action);
+                            const data = reply?.data;
+                            if (data?.gap === true)
+                                gapAction ??= action;
+                            // Where the subscription began: a resume point until a push
+                            // brings a later one.
+                            else if (typeof reply?.cursor === "string" && since === null)
+                                this._resumeFromIfUnset(reply.cursor);
+                        }
+                    }
+                    if (outstanding > 0)
+                        return;
+                    phaseDone();
+                    if (current)
+                        this.phaseEnded(failure, accepted, gapAction, resubscribe && since === null);
+                });
+            }
+        });
+    }
+    phaseEnded(failure, accepted, gapAction, noCursor) {
+        this.inPhase = false;
+        if (failure instanceof WsbindError || (failure && !this.established)) {
+            this.fail(failure);
+            // The actions the server did accept: undo them, best effort.
+            for (const a of accepted) {
+                this.client._call(this.stream, this.frame("unsubscribe", a, false), { resend: false }, () => { });
+            }
+            return;
+        }
+        if (failure) {
+            // No answer on an open connection: a subscription may be missing.
+            // Subscribing anew on a new connection is the only sure way back.
+            this.client._reconnect("subscribe timed out");
+            return;
+        }
+        this.established = true;
+        this.settleReady();
+        if (gapAction !== null) {
+            this.resumeFrom = null; // the old position is past use
+            this.emit(this.gap("server", gapAction));
+        }
+        else if (noCursor) {
+            this.emit(this.gap("reconnect", this.actions[0]));
+        }
+    }
+    frame(verb, action, withSince, since) {
+        const data = { action };
+        if (this.filter)
+            data["filter"] = this.filter;
+        if (withSince && since)
+            data["since"] = since;
+        const payload = { action: verb, data };
+        if (this.pk !== null)
+            payload["pk"] = this.pk;
+        return payload;
+    }
+    gap(reason, action) {
+        return {
+            gap: true,
+            reason,
+            stream: this.stream,
+            action,
+            pk: this.pk,
+            version: null,
+            data: null,
+            cursor: null,
+            replay: false,
+            model: null,
+            truncated: false,
+        };
+    }
+    emit(event) {
+        if (this.iterating || !this.opts.onEvent)
+            this.queue.push(event);
+        const onEvent = this.opts.onEvent;
+        if (onEvent) {
+            try {
+                onEvent(event);
+            }
+            catch (error) {
+                // An application error: report it as an event listener's would be,
+                // without breaking the delivery of the frame to others.
+                setTimer(() => {
+                    throw error;
+                }, 0);
+            }
+        }
+    }
+    finish() {
+        this.finished = true;
+        clearTimer(this.readyTimer);
+        this.client._removeSubscription(this);
+    }
+    fail(error) {
+        if (this.finished)
+            return;
+        this.finish();
+        this.settleReady(error);
+        this.queue.end(error);
+        this.opts.onError?.(error);
+    }
+}
+/** Events waiting for an iterator, and iterators waiting for events. */
+class EventQueue {
+    items = [];
+    waiting = [];
+    ended = false;
+    error = null;
+    push(item) {
+        if (this.ended)
+            return;
+        const w = this.waiting.shift();
+        if (w)
+            w.resolve({ value: item, done: false });
+        else
+            this.items.push(item);
+    }
+    end(error) {
+        if (this.ended)
+            return;
+        this.ended = true;
+        this.error = error ?? null;
+        for (const w of this.waiting.splice(0)) {
+            const e = this.error;
+            this.error = null; // thrown once; after that the iterator is simply done
+            if (e)
+                w.reject(e);
+            else
+                w.resolve({ value: undefined, done: true });
+        }
+    }
+    next() {
+        if (this.items.length > 0)
+            return Promise.resolve({ value: this.items.shift(), done: false });
+        if (this.ended) {
+            const error = this.error;
+            this.error = null; // thrown once; after that the iterator is simply done
+            return error ? Promise.reject(error) : Promise.resolve({ value: undefined, done: true });
+        }
+        return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    }
+}

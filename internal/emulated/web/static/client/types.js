@@ -1,0 +1,2 @@
+// Public types of requests and replies, and the wire's payload as parsed.
+export {};
