@@ -507,11 +507,23 @@ func clientGoroutines() []string {
 	return out
 }
 
+// settledGoroutines is clientGoroutines once they are gone, or after a
+// second: a closed client's goroutines may still be returning.
+func settledGoroutines() []string {
+	g := clientGoroutines()
+	for deadline := time.Now().Add(time.Second); len(g) != 0 && time.Now().Before(deadline); g = clientGoroutines() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return g
+}
+
 // TestClose_NoLeak: after Close, no goroutine of the client is left,
 // whatever was running: subscriptions read through Events, a snapshot,
 // a call waiting for its reply, a reconnect loop.
 func TestClose_NoLeak(t *testing.T) {
-	if g := clientGoroutines(); len(g) != 0 {
+	// The clients of earlier tests are closed by their cleanups; give
+	// their goroutines the same moment to return as this test's get.
+	if g := settledGoroutines(); len(g) != 0 {
 		t.Fatalf("client goroutines before the test:\n%s", strings.Join(g, "\n\n"))
 	}
 	f := newFake(t)
@@ -548,11 +560,7 @@ func TestClose_NoLeak(t *testing.T) {
 		t.Errorf("the call in progress returned %v, want ErrClosed", err)
 	}
 	// A goroutine may still be returning from its last deferred call.
-	g := clientGoroutines()
-	for deadline := time.Now().Add(time.Second); len(g) != 0 && time.Now().Before(deadline); g = clientGoroutines() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if len(g) != 0 {
+	if g := settledGoroutines(); len(g) != 0 {
 		t.Fatalf("client goroutines after Close:\n%s", strings.Join(g, "\n\n"))
 	}
 	if st := c.State(); st != Closed {
