@@ -292,3 +292,40 @@ func TestDefault_AppliesOnCreateAndUpdate(t *testing.T) {
 		t.Errorf("size 2: got %v, want 400 \"2\" is not a valid choice.", err)
 	}
 }
+
+// TestImages_ReadWhenNeeded: a change's images are decoded only when a
+// check or a push needs them. Without scope, object permissions or a
+// filter every image is visible unread, so an unreadable old image does
+// not stop an update's push; with an object permission both are read,
+// and the unreadable one is the change's error.
+func TestImages_ReadWhenNeeded(t *testing.T) {
+	bad, good := []byte(`{"id": 7`), []byte(`{"id":"t1","name":"after"}`)
+	plain := resource.MustNew(thingBinding(nil))
+	im, err := plain.Images(bad, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := im.Visible(resource.User{}, ""); got != [2]bool{true, true} {
+		t.Errorf("visible = %v, want both", got)
+	}
+	if w := im.Wire(1); !strings.Contains(string(w), `"after"`) {
+		t.Errorf("wire of the new image = %s", w)
+	}
+	if err := im.Err(); err != nil {
+		t.Errorf("err = %v, want none: the old image was never needed", err)
+	}
+	if w := im.Wire(0); w != nil || im.Err() == nil {
+		t.Errorf("wire of the unreadable image = %s, err %v: want nil and an error", w, im.Err())
+	}
+
+	checked := resource.MustNew(thingBinding(func(b *resource.Binding[thing]) {
+		b.ObjectPermissions = []resource.ObjectPermission[thing]{func(_ resource.User, _ string, o *thing) bool { return o.Name != "secret" }}
+	}))
+	im, _ = checked.Images(bad, good)
+	if got := im.Visible(resource.User{}, ""); got != [2]bool{false, true} {
+		t.Errorf("visible = %v, want only the new image", got)
+	}
+	if im.Err() == nil {
+		t.Error("no error for the unreadable image the permission had to read")
+	}
+}

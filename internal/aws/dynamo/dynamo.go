@@ -10,9 +10,11 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -502,26 +504,50 @@ func (s *Store) bindingQuery(stream string) *dynamodb.QueryInput {
 }
 
 // List implements store.Store with one Query of p's partition in id
-// order (for p.All, of the by_binding index), asking for offset+limit
-// items and dropping the first offset: DynamoDB has no offset. It sends
-// another Query only when DynamoDB cut the page at 1 MB before enough
-// items.
-func (s *Store) List(ctx context.Context, p store.Part, offset, limit int) ([]store.Item, error) {
+// order (for p.All, of the by_binding index). Given after, the key
+// condition starts the Query past it (id > after), so a keyset page
+// reads only what it returns; an offset asks for offset+limit items and
+// drops the first offset: DynamoDB has no offset. For p.All it reads one
+// item more, to see whether the page ends inside a run of one id in
+// several scopes, and then reads on to the run's end; it orders each run
+// by scope, since DynamoDB does not say how a global index orders equal
+// keys. It sends another Query only when DynamoDB cut the page at 1 MB
+// before enough items.
+func (s *Store) List(ctx context.Context, p store.Part, after string, offset, limit int) ([]store.Item, error) {
 	if limit <= 0 || offset < 0 {
 		return nil, nil
+	}
+	if len(after) > maxSortKey {
+		return nil, fmt.Errorf("dynamo: list %s: %w: after of %d bytes, past the %d of a key", where(p, ""), ErrInvalid, len(after), maxSortKey)
 	}
 	in, ok := s.partQuery(p)
 	if !ok {
 		return nil, nil
 	}
+	if after != "" {
+		hash := "#s = :s"
+		if p.All {
+			hash = "#b = :b"
+		}
+		in.KeyConditionExpression = aws.String(hash + " AND #id > :after")
+		in.ExpressionAttributeNames["#id"] = attrID
+		in.ExpressionAttributeValues[":after"] = str(after)
+	}
 	want := offset + limit
+	if p.All {
+		want++ // the item after the page: does the page end inside a run?
+	}
 	if want < 0 || want > 1<<30 { // overflow, or more than any page
 		want = 1 << 30
 	}
 	var out []store.Item
 	seen := 0
 	for {
-		in.Limit = aws.Int32(int32(min(want-seen, 1<<30)))
+		ask := want - seen
+		if ask <= 0 { // reading on to the end of the last id's run
+			ask = runBatch
+		}
+		in.Limit = aws.Int32(int32(min(ask, 1<<30)))
 		page, err := s.c.Query(ctx, in)
 		if err != nil {
 			return nil, fmt.Errorf("dynamo: list %s: %w", where(p, ""), err)
@@ -537,12 +563,31 @@ func (s *Store) List(ctx context.Context, p store.Part, offset, limit int) ([]st
 			}
 			out = append(out, it)
 		}
-		if seen >= want || len(page.LastEvaluatedKey) == 0 {
-			return out, nil
+		if len(page.LastEvaluatedKey) == 0 || (!p.All && seen >= want) ||
+			(p.All && len(out) > limit && out[len(out)-1].ID != out[limit-1].ID) {
+			break
 		}
 		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
+	if !p.All {
+		return out, nil
+	}
+	if len(out) > limit {
+		n := limit
+		for n < len(out) && out[n].ID == out[n-1].ID {
+			n++
+		}
+		out = out[:n]
+	}
+	slices.SortStableFunc(out, func(a, b store.Item) int {
+		return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.Scope, b.Scope))
+	})
+	return out, nil
 }
+
+// runBatch is how many items List asks for at a time when it reads on to
+// the end of a run of one id in several scopes.
+const runBatch = 10
 
 // Count implements store.Store with a Query of p (as List's) that
 // returns only the count: one request per 1 MB of p's items.

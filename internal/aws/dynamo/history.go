@@ -35,19 +35,22 @@ const (
 	DefaultRetention = 24 * time.Hour
 
 	// maxPosPK bounds the pk's share of a position, within DynamoDB's
-	// 1,024-byte sort key.
+	// 1,024-byte sort key: 13 digits of time, 19 of version, two #.
 	maxPosPK = 960
 )
 
 var _ store.History = (*Store)(nil)
 
-// pos is a change's position: ordered by time, unique by version and pk.
+// pos is a change's position: ordered by time, then version (zero-padded,
+// so that version 10 of an object sorts after its version 9 taken in the
+// same millisecond: a replay in the other order would make clients drop
+// 9 as a repeat), unique by pk.
 func pos(ch store.Change) string {
 	pk := ch.PK
 	if len(pk) > maxPosPK {
 		pk = pk[:maxPosPK]
 	}
-	return fmt.Sprintf("%013d#%d#%s", ch.At, ch.Version, pk)
+	return fmt.Sprintf("%013d#%019d#%s", ch.At, ch.Version, pk)
 }
 
 // Record writes the changes to the history table, 25 to a request,

@@ -19,7 +19,7 @@ const (
 	CodeNotFound         Code = 2 // 404; "Not found."
 	CodePermissionDenied Code = 3 // 401; "Permission Denied"
 	CodeInvalidAction    Code = 4 // 400; "Invalid Action"
-	CodeInvalidPage      Code = 5 // 404; "Invalid page."
+	CodeInvalidPage      Code = 5 // 404; "Invalid page." or "Invalid cursor."
 	CodeConflict         Code = 6 // 409; a concurrent write won, or the id is taken
 	CodeInvalidMessage   Code = 7 // 400; the frame itself is malformed
 	CodeInvalidStream    Code = 8 // 400; "Invalid Stream"
@@ -50,6 +50,7 @@ const (
 	msgPermissionDenied = "Permission Denied"
 	msgInvalidAction    = "Invalid Action"
 	msgInvalidPage      = "Invalid page."
+	msgInvalidCursor    = "Invalid cursor."
 	msgInternal         = "Internal Server Error"
 	msgInvalidStream    = "Invalid Stream"
 )
@@ -128,6 +129,13 @@ func InvalidAction() *Error {
 
 // InvalidPage answers 404 ["Invalid page."].
 func InvalidPage() *Error { return &Error{code: CodeInvalidPage, messages: []string{msgInvalidPage}} }
+
+// InvalidCursor answers 404 ["Invalid cursor."], DRF's CursorPagination
+// wording: a list's keyset position (data.after) that names none. It is
+// a page that cannot be served, so its code is CodeInvalidPage.
+func InvalidCursor() *Error {
+	return &Error{code: CodeInvalidPage, messages: []string{msgInvalidCursor}}
+}
 
 // InvalidStream answers 400 ["Invalid Stream"].
 func InvalidStream() *Error {

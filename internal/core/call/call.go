@@ -77,6 +77,9 @@ type Images interface {
 	// 1: after; false where there is none): the binding's scope and object
 	// permissions for the subscriber's user, and the subscription's filter.
 	Visible(user identity.User, filter string) [2]bool
+	// Err is why an image the checks or Wire needed could not be read
+	// (images are read when first needed); the change is then not pushed.
+	Err() error
 }
 
 // Action describes an action a binding offers.

@@ -161,9 +161,17 @@ type Store interface {
 	// with a version other than AnyVersion, only when the stored version is
 	// that one (ErrConflict otherwise).
 	Delete(ctx context.Context, p Part, id string, version int64) (Item, error)
-	// List returns at most limit items of p in id order, skipping the first
-	// offset.
-	List(ctx context.Context, p Part, offset, limit int) ([]Item, error)
+	// List returns at most limit items of p in id order (for p.All, id
+	// then scope) whose ids sort after after (in byte order; "" is before
+	// every id), skipping the first offset of them. A keyset page, after
+	// the last id of the page before, starts where that page ended
+	// whatever was deleted or created before it, and costs what the page
+	// holds; an offset costs the items it skips (on DynamoDB, reading
+	// them). With p.All a page never ends inside a run of one id held by
+	// several scopes: it runs on to the run's end, past limit if need
+	// be, so that a keyset page after that id misses none of them.
+	// Backends may refuse an after longer than MaxPK.
+	List(ctx context.Context, p Part, after string, offset, limit int) ([]Item, error)
 	// Count returns how many items p holds.
 	Count(ctx context.Context, p Part) (int, error)
 	// Subscribe records a subscription. Subscribing twice is not an error,

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 
+	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/sandbox/guest"
 )
 
@@ -269,11 +271,13 @@ func (g *gen) action(s guest.Stream, n names, a guest.Action) (req, reply string
 	case a.Name == "list":
 		data = obj("type", []string{"object", "null"}, "properties", obj(
 			"page", obj("type", "integer", "minimum", 1, "default", 1, "description", "The page, from 1; past the last, 404 Invalid page."),
+			"after", obj("type", "string", "minLength", 1, "maxLength", store.MaxPK,
+				"description", "The page of the objects whose pks sort after this one (by UTF-8 bytes): the last pk of the page before. Unlike page, a delete or create before it moves nothing; past the last object, an empty page. At most "+strconv.Itoa(store.MaxPK)+" bytes, alone or with page 1; anything else is 404 Invalid cursor."),
 		))
 		replyData = nullable(obj(
 			"type", "array",
 			"maxItems", s.PageSize,
-			"description", "The page's objects in pk order; a short page (or Invalid page.) ends the list.",
+			"description", "The page's objects in pk order; a short page (or an empty one, or Invalid page.) ends the list.",
 			"items", obj("anyOf", []any{objRef, ref("schemas", "Truncated")}),
 		))
 	case a.Name == "subscribe":

@@ -86,7 +86,7 @@ const (
 	FuncStoreCreate              // Part, Item → ; Exists
 	FuncStoreReplace             // Part, Item → version (U64); NotFound, Conflict
 	FuncStoreDelete              // Part, id, version (U64, AnyVersion below) → Item (the old one); NotFound, Conflict
-	FuncStoreList                // Part, offset (U64), limit (U64) → count (U64), Items
+	FuncStoreList                // Part, after (String, "" for the start), offset (U64), limit (U64) → count (U64), Items
 	FuncStoreCount               // Part → count (U64)
 	FuncSubscribe                // Subscription →
 	FuncSubscribers              // count (U64), topics (String) → count (U64), Subscriptions (each with its Topic)

@@ -117,9 +117,10 @@ func (s *Store) Delete(_ context.Context, p store.Part, id string, version int64
 }
 
 // List implements store.Store with FuncStoreList.
-func (s *Store) List(_ context.Context, p store.Part, offset, limit int) ([]store.Item, error) {
+func (s *Store) List(_ context.Context, p store.Part, after string, offset, limit int) ([]store.Item, error) {
 	var w abi.Writer
 	w.Part(p)
+	w.String(after)
 	w.U64(uint64(offset))
 	w.U64(uint64(limit))
 	res, err := s.call(abi.FuncStoreList, &w)

@@ -109,12 +109,12 @@ func (s *Services) Dispatch(ctx context.Context, fn abi.Func, req []byte) (abi.S
 			w.Item(it)
 		}
 	case abi.FuncStoreList:
-		p, offset, limit := r.Part(), r.U64(), r.U64()
+		p, after, offset, limit := r.Part(), r.String(), r.U64(), r.U64()
 		if err = r.Done(); err != nil {
 			break
 		}
 		var items []store.Item
-		if items, err = s.store().List(ctx, p, int(min(offset, 1<<40)), int(min(limit, 1<<20))); err == nil {
+		if items, err = s.store().List(ctx, p, after, int(min(offset, 1<<40)), int(min(limit, 1<<20))); err == nil {
 			w.U64(uint64(len(items)))
 			for _, it := range items {
 				w.Item(it)
@@ -309,7 +309,7 @@ func (missingStore) Replace(context.Context, store.Part, store.Item) (int64, err
 func (missingStore) Delete(context.Context, store.Part, string, int64) (store.Item, error) {
 	return store.Item{}, errMissing
 }
-func (missingStore) List(context.Context, store.Part, int, int) ([]store.Item, error) {
+func (missingStore) List(context.Context, store.Part, string, int, int) ([]store.Item, error) {
 	return nil, errMissing
 }
 func (missingStore) Count(context.Context, store.Part) (int, error)        { return 0, errMissing }

@@ -97,6 +97,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"List_Pages", testListPages},
 		{"List_ByteOrder", testListByteOrder},
 		{"List_PastOneMegabyte", testListPastOneMegabyte},
+		{"List_After", testListAfter},
 		{"Numbers", testNumbers},
 		{"Numbers_OutOfRange", testNumbersOutOfRange},
 		{"Unicode", testUnicode},
@@ -109,6 +110,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 	}{
 		{"Scope_Isolation", testScopeIsolation},
 		{"Scope_All", testScopeAll},
+		{"Scope_AllAfter", testScopeAllAfter},
 		{"Scope_AllPastOneMegabyte", testScopeAllPastOneMegabyte},
 		{"Scope_WriteAll", testScopeWriteAll},
 		{"Subscribe", testSubscribe},
@@ -482,7 +484,7 @@ func testDelete(t *testing.T, b Backend, n names) {
 func testListEmpty(t *testing.T, b Backend, n names) {
 	s := n.part("")
 	for _, c := range [][2]int{{0, 10}, {0, 1}, {5, 10}, {0, 0}} {
-		items, err := b.List(ctx(t), s, c[0], c[1])
+		items, err := b.List(ctx(t), s, "", c[0], c[1])
 		if err != nil || len(items) != 0 {
 			t.Errorf("List(%d, %d) of an empty stream: got %d items, %v", c[0], c[1], len(items), err)
 		}
@@ -496,24 +498,104 @@ func testListEmpty(t *testing.T, b Backend, n names) {
 // page should hold.
 func checkList(t *testing.T, b Backend, p store.Part, offset, limit int, want []string, data map[string][]byte) {
 	t.Helper()
-	items, err := b.List(ctx(t), p, offset, limit)
+	checkListAfter(t, b, p, "", offset, limit, want, data)
+}
+
+// checkListAfter lists the ids after after, from offset and limit, and
+// compares with want, the ids the page should hold.
+func checkListAfter(t *testing.T, b Backend, p store.Part, after string, offset, limit int, want []string, data map[string][]byte) {
+	t.Helper()
+	items, err := b.List(ctx(t), p, after, offset, limit)
 	if err != nil {
-		t.Fatalf("List(%d, %d): %v", offset, limit, err)
+		t.Fatalf("List(%.40q, %d, %d): %v", after, offset, limit, err)
 	}
 	got := make([]string, len(items))
 	for i, it := range items {
 		got[i] = it.ID
 		if it.Scope != p.Scope {
-			t.Errorf("List(%d, %d): item %.40q: scope %q, want %q", offset, limit, it.ID, it.Scope, p.Scope)
+			t.Errorf("List(%.40q, %d, %d): item %.40q: scope %q, want %q", after, offset, limit, it.ID, it.Scope, p.Scope)
 		}
 		if d, ok := data[it.ID]; ok {
 			if err := sameJSON(it.Data, d); err != nil {
-				t.Errorf("List(%d, %d): item %.40q: %v", offset, limit, it.ID, err)
+				t.Errorf("List(%.40q, %d, %d): item %.40q: %v", after, offset, limit, it.ID, err)
 			}
 		}
 	}
 	if !slices.Equal(got, want) {
-		t.Errorf("List(%d, %d): got ids %.200q, want %.200q", offset, limit, got, want)
+		t.Errorf("List(%.40q, %d, %d): got ids %.200q, want %.200q", after, offset, limit, got, want)
+	}
+}
+
+// testListAfter: keyset pages. A page after an id starts with the first
+// id past it, stored or not (deleted, never created); past the end it is
+// empty; a walk page by page, each after the last id of the one before,
+// lists every item once.
+func testListAfter(t *testing.T, b Backend, n names) {
+	s := n.part("")
+	ids := make([]string, 10)
+	data := map[string][]byte{}
+	for i := range ids {
+		ids[i] = fmt.Sprintf("id%02d", i)
+		data[ids[i]] = object(ids[i], "i", strconv.Itoa(i))
+	}
+	for _, i := range rand.Perm(len(ids)) {
+		mustCreate(t, b, s, ids[i], data[ids[i]])
+	}
+	// Items of a stream whose name extends this one's, of another scope
+	// and of the stream's unscoped part, past every id: none is listed.
+	others := []store.Part{{Stream: s.Stream + "x", Scope: s.Scope}}
+	if s.Scope != "" {
+		others = append(others, store.Part{Stream: s.Stream, Scope: s.Scope + "x"}, store.Part{Stream: s.Stream})
+	}
+	for _, other := range others {
+		mustCreate(t, b, other, "id05x", object("id05x"))
+		mustCreate(t, b, other, "zz", object("zz"))
+	}
+	for i, id := range ids {
+		checkListAfter(t, b, s, id, 0, 3, ids[i+1:min(i+4, len(ids))], data)
+	}
+	checkListAfter(t, b, s, "", 0, 3, ids[:3], data)
+	checkListAfter(t, b, s, "a", 0, 2, ids[:2], data)        // before every id
+	checkListAfter(t, b, s, "id", 0, 2, ids[:2], data)       // a prefix of every id
+	checkListAfter(t, b, s, "id04x", 0, 3, ids[5:8], data)   // between two ids
+	checkListAfter(t, b, s, "id02", 2, 3, ids[5:8], data)    // with an offset
+	checkListAfter(t, b, s, "id07", 0, 100, ids[8:], data)   // a short page
+	checkListAfter(t, b, s, "id09", 0, 5, []string{}, nil)   // the last id
+	checkListAfter(t, b, s, "zz", 0, 5, []string{}, nil)     // past the end
+	checkListAfter(t, b, s, "id03", 0, 0, []string{}, nil)   // no limit
+	checkListAfter(t, b, s, "id03", 100, 5, []string{}, nil) // offset past the end
+	checkListAfter(t, b, s, strings.Repeat("a", store.MaxPK), 0, 1, ids[:1], data)
+	checkListAfter(t, b, s, strings.Repeat("z", store.MaxPK), 0, 1, []string{}, nil)
+	// After a deleted id: the page starts at the next id; the page
+	// after the id before the deleted one does not hold it.
+	if _, err := b.Delete(ctx(t), s, "id05", store.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	left := slices.Delete(slices.Clone(ids), 5, 6)
+	checkListAfter(t, b, s, "id05", 0, 2, []string{"id06", "id07"}, data)
+	checkListAfter(t, b, s, "id04", 0, 2, []string{"id06", "id07"}, data)
+	// A walk by keyset, each page after the last id of the one before.
+	for _, size := range []int{1, 3, 9, 10} {
+		var got []string
+		for after, pages := "", 0; ; pages++ {
+			if pages > len(left) {
+				t.Fatalf("size %d: no end of pages", size)
+			}
+			items, err := b.List(ctx(t), s, after, 0, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				got = append(got, it.ID)
+			}
+			if len(items) < size {
+				break
+			}
+			after = items[len(items)-1].ID
+		}
+		if !slices.Equal(got, left) {
+			t.Errorf("walk of pages of %d: got %q, want %q", size, got, left)
+		}
 	}
 }
 
@@ -555,7 +637,7 @@ func testListPages(t *testing.T, b Backend, n names) {
 	checkList(t, b, s, 0, 0, []string{}, nil)
 	checkList(t, b, s, 9, 100, ids[9:], data)
 	checkList(t, b, s, 0, 1<<20, ids, data)
-	items, err := b.List(ctx(t), s, 4, 1)
+	items, err := b.List(ctx(t), s, "", 4, 1)
 	if err != nil || len(items) != 1 || items[0].Version != 2 {
 		t.Errorf("List(4, 1): got %+v, %v, want id04 at version 2", items, err)
 	}
@@ -575,6 +657,11 @@ func testListByteOrder(t *testing.T, b Backend, n names) {
 	want := slices.Sorted(slices.Values(ids))
 	checkList(t, b, s, 0, 100, want, nil)
 	checkList(t, b, s, 10, 3, want[10:13], nil)
+	// A page after an id: the ids past it in the same byte order.
+	for i, id := range want {
+		checkListAfter(t, b, s, id, 0, 100, want[i+1:], nil)
+	}
+	checkListAfter(t, b, s, "\u00e9\u00e9", 0, 2, []string{"\u0436", "\u4e2d"}, nil)
 }
 
 func testListPastOneMegabyte(t *testing.T, b Backend, n names) {
@@ -597,6 +684,9 @@ func testListPastOneMegabyte(t *testing.T, b Backend, n names) {
 	checkList(t, b, s, 2, 4, ids[2:6], data)
 	checkList(t, b, s, 7, 5, ids[7:], data)
 	checkList(t, b, s, 8, 5, []string{}, nil)
+	checkListAfter(t, b, s, "big1", 0, 5, ids[2:7], data)
+	checkListAfter(t, b, s, "big0", 0, 100, ids[1:], data)
+	checkListAfter(t, b, s, "big4", 1, 100, ids[6:], data)
 	if c, err := b.Count(ctx(t), s); err != nil || c != count {
 		t.Errorf("Count: got %d, %v, want %d", c, err, count)
 	}
@@ -1106,7 +1196,7 @@ func testScopeAll(t *testing.T, b Backend, n names) {
 	mustCreate(t, b, store.Part{Stream: n.stream("x"), Scope: "alice"}, "z9", object("z9"))
 	list := func(offset, limit int, want []string) {
 		t.Helper()
-		items, err := b.List(ctx(t), all, offset, limit)
+		items, err := b.List(ctx(t), all, "", offset, limit)
 		if err != nil {
 			t.Fatalf("List(all, %d, %d): %v", offset, limit, err)
 		}
@@ -1142,6 +1232,98 @@ func testScopeAll(t *testing.T, b Backend, n names) {
 	}
 }
 
+// testScopeAllAfter: keyset pages of every scope, where one id may be
+// held by several scopes. Items come in id then scope order; a page
+// never ends inside a run of one id (it runs on past its limit to the
+// run's end), so that the page after that id misses none of the run; a
+// walk page by page lists every item once.
+func testScopeAllAfter(t *testing.T, b Backend, n names) {
+	st := n.stream("")
+	all := store.Part{Stream: st, All: true}
+	type key struct{ id, scope string }
+	keys := []key{
+		{"a1", "carol"},
+		{"b2", "alice"}, {"b2", "bob"}, {"b2", "carol"},
+		{"c3", "bob"},
+		{"d4", "alice"}, {"d4", "\u00fc#x"},
+		{"e5", "bob"},
+		{"f6", "alice"}, {"f6", "bob"},
+	}
+	data := map[key][]byte{}
+	for _, i := range rand.Perm(len(keys)) {
+		k := keys[i]
+		data[k] = object(k.id, "owner", quote(k.scope))
+		mustCreate(t, b, store.Part{Stream: st, Scope: k.scope}, k.id, data[k])
+	}
+	// The stream's unscoped part and another stream are not reached.
+	mustCreate(t, b, store.Part{Stream: st}, "c3", object("c3"))
+	mustCreate(t, b, store.Part{Stream: n.stream("x"), Scope: "alice"}, "c3", object("c3"))
+	list := func(after string, offset, limit int) []key {
+		t.Helper()
+		items, err := b.List(ctx(t), all, after, offset, limit)
+		if err != nil {
+			t.Fatalf("List(all, %q, %d, %d): %v", after, offset, limit, err)
+		}
+		got := make([]key, len(items))
+		for i, it := range items {
+			got[i] = key{it.ID, it.Scope}
+			if err := sameJSON(it.Data, data[got[i]]); err != nil || it.Version != 1 {
+				t.Errorf("List(all, %q, %d, %d): %v: version %d, %v", after, offset, limit, got[i], it.Version, err)
+			}
+		}
+		return got
+	}
+	check := func(after string, offset, limit int, want []key) {
+		t.Helper()
+		if got := list(after, offset, limit); !slices.Equal(got, want) {
+			t.Errorf("List(all, %q, %d, %d): got %v, want %v", after, offset, limit, got, want)
+		}
+	}
+	check("", 0, 100, keys)
+	check("", 0, 2, keys[:4])     // runs on to the end of b2's run
+	check("", 0, 4, keys[:4])     // ends with the run
+	check("a1", 0, 1, keys[1:4])  // a run longer than the limit
+	check("b2", 0, 2, keys[4:7])  // after a run: none of it
+	check("b", 0, 3, keys[1:4])   // before a run: all of it
+	check("c3", 0, 3, keys[5:8])  //
+	check("e5", 0, 1, keys[8:10]) // the last run
+	check("f6", 0, 5, []key{})    // past the end
+	check("zz", 0, 5, []key{})    //
+	check("a1", 3, 2, keys[4:7])  // an offset from a run's end
+	// After an id whose item was deleted: the next id.
+	if _, err := b.Delete(ctx(t), store.Part{Stream: st, Scope: "bob"}, "c3", store.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	left := slices.Delete(slices.Clone(keys), 4, 5)
+	check("c3", 0, 1, left[4:6])
+	// Walks by keyset: every item once, in order, no page ending inside
+	// a run, none longer than its limit but by the rest of a run.
+	for size := 1; size <= len(left)+1; size++ {
+		var got []key
+		for after, pages := "", 0; ; pages++ {
+			if pages > len(left) {
+				t.Fatalf("size %d: no end of pages", size)
+			}
+			page := list(after, 0, size)
+			got = append(got, page...)
+			if len(page) < size {
+				break
+			}
+			last := page[len(page)-1]
+			if i := len(got); i < len(left) && left[i].id == last.id {
+				t.Errorf("size %d: a page ends inside the run of %s: %v", size, last.id, page)
+			}
+			if k := page[size-1]; k.id != last.id {
+				t.Errorf("size %d: page %v runs past %d items beyond the run of %s", size, page, size, k.id)
+			}
+			after = last.id
+		}
+		if !slices.Equal(got, left) {
+			t.Errorf("walk of pages of %d: got %v, want %v", size, got, left)
+		}
+	}
+}
+
 func testScopeAllPastOneMegabyte(t *testing.T, b Backend, n names) {
 	st := n.stream("")
 	all := store.Part{Stream: st, All: true}
@@ -1154,7 +1336,7 @@ func testScopeAllPastOneMegabyte(t *testing.T, b Backend, n names) {
 		mustCreate(t, b, store.Part{Stream: st, Scope: fmt.Sprint("owner", i%4)}, ids[i], data)
 	}
 	for _, c := range [][2]int{{0, count}, {0, 100}, {5, 3}, {2, 4}, {7, 5}} {
-		items, err := b.List(ctx(t), all, c[0], c[1])
+		items, err := b.List(ctx(t), all, "", c[0], c[1])
 		if err != nil {
 			t.Fatalf("List(all, %d, %d): %v", c[0], c[1], err)
 		}
@@ -1622,6 +1804,23 @@ func testHistory(t *testing.T, b Backend, n names) {
 			t.Errorf("%s: got %q, want %q", tc.name, ids(got), tc.want)
 		}
 	}
+	// One object's changes taken in the same millisecond (one fan-out
+	// batch) come back in version order, whatever order they were
+	// recorded in: 9 before 10, as numbers.
+	same := n.stream("hv")
+	var batch []store.Change
+	for _, v := range []int64{10, 9, 2, 11} {
+		ch := mk("", "v1", store.KindUpdate, base+40, v)
+		ch.Stream = same
+		batch = append(batch, ch)
+	}
+	if err := b.Record(ctx(t), batch); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Since(ctx(t), store.Part{Stream: same}, base+40, 100); err != nil || ids(got) != "/v1@2 /v1@9 /v1@10 /v1@11" {
+		t.Errorf("one object's changes in one millisecond: got %q, %v, want versions 2 9 10 11", ids(got), err)
+	}
+
 	got, err := b.Since(ctx(t), store.Part{Stream: stream}, 0, 100)
 	if err != nil || len(got) != 4 {
 		t.Fatalf("history: %v, %v", got, err)

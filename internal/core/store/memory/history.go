@@ -21,7 +21,7 @@ func (s *Store) Record(_ context.Context, changes []store.Change) error {
 		ch.Old, ch.New = clip(ch.Old), clip(ch.New)
 		key := ch.Stream + "\x00" + ch.Scope
 		h := s.history[key]
-		i := sort.Search(len(h), func(i int) bool { return h[i].At > ch.At })
+		i := sort.Search(len(h), func(i int) bool { return before(ch, h[i]) })
 		h = append(h, store.Change{})
 		copy(h[i+1:], h[i:])
 		h[i] = ch
@@ -44,11 +44,24 @@ func (s *Store) Since(_ context.Context, p store.Part, from int64, limit int) ([
 		i := sort.Search(len(h), func(i int) bool { return h[i].At >= from })
 		out = append(out, h[i:]...)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
+	sort.SliceStable(out, func(i, j int) bool { return before(out[i], out[j]) })
 	if limit >= 0 && len(out) > limit {
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// before orders changes by position, as the DynamoDB history's sort key
+// does: time, then version (so that an object's changes taken in one
+// batch keep their order), then pk.
+func before(a, b store.Change) bool {
+	if a.At != b.At {
+		return a.At < b.At
+	}
+	if a.Version != b.Version {
+		return a.Version < b.Version
+	}
+	return a.PK < b.PK
 }
 
 func cut(key string) (stream, scope string, ok bool) {

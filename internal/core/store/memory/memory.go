@@ -237,40 +237,60 @@ func (s *Store) Delete(_ context.Context, p store.Part, id string, version int64
 
 // List implements store.Store. With p.All the page is of every scoped
 // item in id order (scope order among equal ids).
-func (s *Store) List(_ context.Context, p store.Part, offset, limit int) ([]store.Item, error) {
+func (s *Store) List(_ context.Context, p store.Part, after string, offset, limit int) ([]store.Item, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if offset < 0 || limit <= 0 {
 		return nil, nil
 	}
-	if p.All {
-		var all []store.Item
-		for _, pt := range s.scoped(p.Stream) {
-			for _, id := range pt.ids {
-				all = append(all, pt.items[id])
-			}
-		}
-		if offset >= len(all) {
+	if !p.All {
+		pt := s.part(p.Stream, p.Scope)
+		ids := pt.ids[idsAfter(pt.ids, after):]
+		if offset >= len(ids) {
 			return nil, nil
 		}
-		slices.SortStableFunc(all, func(a, b store.Item) int { return strings.Compare(a.ID, b.ID) })
-		all = all[offset:min(offset+limit, len(all))]
-		out := make([]store.Item, len(all))
-		for i, it := range all {
-			out[i] = clone(it)
+		ids = ids[offset:min(offset+limit, len(ids))]
+		out := make([]store.Item, len(ids))
+		for i, id := range ids {
+			out[i] = clone(pt.items[id])
 		}
 		return out, nil
 	}
-	pt := s.part(p.Stream, p.Scope)
-	if offset >= len(pt.ids) {
+	// Every scope: the ids past after of each, in id then scope order
+	// (scoped gives the scopes in order, and the sort is stable).
+	var all []store.Item
+	for _, pt := range s.scoped(p.Stream) {
+		for _, id := range pt.ids[idsAfter(pt.ids, after):] {
+			all = append(all, pt.items[id])
+		}
+	}
+	if offset >= len(all) {
 		return nil, nil
 	}
-	ids := pt.ids[offset:min(offset+limit, len(pt.ids))]
-	out := make([]store.Item, len(ids))
-	for i, id := range ids {
-		out[i] = clone(pt.items[id])
+	slices.SortStableFunc(all, func(a, b store.Item) int { return strings.Compare(a.ID, b.ID) })
+	all = all[offset:]
+	n := min(limit, len(all))
+	for n < len(all) && all[n].ID == all[n-1].ID { // the rest of the last id's run
+		n++
+	}
+	out := make([]store.Item, n)
+	for i, it := range all[:n] {
+		out[i] = clone(it)
 	}
 	return out, nil
+}
+
+// idsAfter is the index of the first of the sorted ids that sorts after
+// after: 0 for "".
+func idsAfter(ids []string, after string) int {
+	if after == "" {
+		return 0
+	}
+	i, found := slices.BinarySearch(ids, after)
+	if found {
+		i++
+	}
+	return i
 }
 
 // Count implements store.Store.
