@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -154,12 +155,19 @@ func canonicalScalar(raw []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// images is a change prepared for fan-out: each image decoded once, its
-// wire form written once, filters matched once per distinct filter.
+// images is a change prepared for fan-out: each image decoded when a
+// check or a push first needs it, its wire form written once, filters
+// matched once per distinct filter. A change whose visibility cannot
+// depend on its images (no scope, no object permission, no filter) is
+// pushed having decoded only the image the push carries, and a replay
+// that asks about a change its subscription does not get decodes none.
 type images[T any] struct {
-	b    *binding[T]
-	obj  [2]*T
-	wire [2][]byte
+	b      *binding[T]
+	stored [2][]byte
+	obj    [2]*T
+	wire   [2][]byte
+	read   [2]bool // decoding image i was tried
+	err    error   // the first image that could not be read
 	// members are the wire forms parsed, for filters (on first use).
 	members [2][]jsonv.Member
 	parsed  [2]bool
@@ -171,22 +179,36 @@ type images[T any] struct {
 }
 
 func (b *binding[T]) images(old, new []byte) (call.Images, error) {
-	im := &images[T]{b: b}
-	for i, stored := range [2][]byte{old, new} {
-		if stored == nil {
-			continue
-		}
-		obj, err := b.decode(stored)
-		if err != nil {
-			return nil, err
-		}
-		im.obj[i] = obj
-		im.wire[i] = b.encode(nil, obj, false)
-	}
-	return im, nil
+	return &images[T]{b: b, stored: [2][]byte{old, new}}, nil
 }
 
-func (im *images[T]) Wire(i int) []byte { return im.wire[i] }
+// object is image i decoded, nil when there is none or it cannot be read
+// (Err says why).
+func (im *images[T]) object(i int) *T {
+	if !im.read[i] {
+		im.read[i] = true
+		if im.stored[i] != nil {
+			obj, err := im.b.decode(im.stored[i])
+			if err != nil {
+				im.err = cmp.Or(im.err, err)
+			} else {
+				im.obj[i] = obj
+			}
+		}
+	}
+	return im.obj[i]
+}
+
+func (im *images[T]) Wire(i int) []byte {
+	if im.wire[i] == nil {
+		if obj := im.object(i); obj != nil {
+			im.wire[i] = im.b.encode(nil, obj, false)
+		}
+	}
+	return im.wire[i]
+}
+
+func (im *images[T]) Err() error { return im.err }
 
 func (im *images[T]) Visible(u User, filter string) [2]bool {
 	b := im.b
@@ -195,7 +217,12 @@ func (im *images[T]) Visible(u User, filter string) [2]bool {
 		key, all = b.def.Scope.Of(u)
 	}
 	var out [2]bool
-	for i, obj := range im.obj {
+	if all && filter == "" && len(b.def.ObjectPermissions) == 0 {
+		// Every image there is is visible: none need be read.
+		return [2]bool{im.stored[0] != nil, im.stored[1] != nil}
+	}
+	for i := range im.stored {
+		obj := im.object(i)
 		if obj == nil {
 			continue
 		}
@@ -220,7 +247,7 @@ func (im *images[T]) match(filter string, i int) bool {
 		return r[i] == 1
 	}
 	if !im.parsed[i] {
-		im.members[i], _ = jsonv.ParseObject(im.wire[i])
+		im.members[i], _ = jsonv.ParseObject(im.Wire(i))
 		im.parsed[i] = true
 	}
 	ok := matchFilter(filter, im.members[i])

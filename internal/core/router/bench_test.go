@@ -5,6 +5,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/wsbind/wsbind/bindings"
 	"github.com/wsbind/wsbind/internal/core/identity"
@@ -187,6 +188,40 @@ func BenchmarkFanoutChecks(b *testing.B) {
 			}
 			bnCheck(b, r.Handle(ctx, author, []byte(`{"stream":"`+sc.stream+`","payload":{"action":"patch","pk":"`+id+`","data":{}}}`)), 200)
 			bnFanout(b, r, st, subscribers)
+		})
+	}
+}
+
+// BenchmarkReplay: one resumed subscription per action over a history of
+// 100 changes (creates, updates and deletes, as a busy stream has), posts
+// discarded. It reports the changes read per second: the route
+// function's work per reconnect, less the posts.
+func BenchmarkReplay(b *testing.B) {
+	for _, action := range []string{"create", "update", "delete"} {
+		b.Run(action, func(b *testing.B) {
+			rig := newReplayRig(b, router.History{Retention: time.Hour, Limit: 10000})
+			cursor := rig.send(b, "writer", `{"stream":"questions","payload":{"action":"list"}}`)["cursor"].(string)
+			var pks []string
+			for i := range 100 {
+				switch {
+				case len(pks) < 5 || i%10 < 3:
+					p := rig.send(b, "writer", `{"stream":"questions","payload":{"action":"create","data":{"question_text":"Question `+strconv.Itoa(i)+`?"}}}`)
+					pks = append(pks, p["data"].(map[string]any)["id"].(string))
+				case i%10 < 9:
+					rig.send(b, "writer", `{"stream":"questions","payload":{"action":"patch","pk":"`+pks[i%len(pks)]+`","data":{"question_text":"Changed `+strconv.Itoa(i)+`?"}}}`)
+				default:
+					rig.send(b, "writer", `{"stream":"questions","payload":{"action":"delete","pk":"`+pks[0]+`"}}`)
+					pks = pks[1:]
+				}
+			}
+			frame := []byte(`{"stream":"questions","payload":{"action":"subscribe","data":{"action":"` + action + `","since":"` + cursor + `"}}}`)
+			conn := router.Conn{ID: "reader"}
+			b.ResetTimer()
+			for b.Loop() {
+				bnCheck(b, rig.r.Handle(context.Background(), conn, frame), 200)
+				rig.take(conn.ID)
+			}
+			b.ReportMetric(float64(100*b.N)/b.Elapsed().Seconds(), "changes/s")
 		})
 	}
 }

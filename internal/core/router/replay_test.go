@@ -27,7 +27,7 @@ type replayRig struct {
 	posts map[string][]string // conn → frames
 }
 
-func newReplayRig(t *testing.T, h router.History) *replayRig {
+func newReplayRig(t testing.TB, h router.History) *replayRig {
 	rig := &replayRig{st: memory.New(), now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), posts: map[string][]string{}}
 	rig.r = router.New(router.Config{
 		Registry: bindings.Registry(resource.Settings{}),
@@ -54,7 +54,7 @@ func (rig *replayRig) advance(d time.Duration) {
 
 // send handles a frame and moves what the store changed into the history
 // at the clock's time, as the fan-out does.
-func (rig *replayRig) send(t *testing.T, user, frame string) map[string]any {
+func (rig *replayRig) send(t testing.TB, user, frame string) map[string]any {
 	t.Helper()
 	out := rig.r.Handle(context.Background(), router.Conn{ID: "conn-" + user, User: identity.User{ID: user}}, []byte(frame))
 	chs := rig.st.Changes()
@@ -123,6 +123,16 @@ func TestReplay(t *testing.T) {
 	if d := p["data"].(map[string]any); d["text"] != "after, changed" {
 		t.Errorf("replayed data %v", d)
 	}
+	// The reply's cursor is where the replay read to (the patch), not the
+	// time of the subscribe: a second later.
+	if reply["cursor"] != p["cursor"] {
+		t.Errorf("resumed subscribe's cursor %v, want the last replayed position %v", reply["cursor"], p["cursor"])
+	}
+	// Nothing after a cursor: the reply gives it back.
+	if again := rig.send(t, "alice", `{"stream":"notes","payload":{"action":"subscribe","data":{"action":"update","since":"`+p["cursor"].(string)+`0"}}}`); again["cursor"] != p["cursor"].(string)+"0" {
+		t.Errorf("subscribe since a cursor with nothing after it: cursor %v, want it back", again["cursor"])
+	}
+	rig.take("conn-alice")
 
 	// A create subscription replays the create after the cursor, not the
 	// one before it.

@@ -389,14 +389,20 @@ func (r *Router) fanout(ctx context.Context, h *resource.Handler, subs store.Sub
 		// before exactly when it is after, so nothing enters or leaves.
 		old = new
 	}
-	im, err := h.Images(old, new)
-	if err != nil {
-		return nil, fmt.Errorf("change of %s/%s: %w", ch.Stream, ch.PK, err)
-	}
 	ts, kinds := topics(ch.Stream, ch.Kind, ch.PK)
 	list, err := subs.Subscribers(ctx, ts)
 	if err != nil {
 		return nil, fmt.Errorf("subscribers of %s/%s: %w", ch.Stream, ch.PK, err)
+	}
+	if len(list) == 0 {
+		// No one to push to: the images need not be read (a replay asks
+		// this of every change in its window, most of them of kinds its
+		// one subscription does not take).
+		return nil, nil
+	}
+	im, err := h.Images(old, new)
+	if err != nil {
+		return nil, fmt.Errorf("change of %s/%s: %w", ch.Stream, ch.PK, err)
 	}
 	// The clock is read once, and only for a subscriber whose token
 	// carries an expiry.
@@ -454,6 +460,9 @@ func (r *Router) fanout(ctx context.Context, h *resource.Handler, subs store.Sub
 			frames[o.rank] = r.pushFrame(h, ch, o.rank, im, replay)
 		}
 		posts = append(posts, Post{ConnID: o.conn, Frame: frames[o.rank]})
+	}
+	if err := im.Err(); err != nil {
+		return nil, fmt.Errorf("change of %s/%s: %w", ch.Stream, ch.PK, err)
 	}
 	// Several topics interleave their connections; one topic's are in
 	// order already, and sorting a sorted slice costs one pass.
@@ -522,6 +531,18 @@ func (r *Router) replay(ctx context.Context, h *resource.Handler, conn Conn, res
 	if len(chs) > r.history.Limit {
 		return gap()
 	}
+	// The reply's cursor is the last position read: every change up to it
+	// was replayed here (or delivered before), and every one after it is
+	// recorded after this read, so its fan-out, which reads the
+	// subscribers after recording, finds this subscription. "Now", the
+	// cursor of a fresh subscribe, would also cover a batch the fan-out
+	// took before now and has not pushed yet: a client resuming from it
+	// after a cut could miss that batch.
+	last := rs.From
+	for _, ch := range chs {
+		last = max(last, ch.At)
+	}
+	res.Cursor = store.Cursor(last)
 	one := oneSub(rs.Sub)
 	for _, ch := range chs {
 		if ch.Stream != h.Stream() {
