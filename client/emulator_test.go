@@ -457,9 +457,11 @@ func TestEmulator_Reconnect(t *testing.T) {
 	if gaps != 0 || sn.Relists() != 0 {
 		t.Errorf("%d gaps, %d snapshot relists; want none: every resume replays from its cursor", gaps, sn.Relists())
 	}
-	// A patch may be overtaken by a later one (a live push arriving
-	// before the replayed earlier version, which dedupe then drops): the
-	// last version must arrive, checked above, not every one.
+	// Live pushes wait for the replay of a resumed subscription, so no
+	// later version overtakes a replayed one: every patch is delivered.
+	if len(versions) != patches {
+		t.Errorf("%d update events delivered for %d patches, want every one", len(versions), patches)
+	}
 	statesMu.Lock()
 	t.Logf("%d patches, %d update events delivered (%d missed while reconnecting, reported by %d gaps); "+
 		"%d duplicates dropped; %d requests resent; %d connections; states %v; snapshot: %d objects, %d relists, %d duplicates dropped",

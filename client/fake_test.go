@@ -41,7 +41,7 @@ type fake struct {
 
 	// Knobs.
 	refuse      bool            // handshakes answer 503
-	noCursors   bool            // no cursor anywhere, since ignored: today's server
+	noCursors   bool            // no cursor anywhere, since and after ignored: a server before them
 	repeat      bool            // every live push is sent twice
 	dropWrites  int             // the next N writes are applied, then their connection is cut instead of answered
 	inProgress  int             // the next N writes with a key answer 409 in progress
@@ -392,6 +392,12 @@ func (f *fake) serve(fc *fconn, b []byte) {
 		}
 		slices.Sort(pks)
 		lo := (page - 1) * f.pageSize
+		if after, ok := fields["after"].(string); ok && !f.noCursors {
+			// A keyset page (a server without cursors predates them and
+			// ignores after).
+			lo, _ = slices.BinarySearch(pks, after+"\x00")
+			page = 1
+		}
 		if page < 1 || (page > 1 && lo >= len(pks)) {
 			f.send(fc, stream, reply(req, 404, nil, []string{"Invalid page."}))
 			return

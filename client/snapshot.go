@@ -386,9 +386,54 @@ func (sn *Snapshot) rebuild(ctx context.Context) error {
 	return nil
 }
 
-// listAll lists every page: until a page shorter than the first, an
-// empty one, or "Invalid page.". The cursor is the first page's.
+// listAll lists every page, each after the last pk of the one before
+// (ListAfter), until a page shorter than the first or an empty one. The
+// cursor is the first page's. By page number, an object deleted from an
+// earlier page meanwhile would shift a later one past the page that
+// should hold it. A server that ignores after sends the first page
+// again (or "Invalid page."): listAll then lists by page number, as
+// servers before keyset pages must be read.
 func (st *Stream) listAll(ctx context.Context) ([]Object, string, error) {
+	var (
+		out    []Object
+		cursor string
+		size   int
+		after  string
+	)
+	for page := 1; ; page++ {
+		r, err := st.ListAfter(ctx, after)
+		var e *Error
+		if after != "" && errors.As(err, &e) && e.Status == http.StatusNotFound && e.Has("Invalid page.") {
+			// A server that knows page numbers only may take a page after
+			// a pk for a page past the last.
+			return st.listPages(ctx)
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		items, err := listedPage(st.name, page, r)
+		if err != nil {
+			return nil, "", err
+		}
+		if page == 1 {
+			cursor, size = r.Cursor, len(items)
+		} else if len(items) > 0 && items[0].PK <= after {
+			return st.listPages(ctx) // not a page after: the server ignored after
+		}
+		out = append(out, items...)
+		if len(items) == 0 || len(items) < size {
+			return out, cursor, nil
+		}
+		if after = items[len(items)-1].PK; after == "" {
+			return nil, "", fmt.Errorf("wsbind client: %s list page %d: its last object has no id to list after", st.name, page)
+		}
+	}
+}
+
+// listPages lists every page by number: until a page shorter than the
+// first, an empty one, or "Invalid page.". The cursor is the first
+// page's.
+func (st *Stream) listPages(ctx context.Context) ([]Object, string, error) {
 	var (
 		out    []Object
 		cursor string
@@ -403,20 +448,31 @@ func (st *Stream) listAll(ctx context.Context) ([]Object, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		var items []json.RawMessage
-		if err := json.Unmarshal(r.Data, &items); err != nil {
-			return nil, "", fmt.Errorf("wsbind client: %s list page %d: %w", st.name, page, err)
+		items, err := listedPage(st.name, page, r)
+		if err != nil {
+			return nil, "", err
 		}
 		if page == 1 {
 			cursor, size = r.Cursor, len(items)
 		}
-		for _, it := range items {
-			out = append(out, listed(it))
-		}
+		out = append(out, items...)
 		if len(items) == 0 || len(items) < size {
 			return out, cursor, nil
 		}
 	}
+}
+
+// listedPage is a page's entries.
+func listedPage(stream string, page int, r *Result) ([]Object, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(r.Data, &items); err != nil {
+		return nil, fmt.Errorf("wsbind client: %s list page %d: %w", stream, page, err)
+	}
+	out := make([]Object, len(items))
+	for i, it := range items {
+		out[i] = listed(it)
+	}
+	return out, nil
 }
 
 // listed is one entry of a page: an object, or the stub that stands for

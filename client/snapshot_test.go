@@ -150,6 +150,49 @@ func TestSnapshot(t *testing.T) {
 	}
 }
 
+// listData is the data of every list request f received, as sent.
+func listData(f *fake) []string {
+	var out []string
+	for _, p := range f.requestsOf("list") {
+		out = append(out, string(p.Data))
+	}
+	return out
+}
+
+// TestSnapshot_DeleteBehind: objects of page 1 deleted while the
+// snapshot lists shift nothing: each page is read after the last pk of
+// the one before, so no object moves past the page that should hold it
+// (by page number, page 2 would start three objects late, and those
+// three, never changed, would never be pushed either).
+func TestSnapshot_DeleteBehind(t *testing.T) {
+	f := newFake(t)
+	for i := range 60 {
+		f.write("items", "create", "", map[string]any{"n": -i})
+	}
+	var once sync.Once
+	f.set(func(f *fake) {
+		f.onListPage1 = func() {
+			once.Do(func() {
+				for _, pk := range []string{"id0001", "id0002", "id0003"} {
+					f.write("items", "delete", pk, nil)
+				}
+			})
+		}
+	})
+	c, _ := dialFake(t, f, Options{})
+	sn, err := c.Stream("items").Snapshot(ctxT(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := sameAs(viewOf(sn), f.truthData("items")); diff != "" {
+		t.Fatalf("snapshot as returned: %s", diff)
+	}
+	want := []string{"", `{"after":"id0025"}`, `{"after":"id0050"}`}
+	if got := listData(f); !slices.Equal(got, want) {
+		t.Errorf("list requests %q, want %q", got, want)
+	}
+}
+
 // TestSnapshot_Gap: when the server cannot replay what happened while
 // the client was away, the snapshot lists again and is right again.
 func TestSnapshot_Gap(t *testing.T) {
@@ -218,6 +261,11 @@ func TestSnapshot_NoCursors(t *testing.T) {
 	waitSame(t, sn, f.truthData("items"))
 	if sn.Relists() == 0 {
 		t.Errorf("no relist after a reconnect without cursors")
+	}
+	// The server ignored after and sent page 1 again: the client listed
+	// by page number instead.
+	if got := listData(f); len(got) < 5 || got[0] != "" || got[1] != `{"after":"id0010"}` || got[2] != `{"page":1}` || got[3] != `{"page":2}` {
+		t.Errorf("list requests %q, want the first page, one after, then pages 1, 2, ...", got)
 	}
 	t.Logf("%d objects; %d relists; %d duplicates dropped", sn.Len(), sn.Relists(), sn.Duplicates())
 }

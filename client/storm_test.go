@@ -1,6 +1,8 @@
 package client_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -32,6 +35,24 @@ type subscriber struct {
 	view map[string]versioned
 	saw  map[change]bool
 	gaps int
+	log  lockedBuffer // the client's log and the events, for a failure's report
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 type versioned struct {
@@ -47,6 +68,7 @@ func (s *subscriber) apply(ev client.Event) {
 		return
 	}
 	s.saw[change{ev.PK, ev.Version}] = true
+	fmt.Fprintf(&s.log, "time=%s event %s %s@%d cursor=%s replay=%v\n", time.Now().Format("15:04:05.000"), ev.Action, ev.PK, ev.Version, ev.Cursor, ev.Replay)
 	if cur, ok := s.view[ev.PK]; ok && cur.version >= ev.Version {
 		return
 	}
@@ -82,12 +104,18 @@ func canonical(b []byte) string {
 
 // tableState lists every page of questions with a fresh client.
 func tableState(t testing.TB, em *emulator.Emulator) map[string]string {
-	c := dial(t, em, client.Options{})
+	return streamState(t, em, client.Options{}, "questions")
+}
+
+// streamState lists every page of stream, by page number, with a fresh
+// client of opts.
+func streamState(t testing.TB, em *emulator.Emulator, opts client.Options, stream string) map[string]string {
+	c := dial(t, em, opts)
 	defer c.Close()
 	st := map[string]string{}
 	for page := 1; ; page++ {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		r, err := c.Stream("questions").List(ctx, page)
+		r, err := c.Stream(stream).List(ctx, page)
 		cancel()
 		var e *client.Error
 		if errors.As(err, &e) && e.Status == 404 {
@@ -140,12 +168,19 @@ func TestStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 20-second storm")
 	}
-	// The issue's size is 50 subscribers; this machine's emulator does
-	// not keep up with it (RATIONALE, "Why is the history written by the
-	// fan-out ..."), so make test runs 10 and STORM_SUBSCRIBERS sets more.
-	subscribers, changes, over := envInt("STORM_SUBSCRIBERS", 10), envInt("STORM_CHANGES", 2000), 20*time.Second
+	// At full size (50 subscribers) the emulator and the clients fill
+	// both cores of a small machine; under the race detector, which slows
+	// them several times over, 10 subscribers check the same code paths
+	// (make test runs the full size without it). STORM_SUBSCRIBERS sets
+	// the number.
+	defaultSubscribers := 50
+	if raceOn {
+		defaultSubscribers = 10
+	}
+	subscribers, changes, over := envInt("STORM_SUBSCRIBERS", defaultSubscribers), envInt("STORM_CHANGES", 2000), 20*time.Second
+	lifetime := envDuration("STORM_LIFETIME", 2*time.Second)
 	em := emulatortest.Start(t, func(c *emulator.Config) {
-		c.MaxLifetime = 2 * time.Second
+		c.MaxLifetime = lifetime
 		c.Instances = 32
 		c.GuestEnv = append(c.GuestEnv, "WSBIND_REPLAY_OVERLAP="+envString("STORM_OVERLAP", "1s"))
 		if os.Getenv("STORM_LOG") != "" {
@@ -154,9 +189,15 @@ func TestStorm(t *testing.T) {
 	})
 	subs := make([]*subscriber, subscribers)
 	var wg sync.WaitGroup
+	// The subscribers connect spread over one lifetime, as clients do:
+	// started together, every cut would come to all of them at once,
+	// a burst of 150 resubscribes every 2 s rather than a steady 75 a
+	// second.
+	began := time.Now()
 	for i := range subs {
+		time.Sleep(time.Until(began.Add(lifetime * time.Duration(i) / time.Duration(subscribers))))
 		s := &subscriber{view: map[string]versioned{}, saw: map[change]bool{}}
-		s.c = dial(t, em, client.Options{})
+		s.c = dial(t, em, client.Options{Logger: slog.New(slog.NewTextHandler(&s.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		subs[i] = s
 		for _, action := range []string{"create", "update", "delete"} {
 			sub, err := s.c.Stream("questions").Subscribe(ctxT(t), client.Sub{Action: action})
@@ -174,46 +215,70 @@ func TestStorm(t *testing.T) {
 	}
 
 	// The writer: a user, so that its idempotency keys outlive its
-	// connections and a write resent after a cut runs once.
+	// connections and a write resent after a cut runs once. Its changes
+	// go out on schedule from lanes writers in parallel on one client,
+	// each on objects of its own: a single writer waiting for each reply
+	// would be held to one round trip per change, and to a reconnect
+	// every 2 s.
+	const lanes = 8
 	w := dial(t, em, client.Options{Token: token(t, "writer"), Timeout: 2 * time.Minute})
 	questions := w.Stream("questions")
-	rng := rand.New(rand.NewPCG(1, 2))
-	var acked []change
-	var live []string
+	var (
+		ackMu  sync.Mutex
+		acked  []change
+		failed error
+		lanesG sync.WaitGroup
+	)
 	start := time.Now()
-	for i := range changes {
-		if d := time.Until(start.Add(over * time.Duration(i) / time.Duration(changes))); d > 0 {
-			time.Sleep(d)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		var r *client.Result
-		var err error
-		switch k := rng.IntN(10); {
-		case len(live) < 20 || k < 3:
-			r, err = questions.Create(ctx, map[string]any{"question_text": fmt.Sprintf("q%d", i)})
-			if err == nil {
-				live = append(live, r.PK)
+	for lane := range lanes {
+		lanesG.Go(func() {
+			rng := rand.New(rand.NewPCG(1, uint64(lane)))
+			var live []string
+			for i := lane; i < changes; i += lanes {
+				if d := time.Until(start.Add(over * time.Duration(i) / time.Duration(changes))); d > 0 {
+					time.Sleep(d)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				var r *client.Result
+				var err error
+				switch k := rng.IntN(10); {
+				case len(live) < 3 || k < 3:
+					r, err = questions.Create(ctx, map[string]any{"question_text": fmt.Sprintf("q%d", i)})
+					if err == nil {
+						live = append(live, r.PK)
+					}
+				case k < 9:
+					pk := live[rng.IntN(len(live))]
+					r, err = questions.Patch(ctx, pk, map[string]any{"question_text": fmt.Sprintf("q%d", i)})
+				default:
+					j := rng.IntN(len(live))
+					pk := live[j]
+					r, err = questions.Delete(ctx, pk)
+					if err == nil {
+						r.PK = pk
+						live = append(live[:j], live[j+1:]...)
+					}
+				}
+				cancel()
+				if err == nil && (r.PK == "" || r.Version == 0) {
+					err = fmt.Errorf("no pk or version in %+v", r)
+				}
+				ackMu.Lock()
+				if err != nil {
+					failed = cmp.Or(failed, fmt.Errorf("write %d: %w", i, err))
+				} else {
+					acked = append(acked, change{r.PK, r.Version})
+				}
+				ackMu.Unlock()
+				if err != nil {
+					return
+				}
 			}
-		case k < 9:
-			pk := live[rng.IntN(len(live))]
-			r, err = questions.Patch(ctx, pk, map[string]any{"question_text": fmt.Sprintf("q%d", i)})
-		default:
-			j := rng.IntN(len(live))
-			pk := live[j]
-			r, err = questions.Delete(ctx, pk)
-			if err == nil {
-				r.PK = pk
-				live = append(live[:j], live[j+1:]...)
-			}
-		}
-		cancel()
-		if err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-		if r.PK == "" || r.Version == 0 {
-			t.Fatalf("write %d: no pk or version in %+v", i, r)
-		}
-		acked = append(acked, change{r.PK, r.Version})
+		})
+	}
+	lanesG.Wait()
+	if failed != nil {
+		t.Fatal(failed)
 	}
 	wrote := time.Since(start)
 
@@ -227,7 +292,6 @@ func TestStorm(t *testing.T) {
 	caughtUp := time.Since(start)
 
 	var dups, conns, resent int64
-	overtaken := 0
 	gaps := 0
 	for i, s := range subs {
 		st := s.state()
@@ -235,19 +299,31 @@ func TestStorm(t *testing.T) {
 			t.Errorf("subscriber %d: %d objects, the table %d: views differ", i, len(st), len(final))
 		}
 		s.mu.Lock()
-		missed := 0
+		var missed []change
 		for _, ch := range acked {
 			if !s.saw[ch] {
-				missed++
+				missed = append(missed, ch)
 			}
 		}
 		gaps += s.gaps
 		s.mu.Unlock()
-		// A change the client dropped because a later version of its
-		// object came first (a live push overtaking a replayed one) is
-		// not delivered, by design: counted, not failed; the view above
-		// is what must be exact.
-		overtaken += missed
+		if len(missed) > 0 {
+			m := missed[0]
+			s.mu.Lock()
+			var got []int64
+			for ch := range s.saw {
+				if ch.pk == m.pk {
+					got = append(got, ch.version)
+				}
+			}
+			s.mu.Unlock()
+			slices.Sort(got)
+			t.Errorf("subscriber %d never got %d of the %d acknowledged changes, the first %v (write %d); of %s it got versions %v",
+				i, len(missed), len(acked), m, slices.Index(acked, m), m.pk, got)
+			if os.Getenv("STORM_DUMP") != "" {
+				os.WriteFile(fmt.Sprintf("%s/storm-sub%d.log", os.Getenv("STORM_DUMP"), i), []byte(s.log.String()), 0o644)
+			}
+		}
 		stats := s.c.Stats()
 		dups += stats.Duplicates
 		conns += stats.Connections
@@ -261,10 +337,10 @@ func TestStorm(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("storm: %d subscribers, %d changes written in %v (%d writes resent), every view equal to the table after %v; "+
-		"%d connections, %d duplicates dropped (%.1f per subscriber), %d changes overtaken by a later version, %d gaps; final table %d objects",
+		"%d connections, %d duplicates dropped (%.1f per subscriber), %d gaps; final table %d objects",
 		subscribers, len(acked), wrote.Round(time.Millisecond), resent, caughtUp.Round(time.Millisecond),
-		conns, dups, float64(dups)/float64(subscribers), overtaken, gaps, len(final))
-	if conns < int64(subscribers)*5 {
+		conns, dups, float64(dups)/float64(subscribers), gaps, len(final))
+	if conns < int64(subscribers)*5 && os.Getenv("STORM_LIFETIME") == "" {
 		t.Errorf("%d connections for %d subscribers over %v: the lifetime did not cut them", conns, subscribers, wrote)
 	}
 }
@@ -279,6 +355,13 @@ func envInt(k string, def int) int {
 func envString(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
+	}
+	return def
+}
+
+func envDuration(k string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(k)); err == nil && d > 0 {
+		return d
 	}
 	return def
 }

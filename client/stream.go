@@ -109,6 +109,19 @@ func (st *Stream) List(ctx context.Context, page int, opts ...CallOption) (*Resu
 	return st.read(ctx, "list", nil, data, opts)
 }
 
+// ListAfter reads the page of the objects whose pks sort after pk (a
+// keyset page, docs/protocol.md §3); "" reads the first page. Give it
+// the last pk of the page before: unlike a page number, it goes on from
+// there whatever was deleted or created before it. Past the last object
+// the page is empty; a page shorter than the first is the last.
+func (st *Stream) ListAfter(ctx context.Context, pk string, opts ...CallOption) (*Result, error) {
+	var data any
+	if pk != "" {
+		data = map[string]string{"after": pk}
+	}
+	return st.read(ctx, "list", nil, data, opts)
+}
+
 // Action calls the custom action name, on the object pk for a detail
 // action or with pk "" for a list action, with data (nil for none). It
 // is sent as a write: with an idempotency key, and again after a

@@ -81,9 +81,13 @@ type Subscription struct {
 	cursor string // where to resume
 	pushed bool   // a push arrived since the last subscribe was sent
 	// resuming is set from a subscribe with since until its reply: live
-	// pushes interleave with the replay then, and a live push's later
-	// cursor must not move the resume point past replays not yet read.
+	// pushes interleave with the replay then, so they wait in held until
+	// the reply (the end of the replay) and are delivered after it. A
+	// live push delivered first would make a replayed earlier version of
+	// its object look like a repeat, and its later cursor would move the
+	// resume point past replays not yet read.
 	resuming bool
+	held     []Event
 	seen     map[string]int64
 	queue    []Event
 	err      error         // why it ended
@@ -315,6 +319,9 @@ func (s *Subscription) subscribeRequest(since string, again bool) *request {
 	s.mu.Lock()
 	s.pushed = false
 	s.resuming = since != ""
+	// Live pushes held for an earlier attempt come again: this replay
+	// starts before them, as they were never delivered.
+	s.held = nil
 	s.mu.Unlock()
 	r.hook = func(p *inPayload) { s.subscribed(p, since, again) }
 	return r
@@ -324,6 +331,10 @@ func (s *Subscription) subscribeRequest(since string, again bool) *request {
 // the replay it caused, before the pushes that follow.
 func (s *Subscription) subscribed(p *inPayload, since string, again bool) {
 	if *p.Status >= 400 {
+		// Refused: nothing was registered, so nothing live was held.
+		s.mu.Lock()
+		s.resuming, s.held = false, nil
+		s.mu.Unlock()
 		return
 	}
 	var d struct {
@@ -337,17 +348,27 @@ func (s *Subscription) subscribed(p *inPayload, since string, again bool) {
 	}
 	s.live = true
 	s.resuming = false
+	held := s.held
+	s.held = nil
+	s.c.log.Debug("wsbind client: subscribed", "stream", s.stream, "action", s.sub.Action, "since", since,
+		"cursor", p.Cursor, "gap", d.Gap, "replayed", s.pushed, "held", len(held))
 	if d.Gap {
 		s.cursor = "" // too old to resume from again
 	}
-	if p.Cursor != "" && !s.pushed {
-		// A server that says where the subscription starts lets a quiet
-		// one resume too.
+	if p.Cursor != "" && (since != "" || !s.pushed) {
+		// A resumed subscription's reply names the position its replay
+		// read to: everything before it was replayed, so it is where to
+		// resume next, even for a subscription that matched none of it.
+		// A fresh one's names where it began, a resume point until a
+		// push brings a later one.
 		s.cursor = p.Cursor
 	}
 	s.mu.Unlock()
 	if d.Gap || (again && since == "") {
 		s.deliver(Event{Action: s.sub.Action, Gap: true})
+	}
+	for _, ev := range held {
+		s.deliver(ev)
 	}
 }
 
@@ -372,6 +393,11 @@ func (s *Subscription) deliver(ev Event) {
 		s.mu.Unlock()
 		return
 	}
+	if s.resuming && !ev.Replay && !ev.Gap {
+		s.held = append(s.held, ev)
+		s.mu.Unlock()
+		return
+	}
 	if ev.Gap {
 		s.c.nGaps.Add(1)
 	} else {
@@ -384,7 +410,7 @@ func (s *Subscription) deliver(ev Event) {
 			}
 			s.seen[ev.PK] = ev.Version
 		}
-		if ev.Cursor != "" && (ev.Replay || !s.resuming) {
+		if ev.Cursor != "" {
 			s.cursor = ev.Cursor
 			s.pushed = true
 		}

@@ -49,6 +49,15 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
   private dropped = 0;
   private phase = 0;
   private inPhase = false;
+  /**
+   * The pushes that came while subscribes were in flight: the replays of
+   * several actions interleave, and live pushes come between them, so they
+   * are handed over when the phase ends, each object's changes in version
+   * order. A push handed over early
+   * could make an earlier version of its object, replayed later, look
+   * like a repeat.
+   */
+  private pending: WirePayload[] = [];
   private phaseDone: Promise<void> = Promise.resolve();
   private established = false;
   private finished = false;
@@ -143,6 +152,9 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
   _connectionLost(): void {
     this.phase++;
     this.inPhase = false;
+    // Not handed over, so the cursor stayed before them: the next phase
+    // replays them.
+    this.pending = [];
   }
 
   /** @internal The client closed. */
@@ -167,6 +179,15 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
     const pk = String(p.pk);
     if (this.pk !== null && pk !== this.pk) return;
     if (!matchesFilter(this.filter, p.data)) return;
+    if (this.inPhase) {
+      this.pending.push(p);
+      return;
+    }
+    this.handOver(p, action, pk);
+  }
+
+  /** Delivers a push that concerns this subscription, or drops it as a repeat. */
+  private handOver(p: WirePayload, action: ChangeAction, pk: string): void {
     const version = typeof p.version === "number" ? p.version : null;
     if (version !== null) {
       const seen = this.versions.get(pk);
@@ -179,9 +200,7 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
     }
     const cursor = typeof p.cursor === "string" ? p.cursor : null;
     const replay = p.replay === true;
-    // While subscribes are in flight, only a single subscribe's replay comes
-    // in order; otherwise keep the old position until the replays are over.
-    if (cursor !== null && (!this.inPhase || (replay && this.actions.length === 1))) this.resumeFrom = cursor;
+    if (cursor !== null) this.resumeFrom = cursor;
     const base = {
       gap: false as const,
       stream: this.stream,
@@ -207,11 +226,13 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
   private subscribe(): Promise<void> {
     const id = ++this.phase;
     this.inPhase = true;
+    this.pending = [];
     const resubscribe = this.established;
     const since = this.resumeFrom;
     let outstanding = this.actions.length;
     let failure: Error | null = null;
     let gapAction: ChangeAction | null = null;
+    let replyCursor: string | null = null;
     const accepted: ChangeAction[] = [];
     return new Promise<void>((phaseDone) => {
       for (const action of this.actions) {
@@ -228,18 +249,29 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
               // Where the subscription began: a resume point until a push
               // brings a later one.
               else if (typeof reply?.cursor === "string" && since === null) this._resumeFromIfUnset(reply.cursor);
+              // A resumed one's: where its replay read to (the earliest of
+              // the actions' replies is where all of them read to).
+              else if (typeof reply?.cursor === "string") replyCursor = earlier(replyCursor, reply.cursor);
             }
           }
           if (outstanding > 0) return;
           phaseDone();
-          if (current) this.phaseEnded(failure, accepted, gapAction, resubscribe && since === null);
+          if (current) this.phaseEnded(failure, accepted, gapAction, resubscribe && since === null, replyCursor);
         });
       }
     });
   }
 
-  private phaseEnded(failure: Error | null, accepted: ChangeAction[], gapAction: ChangeAction | null, noCursor: boolean): void {
+  private phaseEnded(
+    failure: Error | null,
+    accepted: ChangeAction[],
+    gapAction: ChangeAction | null,
+    noCursor: boolean,
+    replyCursor: string | null,
+  ): void {
     this.inPhase = false;
+    const pending = this.pending;
+    this.pending = [];
     if (failure instanceof WsbindError || (failure && !this.established)) {
       this.fail(failure);
       // The actions the server did accept: undo them, best effort.
@@ -261,6 +293,15 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
       this.emit(this.gap("server", gapAction));
     } else if (noCursor) {
       this.emit(this.gap("reconnect", this.actions[0]!));
+    }
+    for (const p of inOrder(pending)) {
+      if (this.finished) return;
+      this.handOver(p, p.action as ChangeAction, String(p.pk));
+    }
+    // The replays read up to replyCursor: resume from there next time,
+    // unless a live push handed over just now is further on.
+    if (gapAction === null && replyCursor !== null && (this.resumeFrom === null || earlier(this.resumeFrom, replyCursor) === this.resumeFrom)) {
+      this.resumeFrom = replyCursor;
     }
   }
 
@@ -355,4 +396,46 @@ class EventQueue<E> {
     }
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
+}
+
+/**
+ * The pushes of a phase as they are handed over: in the order they came,
+ * except that each object's changes are put in version order. The replays
+ * of several actions interleave with each other and with live pushes (an
+ * object's create may come live after one action's replay read the
+ * history, and its update in another action's replay), so an object's
+ * later version may come first.
+ */
+function inOrder(pending: WirePayload[]): WirePayload[] {
+  const byPK = new Map<string, WirePayload[]>();
+  for (const p of pending) {
+    const pk = String(p.pk);
+    const list = byPK.get(pk);
+    if (list) list.push(p);
+    else byPK.set(pk, [p]);
+  }
+  for (const list of byPK.values()) {
+    list.sort((a, b) => (typeof a.version === "number" ? a.version : 0) - (typeof b.version === "number" ? b.version : 0));
+  }
+  const next = new Map<string, number>();
+  return pending.map((p) => {
+    const pk = String(p.pk);
+    const i = next.get(pk) ?? 0;
+    next.set(pk, i + 1);
+    return byPK.get(pk)![i]!;
+  });
+}
+
+/**
+ * The earlier of two cursors; null when either is null (the other is
+ * returned) or they cannot be compared (the first is kept). Cursors are
+ * opaque to applications; this client knows the server's "1.<ms>" form.
+ */
+function earlier(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  const ma = /^1\.(\d{1,15})$/.exec(a);
+  const mb = /^1\.(\d{1,15})$/.exec(b);
+  if (!ma || !mb) return a;
+  return Number(mb[1]) < Number(ma[1]) ? b : a;
 }

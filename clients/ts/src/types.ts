@@ -35,6 +35,13 @@ export interface ActionOptions extends VersionedWriteOptions {
 export interface ListOptions extends RequestOptions {
   /** The page, from 1 (the default). */
   page?: number;
+  /**
+   * The pk the page starts after: the page of the objects whose pks sort after
+   * it (protocol §3). Give it the previous page's lastPk: unlike a page number,
+   * it goes on from there whatever was deleted or created before it. Past the
+   * last object the page is empty.
+   */
+  after?: string;
 }
 
 /** What every successful reply carries besides its data. */
@@ -77,6 +84,8 @@ export interface Page<T> extends ReplyMeta {
   /** The position the page was read at (servers with resumable subscriptions), else null. */
   cursor: string | null;
   page: number;
+  /** The pk of the page's last entry (an object or a truncated one), to list the page after it; null for an empty page. */
+  lastPk: string | null;
 }
 
 /** Every page of a list, read in turn. */

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 import { connect, WsbindError, type Client, type SubscriptionEvent } from "../src/index.js";
+import { comparePks } from "../src/stream.js";
 import { FakeServer, eventually, sleep, type Conn, type Frame } from "./fakeserver.js";
 
 interface Item {
@@ -170,11 +171,18 @@ test("a since that is not a cursor: ready rejects with the field error, and the 
   await assert.rejects(sub[Symbol.asyncIterator]().next(), WsbindError);
 });
 
-/** A fake "items" stream whose list and subscribe the test scripts. */
+/**
+ * A fake "items" stream whose list and subscribe the test scripts. A page after
+ * a pk is the items of every page past it, as many as the first page holds.
+ */
 function listHandler(pages: () => Array<{ items: Item[]; cursor: string }>, onSubscribe: (conn: Conn, f: Frame) => void) {
   return (conn: Conn, f: Frame) => {
     const p = f.payload;
-    if (p.action === "list") {
+    if (p.action === "list" && p.data?.after !== undefined) {
+      const all = pages();
+      const rest = all.flatMap((pg) => pg.items).filter((it) => it.id > p.data.after);
+      conn.reply(f, rest.slice(0, all[0]?.items.length ?? 0), { extra: { cursor: `${all[0]?.cursor}-after` } });
+    } else if (p.action === "list") {
       const n = p.data?.page ?? 1;
       const page = pages()[n - 1];
       if (!page) conn.fail(f, 404, ["Invalid page."]);
@@ -222,8 +230,8 @@ test("snapshot: lists every page, subscribes from the first page's cursor, appli
     ["a", item("a", 20)],
     ["c", item("c", 1)],
   ]);
-  // Page 2 is shorter than page 1: the last one, no need to ask for page 3.
-  assert.deepEqual(server.received("list").map((f) => f.payload.data?.page ?? 1), [1, 2]);
+  // The page after page 1's last pk is shorter than page 1: the last one.
+  assert.deepEqual(server.received("list").map((f) => f.payload.data ?? null), [null, { after: "b" }]);
   assert.deepEqual(server.received("subscribe").map((f) => f.payload.data.action).sort(), ["create", "delete", "update"]);
 
   // A live change.
@@ -242,6 +250,64 @@ test("snapshot: lists every page, subscribes from the first page's cursor, appli
   assert.ok(changes >= 3);
   await snap.close();
   assert.equal(snap.subscription.active, false);
+});
+
+test("listAll: each page after the last pk of the one before, so an object deleted behind the pages moves nothing", async (t) => {
+  let listing = [
+    { items: [item("a", 1), item("b", 1), item("c", 1)], cursor: "L1" },
+    { items: [item("d", 1), item("e", 1), item("f", 1)], cursor: "L2" },
+    { items: [item("g", 1)], cursor: "L3" },
+  ];
+  const server = await FakeServer.start((conn, f) => {
+    listHandler(
+      () => listing,
+      () => {},
+    )(conn, f);
+    // Once page 1 is read, a and b are deleted: by page number, page 2 would
+    // now start at f, and d and e would be missed.
+    listing = [
+      { items: [item("c", 1), item("d", 1), item("e", 1)], cursor: "L1" },
+      { items: [item("f", 1), item("g", 1)], cursor: "L2" },
+    ];
+  });
+  const c = client(server);
+  t.after(async () => {
+    c.close();
+    await server.close();
+  });
+  const all = await c.stream("items").listAll();
+  assert.deepEqual(all.data.map((it) => it.id), ["a", "b", "c", "d", "e", "f", "g"]);
+  assert.equal(all.cursor, "L1");
+  assert.equal(all.pages, 3);
+  assert.deepEqual(server.received("list").map((f) => f.payload.data ?? null), [null, { after: "c" }, { after: "f" }]);
+});
+
+test("listAll: a server that ignores after (one older than it) is read by page number", async (t) => {
+  const pages = [[item("a", 1), item("b", 1)], [item("c", 1), item("d", 1)], [item("e", 1)]];
+  const server = await FakeServer.start((conn, f) => {
+    if (f.payload.action !== "list") return;
+    const n = f.payload.data?.page ?? 1;
+    if (!pages[n - 1]) conn.fail(f, 404, ["Invalid page."]);
+    else conn.reply(f, pages[n - 1], { extra: { cursor: `L${n}` } });
+  });
+  const c = client(server);
+  t.after(async () => {
+    c.close();
+    await server.close();
+  });
+  const all = await c.stream("items").listAll();
+  assert.deepEqual(all.data.map((it) => it.id), ["a", "b", "c", "d", "e"]);
+  assert.equal(all.cursor, "L1");
+  assert.deepEqual(server.received("list").map((f) => f.payload.data ?? null), [null, { after: "b" }, { page: 1 }, { page: 2 }, { page: 3 }]);
+});
+
+test("comparePks orders pks as the server does, by code point", () => {
+  const pks = ["", "a", "ab", "b", "\u00e9", "\uffff", "\u{1f600}", "\u{1f600}a"];
+  for (let i = 0; i < pks.length; i++) {
+    for (let j = 0; j < pks.length; j++) {
+      assert.equal(comparePks(pks[i]!, pks[j]!), Math.sign(i - j), `${JSON.stringify(pks[i])} against ${JSON.stringify(pks[j])}`);
+    }
+  }
 });
 
 test("snapshot with a filter: the listing is filtered like the subscription", async (t) => {

@@ -436,8 +436,9 @@ func TestDebugger_Browser(t *testing.T) {
 	}
 
 	// Resume: a reloaded page subscribes from the first subscription's
-	// cursor and is pushed the change made since, marked replay, before the
-	// subscribe's reply.
+	// cursor and is pushed the change made since, marked replay. The client
+	// holds it until the subscribe's reply is in, then hands it over before
+	// the subscribe's promise settles, so the page logs it before the reply.
 	if err := chromedp.Do(ctx,
 		chromedp.Reload(),
 		wait(`document.querySelectorAll("#stream option").length > 0 && document.querySelectorAll("#log li").length === 0`),
@@ -448,6 +449,7 @@ func TestDebugger_Browser(t *testing.T) {
 		typeData(`{"action": "create", "since": `+js(since)+`}`),
 		chromedp.Click(chromedp.ID("send")),
 		wait(`document.querySelector('#subs li[data-action="create"]')`),
+		wait(`document.querySelector('#log li[data-kind="push"][data-pk=`+js(id2)+`]')`),
 	); err != nil {
 		t.Fatalf("resuming from %s: %v", since, err)
 	}
@@ -472,7 +474,7 @@ func TestDebugger_Browser(t *testing.T) {
 			replayed.Replay, replayed.Label, replayed.Version, replayed.Cursor, rf.Payload.Replay, rf.Payload.Cursor, rf.Payload.Data.Text)
 	}
 	if replyAt > replayAt { // newest first: the reply is above the replay it follows
-		t.Errorf("the subscribe reply (entry %d) came before the replay (entry %d), want after", replyAt, replayAt)
+		t.Errorf("the subscribe reply (entry %d) was logged before the replay (entry %d), want after", replyAt, replayAt)
 	}
 	if r := log[replyAt]; r.Status != "200" || !strings.Contains(r.Summary, "replayed from "+since) {
 		t.Errorf("resumed subscribe reply: got %s %q, want 200 saying where it replayed from", r.Status, r.Summary)

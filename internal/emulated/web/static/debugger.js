@@ -65,9 +65,12 @@ class Wire {
   constructor() {
     this.records = new Map(); // request_id -> {n, stream, action, payload, sentAt, reply, repliedAt}
     this.sends = 0;
-    this.current = null; // the frame being handled: {n, text}
     this.received = 0;
-    this.lastPush = 0; // n of the last frame logged as a push
+    // Push frames by what they carry, so the entry for a change shows the
+    // frame it came in even when the client hands it over later (a resuming
+    // subscription holds live pushes until its reply), and a push taken by
+    // several subscriptions is logged once.
+    this.pushes = new Map(); // pushKey -> {text, logged}
     const wire = this;
     this.WebSocket = class extends WebSocket {
       constructor(url) {
@@ -103,13 +106,17 @@ class Wire {
   in(data) {
     const now = performance.now();
     const text = typeof data === "string" ? data : new TextDecoder().decode(data);
-    this.current = { n: ++this.received, text };
+    this.received++;
     const msg = parse(text);
     const p = isObject(msg) && isObject(msg.payload) ? msg.payload : null;
     if (p && typeof p.response_status === "number") {
       const r = this.records.get(String(p.request_id));
       if (r) Object.assign(r, { reply: text, repliedAt: now });
-    } else if (!p || !("model" in p)) {
+    } else if (p && "model" in p) {
+      const key = pushKey(msg.stream, p.action, p.pk, p.version, p.cursor);
+      if (!this.pushes.has(key)) this.pushes.set(key, { text, logged: false });
+      if (this.pushes.size > maxRecords) this.pushes.delete(this.pushes.keys().next().value);
+    } else {
       addEntry({ kind: "message", summary: p ? String(msg.stream) : "frame that is not a reply or a push", body: text });
     }
   }
@@ -405,6 +412,12 @@ async function unsubscribe(stream, pk, data) {
   }
 }
 
+// pushKey names one change as pushed: a replayed and a live copy of a
+// change share it, as do the copies handed to several subscriptions.
+function pushKey(stream, action, pk, version, cursor) {
+  return JSON.stringify([String(stream), String(action), String(pk), version ?? null, cursor ?? null]);
+}
+
 // logEvent logs what a subscription hands over: a change, pushed live or
 // replayed, or a gap. A push taken by several subscriptions is logged once.
 function logEvent(w, ev) {
@@ -417,9 +430,11 @@ function logEvent(w, ev) {
     renderSubs();
     return;
   }
-  const frame = w.current;
-  if (frame && frame.n === w.lastPush) return;
-  if (frame) w.lastPush = frame.n;
+  const frame = w.pushes.get(pushKey(ev.stream, ev.action, ev.pk, ev.version, ev.cursor));
+  if (frame) {
+    if (frame.logged) return;
+    frame.logged = true;
+  }
   const ms = performance.now() - openedAt;
   const parts = [`${ev.stream} ${ev.action}`, `pk ${ev.pk}`, `version ${ev.version ?? "none"}`, `cursor ${ev.cursor ?? "none"}`];
   if (ev.model) parts.push(ev.model);

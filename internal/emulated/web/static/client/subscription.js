@@ -26,6 +26,15 @@ export class Subscription {
     dropped = 0;
     phase = 0;
     inPhase = false;
+    /**
+     * The pushes that came while subscribes were in flight: the replays of
+     * several actions interleave, and live pushes come between them, so they
+     * are handed over when the phase ends, each object's changes in version
+     * order. A push handed over early
+     * could make an earlier version of its object, replayed later, look
+     * like a repeat.
+     */
+    pending = [];
     phaseDone = Promise.resolve();
     established = false;
     finished = false;
@@ -117,6 +126,9 @@ export class Subscription {
     _connectionLost() {
         this.phase++;
         this.inPhase = false;
+        // Not handed over, so the cursor stayed before them: the next phase
+        // replays them.
+        this.pending = [];
     }
     /** @internal The client closed. */
     _end() {
@@ -145,6 +157,14 @@ export class Subscription {
             return;
         if (!matchesFilter(this.filter, p.data))
             return;
+        if (this.inPhase) {
+            this.pending.push(p);
+            return;
+        }
+        this.handOver(p, action, pk);
+    }
+    /** Delivers a push that concerns this subscription, or drops it as a repeat. */
+    handOver(p, action, pk) {
         const version = typeof p.version === "number" ? p.version : null;
         if (version !== null) {
             const seen = this.versions.get(pk);
@@ -157,9 +177,7 @@ export class Subscription {
         }
         const cursor = typeof p.cursor === "string" ? p.cursor : null;
         const replay = p.replay === true;
-        // While subscribes are in flight, only a single subscribe's replay comes
-        // in order; otherwise keep the old position until the replays are over.
-        if (cursor !== null && (!this.inPhase || (replay && this.actions.length === 1)))
+        if (cursor !== null)
             this.resumeFrom = cursor;
         const base = {
             gap: false,
@@ -186,11 +204,13 @@ export class Subscription {
     subscribe() {
         const id = ++this.phase;
         this.inPhase = true;
+        this.pending = [];
         const resubscribe = this.established;
         const since = this.resumeFrom;
         let outstanding = this.actions.length;
         let failure = null;
         let gapAction = null;
+        let replyCursor = null;
         const accepted = [];
         return new Promise((phaseDone) => {
             for (const action of this.actions) {
@@ -210,19 +230,25 @@ export class Subscription {
                             // brings a later one.
                             else if (typeof reply?.cursor === "string" && since === null)
                                 this._resumeFromIfUnset(reply.cursor);
+                            // A resumed one's: where its replay read to (the earliest of
+                            // the actions' replies is where all of them read to).
+                            else if (typeof reply?.cursor === "string")
+                                replyCursor = earlier(replyCursor, reply.cursor);
                         }
                     }
                     if (outstanding > 0)
                         return;
                     phaseDone();
                     if (current)
-                        this.phaseEnded(failure, accepted, gapAction, resubscribe && since === null);
+                        this.phaseEnded(failure, accepted, gapAction, resubscribe && since === null, replyCursor);
                 });
             }
         });
     }
-    phaseEnded(failure, accepted, gapAction, noCursor) {
+    phaseEnded(failure, accepted, gapAction, noCursor, replyCursor) {
         this.inPhase = false;
+        const pending = this.pending;
+        this.pending = [];
         if (failure instanceof WsbindError || (failure && !this.established)) {
             this.fail(failure);
             // The actions the server did accept: undo them, best effort.
@@ -245,6 +271,16 @@ export class Subscription {
         }
         else if (noCursor) {
             this.emit(this.gap("reconnect", this.actions[0]));
+        }
+        for (const p of inOrder(pending)) {
+            if (this.finished)
+                return;
+            this.handOver(p, p.action, String(p.pk));
+        }
+        // The replays read up to replyCursor: resume from there next time,
+        // unless a live push handed over just now is further on.
+        if (gapAction === null && replyCursor !== null && (this.resumeFrom === null || earlier(this.resumeFrom, replyCursor) === this.resumeFrom)) {
+            this.resumeFrom = replyCursor;
         }
     }
     frame(verb, action, withSince, since) {
@@ -343,4 +379,49 @@ class EventQueue {
         }
         return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
     }
+}
+/**
+ * The pushes of a phase as they are handed over: in the order they came,
+ * except that each object's changes are put in version order. The replays
+ * of several actions interleave with each other and with live pushes (an
+ * object's create may come live after one action's replay read the
+ * history, and its update in another action's replay), so an object's
+ * later version may come first.
+ */
+function inOrder(pending) {
+    const byPK = new Map();
+    for (const p of pending) {
+        const pk = String(p.pk);
+        const list = byPK.get(pk);
+        if (list)
+            list.push(p);
+        else
+            byPK.set(pk, [p]);
+    }
+    for (const list of byPK.values()) {
+        list.sort((a, b) => (typeof a.version === "number" ? a.version : 0) - (typeof b.version === "number" ? b.version : 0));
+    }
+    const next = new Map();
+    return pending.map((p) => {
+        const pk = String(p.pk);
+        const i = next.get(pk) ?? 0;
+        next.set(pk, i + 1);
+        return byPK.get(pk)[i];
+    });
+}
+/**
+ * The earlier of two cursors; null when either is null (the other is
+ * returned) or they cannot be compared (the first is kept). Cursors are
+ * opaque to applications; this client knows the server's "1.<ms>" form.
+ */
+function earlier(a, b) {
+    if (a === null)
+        return b;
+    if (b === null)
+        return a;
+    const ma = /^1\.(\d{1,15})$/.exec(a);
+    const mb = /^1\.(\d{1,15})$/.exec(b);
+    if (!ma || !mb)
+        return a;
+    return Number(mb[1]) < Number(ma[1]) ? b : a;
 }
