@@ -81,13 +81,23 @@ token:
 ## run work); the example applications' tests (each its own module); then
 ## the wasm host's tests again on the wasmtime engine (cgo, build tag
 ## wsbind_wasmtime)
-## and last the TypeScript client's (make ts-test)
+## then the Go client's reconnect storm at full size, alone and without
+## the race detector (make storm); and last the TypeScript client's
+## (make ts-test)
 test:
 	./scripts/with-dynalite.sh $(GO) test -race -count=1 ./...
 	@for d in $(EXAMPLES); do echo "cd $$d && $(GO) test -race -count=1 ./..."; (cd $$d && $(GO) test -race -count=1 ./...) || exit 1; done
 	$(GO) test -race -count=1 -tags wsbind_wasmtime -run Wasmtime ./internal/sandbox/host
 	@$(MAKE) --no-print-directory asyncapi-test
+	$(MAKE) storm
 	$(MAKE) ts-test
+
+## storm: the Go client's reconnect storm at the size the clients are
+## held to: 50 subscribers whose connections the emulator cuts every 2 s,
+## 2,000 changes written over 20 s (go test -race runs it at 10)
+.PHONY: storm
+storm:
+	$(GO) test -count=1 -run '^TestStorm$$' -v ./client
 
 ## ts-test: the TypeScript client (clients/ts): tsc --strict over its
 ## sources and tests, then its tests, against the emulator and a fake server
