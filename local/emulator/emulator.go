@@ -214,7 +214,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	}
 	svc.Poster = poster
 
-	em.fns, err = loadFunctions(ctx, &cfg, svc, log)
+	em.fns, err = loadFunctions(ctx, &cfg, svc, hist.Overlap*3/4, log)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -50,7 +51,7 @@ func (f *functions) close(ctx context.Context) error {
 // a restart loads instead of compiling) and makes the functions over svc.
 // Guests are interruptible here: a runaway guest must not hang the
 // emulator (on Lambda the timeout ends the environment instead).
-func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *slog.Logger) (*functions, error) {
+func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, refresh time.Duration, log *slog.Logger) (*functions, error) {
 	f := &functions{}
 	fail := func(err error) (*functions, error) {
 		f.close(ctx)
@@ -111,7 +112,7 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, log *sl
 				f.bindings = []byte(`{"streams":[]}`)
 			}
 		}
-		h, err := lambdahost.New(lambdahost.Config{Function: fn.name, Pool: pool, Services: svc})
+		h, err := lambdahost.New(lambdahost.Config{Function: fn.name, Pool: pool, Services: svc, Refresh: refresh})
 		if err != nil {
 			return fail(err)
 		}

@@ -3,9 +3,11 @@ package lambdahost_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,8 @@ import (
 
 	"github.com/wsbind/wsbind/internal/aws/apigw"
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/core/store"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
 )
 
@@ -232,5 +236,130 @@ func TestStreamFanout_Gateway_Deadline(t *testing.T) {
 	}
 	if got := string(out); got != `{"batchItemFailures":[{"itemIdentifier":"7"}]}` {
 		t.Errorf("got %s, want record 7 reported", got)
+	}
+}
+
+// slowPoster posts through next after a delay, noting when each pk's
+// last post was done.
+type slowPoster struct {
+	next   host.Poster
+	delay  time.Duration
+	mu     sync.Mutex
+	done   map[string]time.Time
+	onPost func(frame []byte) // if set, called as each post begins
+}
+
+func (p *slowPoster) Post(ctx context.Context, frame []byte, ids []string) error {
+	if p.onPost != nil {
+		p.onPost(frame)
+	}
+	time.Sleep(p.delay)
+	err := p.next.Post(ctx, frame, ids)
+	var push struct {
+		Payload struct {
+			PK string `json:"pk"`
+		} `json:"payload"`
+	}
+	if json.Unmarshal(frame, &push) == nil {
+		p.mu.Lock()
+		p.done[push.Payload.PK] = time.Now()
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// TestStreamFanout_RefreshesSlowPushes: while a batch's posts are slow,
+// the changes not yet pushed are recorded again every Refresh, so that
+// each change's latest position in the history is never much older than
+// its last push. A client cut off before that push resumes from a cursor
+// no later than the cut, and its replay (from the cursor less the
+// overlap, twice Refresh) still reaches the change.
+func TestStreamFanout_RefreshesSlowPushes(t *testing.T) {
+	f := newFixture()
+	const refresh, delay = 100 * time.Millisecond, 250 * time.Millisecond
+	slow := &slowPoster{next: f.posts, delay: delay, done: map[string]time.Time{}}
+	f.svc.Poster = slow
+	connectAndSubscribe(t, f, "c-a", subscribeUpdates)
+	connectAndSubscribe(t, f, "c-b", subscribeUpdates)
+	pool := host.NewPool(host.NativeModule(nativeProgram), 1)
+	t.Cleanup(func() { pool.Close(context.Background()) })
+	h, err := lambdahost.New(lambdahost.Config{Function: lambdahost.NameStreamFanout, Pool: pool, Services: f.svc, Refresh: refresh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if out := invoke(t, h, batch(modify("100", "q1", "One"), modify("200", "q2", "Two"), modify("300", "q3", "Three"))); string(out) != `{"batchItemFailures":[]}` {
+		t.Fatalf("response: got %s, want no failures", out)
+	}
+	hist, err := f.store.Since(context.Background(), store.Part{Stream: "questions"}, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := map[string]time.Time{}
+	for _, ch := range hist {
+		if at := time.UnixMilli(ch.At); at.After(latest[ch.PK]) {
+			latest[ch.PK] = at
+		}
+	}
+	for _, pk := range []string{"q1", "q2", "q3"} {
+		pushed, ok := slow.done[pk]
+		if !ok {
+			t.Fatalf("%s was never pushed", pk)
+		}
+		// Refresh, and as long again for a busy machine's ticker.
+		if lag := pushed.Sub(latest[pk]); lag > 2*refresh {
+			t.Errorf("%s: last pushed %v after its latest position in the history (%v after the batch began), want at most %v",
+				pk, lag.Round(time.Millisecond), latest[pk].Sub(start).Round(time.Millisecond), 2*refresh)
+		}
+	}
+	if len(hist) <= 3 {
+		t.Errorf("history: %d entries for 3 changes pushed over %v, want refreshes", len(hist), time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// TestStreamFanout_ObjectOrderInHistory: a change is in the history
+// before it is pushed, and an object's later change is not in it before
+// the earlier one's pushes are out, so a replay never hands a client an
+// object's later version ahead of an earlier one still on its way.
+func TestStreamFanout_ObjectOrderInHistory(t *testing.T) {
+	f := newFixture()
+	inHistory := func() map[string][]int64 {
+		hist, err := f.store.Since(context.Background(), store.Part{Stream: "questions"}, 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]int64{}
+		for _, ch := range hist {
+			got[ch.PK] = append(got[ch.PK], ch.Version)
+		}
+		return got
+	}
+	var seen []string
+	slow := &slowPoster{next: f.posts, delay: 20 * time.Millisecond, done: map[string]time.Time{}, onPost: func(frame []byte) {
+		var push struct {
+			Payload struct {
+				PK      string `json:"pk"`
+				Version int64  `json:"version"`
+			} `json:"payload"`
+		}
+		if err := json.Unmarshal(frame, &push); err != nil {
+			t.Errorf("push %s: %v", frame, err)
+		}
+		seen = append(seen, fmt.Sprintf("push %s v%d, history %v", push.Payload.PK, push.Payload.Version, inHistory()))
+	}}
+	f.svc.Poster = slow
+	connectAndSubscribe(t, f, "c-a", subscribeUpdates)
+	h := f.handler(t, lambdahost.NameStreamFanout, nil)
+	two := record("200", "MODIFY", questionKeys("q1"), questionImage("q1", "One", false, 2), questionImage("q1", "One again", false, 3), "")
+	if out := invoke(t, h, batch(modify("100", "q1", "One"), modify("150", "q2", "Two"), two)); string(out) != `{"batchItemFailures":[]}` {
+		t.Fatalf("response: got %s, want no failures", out)
+	}
+	want := []string{
+		"push q1 v2, history map[q1:[2] q2:[2]]",
+		"push q2 v2, history map[q1:[2] q2:[2]]",
+		"push q1 v3, history map[q1:[2 3] q2:[2]]",
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("posts and the history as each began:\ngot  %q\nwant %q", seen, want)
 	}
 }

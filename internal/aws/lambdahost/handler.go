@@ -19,11 +19,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/wsbind/wsbind/internal/aws/auth"
+	"github.com/wsbind/wsbind/internal/core/router"
 	"github.com/wsbind/wsbind/internal/sandbox/abi"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
@@ -50,6 +52,14 @@ type Config struct {
 	// Handler logs. nil means an empty set: every host call fails, and
 	// logs go to slog.Default().
 	Services *host.Services
+	// Refresh is how often the fan-out records again, at the position of
+	// that moment, the changes of a batch whose pushes are not all out,
+	// so that no push trails its change's latest position in the history
+	// by more than Refresh: a replay overlap longer than that (plus a
+	// history write) loses nothing however slow the posts. 0 means three
+	// quarters of the default replay overlap; set it to three quarters of
+	// WSBIND_REPLAY_OVERLAP.
+	Refresh time.Duration
 }
 
 // Handler is one function's lambda.Handler. It is safe for concurrent
@@ -70,6 +80,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Services == nil {
 		cfg.Services = &host.Services{}
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = router.HistoryDefaults.Overlap * 3 / 4
 	}
 	h := &Handler{cfg: cfg, log: cfg.Services.Log}
 	if h.log == nil {

@@ -161,7 +161,13 @@ func FromEnv(ctx context.Context, env Process) (*Function, error) {
 	if err := pool.Warm(ctx); err != nil {
 		return fail(fmt.Errorf("%s: %w", name, err))
 	}
-	h, err := lambdahost.New(lambdahost.Config{Function: name, Pool: pool, Services: svc})
+	// The fan-out refreshes a slow batch's history within the replay
+	// overlap route is given (the same setting on both functions).
+	hist, err := router.HistoryFromEnv(env.getenv)
+	if err != nil {
+		return fail(err)
+	}
+	h, err := lambdahost.New(lambdahost.Config{Function: name, Pool: pool, Services: svc, Refresh: hist.Overlap * 3 / 4})
 	if err != nil {
 		return fail(err)
 	}

@@ -544,10 +544,22 @@ func (r *Router) replay(ctx context.Context, h *resource.Handler, conn Conn, res
 	}
 	res.Cursor = store.Cursor(last)
 	one := oneSub(rs.Sub)
+	// A change the fan-out was slow to push is in the history more than
+	// once (it keeps the position of a change being pushed fresh): it is
+	// replayed once, from its first position. (Only an identical change
+	// is a repeat: an object deleted and made again under its pk starts
+	// again at version 1.)
+	type seen struct {
+		pk, kind, old, new string
+		version            int64
+	}
+	sent := make(map[seen]bool, len(chs))
 	for _, ch := range chs {
-		if ch.Stream != h.Stream() {
+		k := seen{ch.PK, ch.Kind, string(ch.Old), string(ch.New), ch.Version}
+		if ch.Stream != h.Stream() || sent[k] {
 			continue
 		}
+		sent[k] = true
 		posts, err := r.fanout(ctx, h, one, ch, true)
 		if errors.Is(err, ErrBadChange) || errors.Is(err, store.ErrCorrupt) {
 			continue
