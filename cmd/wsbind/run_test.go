@@ -39,6 +39,7 @@ func TestRun_StartErrors(t *testing.T) {
 		{"unknown flag", []string{"run", "-frobnicate"}, nil, "wsbind run: flag provided but not defined: -frobnicate", 2},
 		{"unknown command", []string{"deploy"}, nil, `wsbind: unknown command "deploy"`, 2},
 		{"negative idle", []string{"run", "-idle", "-1s"}, nil, "wsbind run: -idle and -lifetime are durations of 0 or more", 2},
+		{"no instances", []string{"run", "-instances", "0"}, nil, "wsbind run: -instances 0: want 1 or more", 2},
 		{"bad template", []string{"run", "-guests", t.TempDir(), "-template", filepath.Join(t.TempDir(), "none.yaml")}, nil, "wsbind run: -template: open", 2},
 		{"not in a module", []string{"run"}, nil, "is not in a Go module: run this in an application's directory (wsbind init DIR makes one)", 1},
 		{"unknown fault", []string{"run", "-guests", t.TempDir(), "-faults", "post-fial=0.1"}, nil, `-faults "post-fial=0.1": faults: unknown key "post-fial"`, 2},

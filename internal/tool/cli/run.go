@@ -28,6 +28,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	faultSpec := fs.String("faults", env.Getenv("WSBIND_FAULTS"), "inject faults: a `spec` of comma-separated key=value, such as post-throttle=0.1,dynamo-throttle=0.05,seed=1 (keys: "+strings.Join(faults.Keys, ", ")+"); default $WSBIND_FAULTS")
 	idle := fs.Duration("idle", 0, "close a connection idle this long (API Gateway: 10m); 0 means API Gateway's")
 	lifetime := fs.Duration("lifetime", 0, "close every connection after this long (API Gateway: 2h); 0 means API Gateway's")
+	instances := fs.Int("instances", 8, "run at most `n` calls of each function at once, each in a guest instance of its own (Lambda: the function's concurrency)")
 	pos, err := parse(env, fs, args)
 	if err != nil {
 		return err
@@ -37,6 +38,9 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	if *idle < 0 || *lifetime < 0 {
 		return usagef("-idle and -lifetime are durations of 0 or more")
+	}
+	if *instances < 1 {
+		return usagef("-instances %d: want 1 or more", *instances)
 	}
 	spec, err := faults.Parse(*faultSpec)
 	if err != nil {
@@ -84,6 +88,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		Template:    tmpl,
 		IdleTimeout: *idle,
 		MaxLifetime: *lifetime,
+		Instances:   *instances,
 		Faults:      faults.New(spec),
 	}
 	if spec.Any() {
