@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -206,5 +207,47 @@ func TestReplay_Filter(t *testing.T) {
 		if strings.Join(got, ", ") != tc.want {
 			t.Errorf("%s subscription with a filter: replayed %q, want %q", tc.action, got, tc.want)
 		}
+	}
+}
+
+// TestReplay_Repeats: a change the fan-out recorded again (its pushes were
+// slow) is replayed once, from its first position; an object deleted and
+// made again under its pk, whose changes share pk, kind and version, is
+// replayed each time.
+func TestReplay_Repeats(t *testing.T) {
+	rig := newReplayRig(t, router.History{Retention: time.Hour, Overlap: 0, Limit: 100})
+	list := rig.send(t, "alice", `{"stream":"notes","payload":{"action":"list"}}`)
+	cursor := list["cursor"].(string)
+	rig.advance(time.Second)
+	a := rig.send(t, "alice", `{"stream":"notes","payload":{"action":"create","data":{"text":"first"}}}`)
+	pk := a["data"].(map[string]any)["id"].(string)
+	ctx := context.Background()
+	first, err := rig.st.Since(ctx, store.Part{Stream: "notes", Scope: "alice"}, 0, -1)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("history: %v %v", first, err)
+	}
+	// Recorded again two seconds on, as the fan-out does while a change's
+	// pushes are slow; then the same pk's object is made again (a second
+	// create at version 1, with other data).
+	again := first[0]
+	again.At += 2000
+	remade := first[0]
+	remade.At += 3000
+	remade.New = []byte(strings.Replace(string(remade.New), "first", "second", 1))
+	if err := rig.st.Record(ctx, []store.Change{again, remade}); err != nil {
+		t.Fatal(err)
+	}
+	rig.advance(5 * time.Second)
+	rig.send(t, "alice", `{"stream":"notes","payload":{"action":"subscribe","data":{"action":"create","since":"`+cursor+`"}}}`)
+	got := rig.take("conn-alice")
+	var texts []string
+	for _, p := range got {
+		if p["pk"] != pk {
+			t.Errorf("replayed %v, want only %s", p, pk)
+		}
+		texts = append(texts, p["data"].(map[string]any)["text"].(string))
+	}
+	if !slices.Equal(texts, []string{"first", "second"}) {
+		t.Errorf("replayed creates of %s: %q, want the first once, then the second", pk, texts)
 	}
 }

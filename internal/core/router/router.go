@@ -5,6 +5,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -549,17 +550,20 @@ func (r *Router) replay(ctx context.Context, h *resource.Handler, conn Conn, res
 	// replayed once, from its first position. (Only an identical change
 	// is a repeat: an object deleted and made again under its pk starts
 	// again at version 1.)
-	type seen struct {
-		pk, kind, old, new string
-		version            int64
+	type change struct {
+		pk, kind string
+		version  int64
 	}
-	sent := make(map[seen]bool, len(chs))
-	for _, ch := range chs {
-		k := seen{ch.PK, ch.Kind, string(ch.Old), string(ch.New), ch.Version}
-		if ch.Stream != h.Stream() || sent[k] {
+	sent := make(map[change]int, len(chs)) // the index of its first copy
+	for i, ch := range chs {
+		if ch.Stream != h.Stream() {
 			continue
 		}
-		sent[k] = true
+		k := change{ch.PK, ch.Kind, ch.Version}
+		if j, ok := sent[k]; ok && bytes.Equal(chs[j].Old, ch.Old) && bytes.Equal(chs[j].New, ch.New) {
+			continue
+		}
+		sent[k] = i
 		posts, err := r.fanout(ctx, h, one, ch, true)
 		if errors.Is(err, ErrBadChange) || errors.Is(err, store.ErrCorrupt) {
 			continue
