@@ -45,19 +45,28 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
   private readonly opts: SubscribeOptions<T>;
   private readonly queue = new EventQueue<SubscriptionEvent<T>>();
   private readonly versions = new Map<string, number>();
-  private resumeFrom: string | null;
+  /** Where each action resumes from: its last push handed over, else its reply's, else since. */
+  private readonly cursors = new Map<ChangeAction, string | null>();
   private dropped = 0;
   private phase = 0;
-  private inPhase = false;
   /**
-   * The pushes that came while subscribes were in flight: the replays of
-   * several actions interleave, and live pushes come between them, so they
-   * are handed over when the phase ends, each object's changes in version
-   * order. A push handed over early
-   * could make an earlier version of its object, replayed later, look
-   * like a repeat.
+   * The pushes of each action whose subscribe is in flight. An action's
+   * pushes are held until its reply (the end of its replay) and handed
+   * over then, each object's in version order; and the actions are
+   * released in the order create, update, delete, so that an object's
+   * create is handed over before its updates and its updates before its
+   * delete, though their replays interleave. An action released keeps its
+   * cursor if the connection drops before the others are: a client whose
+   * replays take longer than its connections live still moves on.
    */
-  private pending: WirePayload[] = [];
+  private held = new Map<ChangeAction, WirePayload[]>();
+  /**
+   * The first action not yet released, whose replayed pushes are handed
+   * over as they come (a replay goes in position order, and the actions
+   * before it are out): a cut in the middle of a long replay keeps what it
+   * delivered. Its live pushes are still held until its reply.
+   */
+  private streaming: ChangeAction | null = null;
   private phaseDone: Promise<void> = Promise.resolve();
   private established = false;
   private finished = false;
@@ -77,7 +86,7 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
     this.actions = actions;
     this.pk = opts.pk === undefined ? null : String(opts.pk);
     this.filter = opts.filter && Object.keys(opts.filter).length > 0 ? opts.filter : null;
-    this.resumeFrom = opts.since ?? null;
+    for (const a of actions) this.cursors.set(a, opts.since ?? null);
     this.ready = new Promise<void>((resolve, reject) => {
       this.settleReady = (error) => {
         clearTimer(this.readyTimer);
@@ -102,9 +111,18 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
     if (client._isOpen()) this.phaseDone = this.subscribe();
   }
 
-  /** The cursor the next resubscribe will resume from: the last one seen, else `since`. */
+  /**
+   * The cursor to resume from: the last one seen, else `since` (with
+   * several actions, the earliest of theirs); null if there is none.
+   */
   get cursor(): string | null {
-    return this.resumeFrom;
+    let c: string | null = null;
+    for (const a of this.actions) {
+      const ac = this.cursors.get(a) ?? null;
+      if (ac === null) return null;
+      c = c === null ? ac : earlier(c, ac);
+    }
+    return c;
   }
 
   /** Pushes dropped as already seen. */
@@ -151,10 +169,10 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
   /** @internal The connection dropped: whatever subscribe was in flight is void. */
   _connectionLost(): void {
     this.phase++;
-    this.inPhase = false;
-    // Not handed over, so the cursor stayed before them: the next phase
-    // replays them.
-    this.pending = [];
+    // Not handed over, so their actions' cursors stayed before them: the
+    // next phase replays them.
+    this.held = new Map();
+    this.streaming = null;
   }
 
   /** @internal The client closed. */
@@ -167,7 +185,8 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
 
   /** @internal Sets the resume position if there is none (a snapshot's relisting). */
   _resumeFromIfUnset(cursor: string | null): void {
-    if (this.resumeFrom === null && cursor !== null) this.resumeFrom = cursor;
+    if (cursor === null) return;
+    for (const a of this.actions) if (this.cursors.get(a) === null) this.cursors.set(a, cursor);
   }
 
   /** @internal A push on this subscription's stream: deliver it if it concerns this subscription. */
@@ -179,8 +198,9 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
     const pk = String(p.pk);
     if (this.pk !== null && pk !== this.pk) return;
     if (!matchesFilter(this.filter, p.data)) return;
-    if (this.inPhase) {
-      this.pending.push(p);
+    const held = this.held.get(action);
+    if (held && !(action === this.streaming && p.replay === true)) {
+      held.push(p);
       return;
     }
     this.handOver(p, action, pk);
@@ -200,7 +220,7 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
     }
     const cursor = typeof p.cursor === "string" ? p.cursor : null;
     const replay = p.replay === true;
-    if (cursor !== null) this.resumeFrom = cursor;
+    if (cursor !== null) this.cursors.set(action, cursor);
     const base = {
       gap: false as const,
       stream: this.stream,
@@ -219,24 +239,68 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
   }
 
   /**
-   * Sends a subscribe per action; when all are answered the subscription is
-   * (again) established. Replies are handled as their frames are, so that
-   * the phase ends (and a gap is reported) before any push that follows.
+   * Sends a subscribe per action; each action's pushes are handed over as
+   * its reply comes, in the order create, update, delete (see held), and
+   * when all are answered the subscription is (again) established.
+   * Replies are handled as their frames are, so that an action is released
+   * (and a gap reported) before any push that follows its reply.
    */
   private subscribe(): Promise<void> {
     const id = ++this.phase;
-    this.inPhase = true;
-    this.pending = [];
+    const order = ACTIONS.filter((a) => this.actions.includes(a));
+    this.held = new Map(order.map((a) => [a, []]));
+    this.streaming = order[0] ?? null;
     const resubscribe = this.established;
-    const since = this.resumeFrom;
-    let outstanding = this.actions.length;
+    const since = new Map(this.cursors);
+    let outstanding = order.length;
     let failure: Error | null = null;
-    let gapAction: ChangeAction | null = null;
-    let replyCursor: string | null = null;
+    let gapReported = false;
+    const replies = new Map<ChangeAction, { gap: boolean; cursor: string | null }>();
     const accepted: ChangeAction[] = [];
+    // Releases, in order, the actions answered so far; the first one left
+    // then streams its replay.
+    const release = () => {
+      for (const a of order) {
+        const held = this.held.get(a);
+        if (!held) continue;
+        const r = replies.get(a);
+        if (!r || failure) {
+          if (this.streaming !== a && !failure) {
+            this.streaming = a;
+            const replayed = held.filter((p) => p.replay === true);
+            this.held.set(a, held.filter((p) => p.replay !== true));
+            for (const p of inOrder(replayed)) {
+              if (this.finished) return;
+              this.handOver(p, a, String(p.pk));
+            }
+          }
+          return;
+        }
+        this.held.delete(a);
+        const from = since.get(a) ?? null;
+        if (r.gap) {
+          this.cursors.set(a, null); // the old position is past use
+          if (!gapReported) this.emit(this.gap("server", a));
+          gapReported = true;
+        } else if (resubscribe && from === null && !gapReported) {
+          this.emit(this.gap("reconnect", a));
+          gapReported = true;
+        }
+        for (const p of inOrder(held)) {
+          if (this.finished) return;
+          this.handOver(p, a, String(p.pk));
+        }
+        if (r.gap || r.cursor === null) continue;
+        const cur = this.cursors.get(a) ?? null;
+        // A fresh subscribe's cursor is where it began; a resumed one's,
+        // where its replay read to, unless a live push just handed over is
+        // further on.
+        if (cur === null || (from !== null && earlier(cur, r.cursor) === cur)) this.cursors.set(a, r.cursor);
+      }
+    };
     return new Promise<void>((phaseDone) => {
-      for (const action of this.actions) {
-        const frame = this.frame("subscribe", action, true, since);
+      for (const action of order) {
+        const frame = this.frame("subscribe", action, true, since.get(action) ?? null);
         this.client._call(this.stream, frame, { timeoutMs: this.opts.timeoutMs, resend: false }, (error, reply) => {
           outstanding--;
           const current = id === this.phase && !this.finished;
@@ -245,33 +309,21 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
             else {
               accepted.push(action);
               const data = reply?.data as { gap?: unknown } | null | undefined;
-              if (data?.gap === true) gapAction ??= action;
-              // Where the subscription began: a resume point until a push
-              // brings a later one.
-              else if (typeof reply?.cursor === "string" && since === null) this._resumeFromIfUnset(reply.cursor);
-              // A resumed one's: where its replay read to (the earliest of
-              // the actions' replies is where all of them read to).
-              else if (typeof reply?.cursor === "string") replyCursor = earlier(replyCursor, reply.cursor);
+              replies.set(action, { gap: data?.gap === true, cursor: typeof reply?.cursor === "string" ? reply.cursor : null });
+              release();
             }
           }
           if (outstanding > 0) return;
           phaseDone();
-          if (current) this.phaseEnded(failure, accepted, gapAction, resubscribe && since === null, replyCursor);
+          if (current) this.phaseEnded(failure, accepted);
         });
       }
     });
   }
 
-  private phaseEnded(
-    failure: Error | null,
-    accepted: ChangeAction[],
-    gapAction: ChangeAction | null,
-    noCursor: boolean,
-    replyCursor: string | null,
-  ): void {
-    this.inPhase = false;
-    const pending = this.pending;
-    this.pending = [];
+  private phaseEnded(failure: Error | null, accepted: ChangeAction[]): void {
+    this.held = new Map();
+    this.streaming = null;
     if (failure instanceof WsbindError || (failure && !this.established)) {
       this.fail(failure);
       // The actions the server did accept: undo them, best effort.
@@ -288,21 +340,6 @@ export class Subscription<T> implements AsyncIterable<SubscriptionEvent<T>> {
     }
     this.established = true;
     this.settleReady();
-    if (gapAction !== null) {
-      this.resumeFrom = null; // the old position is past use
-      this.emit(this.gap("server", gapAction));
-    } else if (noCursor) {
-      this.emit(this.gap("reconnect", this.actions[0]!));
-    }
-    for (const p of inOrder(pending)) {
-      if (this.finished) return;
-      this.handOver(p, p.action as ChangeAction, String(p.pk));
-    }
-    // The replays read up to replyCursor: resume from there next time,
-    // unless a live push handed over just now is further on.
-    if (gapAction === null && replyCursor !== null && (this.resumeFrom === null || earlier(this.resumeFrom, replyCursor) === this.resumeFrom)) {
-      this.resumeFrom = replyCursor;
-    }
   }
 
   private frame(verb: "subscribe" | "unsubscribe", action: ChangeAction, withSince: boolean, since?: string | null) {

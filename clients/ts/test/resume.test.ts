@@ -119,17 +119,17 @@ test("a subscription with no cursor to resume from reports a gap after a reconne
   assert.equal(resub[1]!.payload.data.since, undefined);
 });
 
-test("with several actions, replays do not move the cursor until every subscribe is answered", async (t) => {
+test("with several actions, each resumes from where its own replay got: a drop before update's reply keeps create's progress", async (t) => {
   let round = 0;
-  const seen: Array<string | undefined> = [];
+  const seen: string[] = [];
   const server = await FakeServer.start((conn, f) => {
     if (f.payload.action !== "subscribe") return;
-    seen.push(f.payload.data.since);
+    seen.push(`${f.payload.data.action} since ${f.payload.data.since}`);
     if (round === 0 && f.payload.data.action === "create") {
-      // create's replay runs ahead of update's, then the connection drops
-      // before update's subscribe is answered.
-      change(conn, "create", "n", 1, "c7", true);
-      conn.reply(f, { action: "create" });
+      // create's replay and reply come, then the connection drops before
+      // update's subscribe is answered.
+      change(conn, "create", "n", 1, "1.7", true);
+      conn.reply(f, { action: "create" }, { extra: { cursor: "1.7" } });
       round = 1;
       setTimeout(() => conn.drop(), 20);
     } else if (round === 1 && seen.length > 2) {
@@ -141,11 +141,15 @@ test("with several actions, replays do not move the cursor until every subscribe
     c.close();
     await server.close();
   });
-  const sub = c.stream("items").subscribe({ action: ["update", "create"], since: "c5" });
+  const events: SubscriptionEvent<Item>[] = [];
+  const sub = c.stream("items").subscribe({ action: ["update", "create"], since: "1.5", onEvent: (e) => events.push(e) });
   await sub.ready;
-  // Resumed from c5, not c7: update's changes between them were never replayed.
-  assert.deepEqual(seen.slice(2).sort(), ["c5", "c5"]);
-  assert.equal(sub.cursor, "c5");
+  // create was answered, so its replay was handed over and it resumes from
+  // there; update's changes after 1.5 were never replayed, so it resumes
+  // from 1.5, and so does the subscription as a whole.
+  assert.deepEqual(summary(events), ["create n v1 1.7 replay"]);
+  assert.deepEqual(seen.slice(2).sort(), ["create since 1.7", "update since 1.5"]);
+  assert.equal(sub.cursor, "1.5");
 });
 
 test("a since that is not a cursor: ready rejects with the field error, and the subscription ends", async (t) => {

@@ -22,19 +22,28 @@ export class Subscription {
     opts;
     queue = new EventQueue();
     versions = new Map();
-    resumeFrom;
+    /** Where each action resumes from: its last push handed over, else its reply's, else since. */
+    cursors = new Map();
     dropped = 0;
     phase = 0;
-    inPhase = false;
     /**
-     * The pushes that came while subscribes were in flight: the replays of
-     * several actions interleave, and live pushes come between them, so they
-     * are handed over when the phase ends, each object's changes in version
-     * order. A push handed over early
-     * could make an earlier version of its object, replayed later, look
-     * like a repeat.
+     * The pushes of each action whose subscribe is in flight. An action's
+     * pushes are held until its reply (the end of its replay) and handed
+     * over then, each object's in version order; and the actions are
+     * released in the order create, update, delete, so that an object's
+     * create is handed over before its updates and its updates before its
+     * delete, though their replays interleave. An action released keeps its
+     * cursor if the connection drops before the others are: a client whose
+     * replays take longer than its connections live still moves on.
      */
-    pending = [];
+    held = new Map();
+    /**
+     * The first action not yet released, whose replayed pushes are handed
+     * over as they come (a replay goes in position order, and the actions
+     * before it are out): a cut in the middle of a long replay keeps what it
+     * delivered. Its live pushes are still held until its reply.
+     */
+    streaming = null;
     phaseDone = Promise.resolve();
     established = false;
     finished = false;
@@ -53,7 +62,8 @@ export class Subscription {
         this.actions = actions;
         this.pk = opts.pk === undefined ? null : String(opts.pk);
         this.filter = opts.filter && Object.keys(opts.filter).length > 0 ? opts.filter : null;
-        this.resumeFrom = opts.since ?? null;
+        for (const a of actions)
+            this.cursors.set(a, opts.since ?? null);
         this.ready = new Promise((resolve, reject) => {
             this.settleReady = (error) => {
                 clearTimer(this.readyTimer);
@@ -79,9 +89,19 @@ export class Subscription {
         if (client._isOpen())
             this.phaseDone = this.subscribe();
     }
-    /** The cursor the next resubscribe will resume from: the last one seen, else `since`. */
+    /**
+     * The cursor to resume from: the last one seen, else `since` (with
+     * several actions, the earliest of theirs); null if there is none.
+     */
     get cursor() {
-        return this.resumeFrom;
+        let c = null;
+        for (const a of this.actions) {
+            const ac = this.cursors.get(a) ?? null;
+            if (ac === null)
+                return null;
+            c = c === null ? ac : earlier(c, ac);
+        }
+        return c;
     }
     /** Pushes dropped as already seen. */
     get duplicates() {
@@ -125,10 +145,10 @@ export class Subscription {
     /** @internal The connection dropped: whatever subscribe was in flight is void. */
     _connectionLost() {
         this.phase++;
-        this.inPhase = false;
-        // Not handed over, so the cursor stayed before them: the next phase
-        // replays them.
-        this.pending = [];
+        // Not handed over, so their actions' cursors stayed before them: the
+        // next phase replays them.
+        this.held = new Map();
+        this.streaming = null;
     }
     /** @internal The client closed. */
     _end() {
@@ -140,8 +160,11 @@ export class Subscription {
     }
     /** @internal Sets the resume position if there is none (a snapshot's relisting). */
     _resumeFromIfUnset(cursor) {
-        if (this.resumeFrom === null && cursor !== null)
-            this.resumeFrom = cursor;
+        if (cursor === null)
+            return;
+        for (const a of this.actions)
+            if (this.cursors.get(a) === null)
+                this.cursors.set(a, cursor);
     }
     /** @internal A push on this subscription's stream: deliver it if it concerns this subscription. */
     _offer(p) {
@@ -157,8 +180,9 @@ export class Subscription {
             return;
         if (!matchesFilter(this.filter, p.data))
             return;
-        if (this.inPhase) {
-            this.pending.push(p);
+        const held = this.held.get(action);
+        if (held && !(action === this.streaming && p.replay === true)) {
+            held.push(p);
             return;
         }
         this.handOver(p, action, pk);
@@ -178,7 +202,7 @@ export class Subscription {
         const cursor = typeof p.cursor === "string" ? p.cursor : null;
         const replay = p.replay === true;
         if (cursor !== null)
-            this.resumeFrom = cursor;
+            this.cursors.set(action, cursor);
         const base = {
             gap: false,
             stream: this.stream,
@@ -197,24 +221,75 @@ export class Subscription {
         }
     }
     /**
-     * Sends a subscribe per action; when all are answered the subscription is
-     * (again) established. Replies are handled as their frames are, so that
-     * the phase ends (and a gap is reported) before any push that follows.
+     * Sends a subscribe per action; each action's pushes are handed over as
+     * its reply comes, in the order create, update, delete (see held), and
+     * when all are answered the subscription is (again) established.
+     * Replies are handled as their frames are, so that an action is released
+     * (and a gap reported) before any push that follows its reply.
      */
     subscribe() {
         const id = ++this.phase;
-        this.inPhase = true;
-        this.pending = [];
+        const order = ACTIONS.filter((a) => this.actions.includes(a));
+        this.held = new Map(order.map((a) => [a, []]));
+        this.streaming = order[0] ?? null;
         const resubscribe = this.established;
-        const since = this.resumeFrom;
-        let outstanding = this.actions.length;
+        const since = new Map(this.cursors);
+        let outstanding = order.length;
         let failure = null;
-        let gapAction = null;
-        let replyCursor = null;
+        let gapReported = false;
+        const replies = new Map();
         const accepted = [];
+        // Releases, in order, the actions answered so far; the first one left
+        // then streams its replay.
+        const release = () => {
+            for (const a of order) {
+                const held = this.held.get(a);
+                if (!held)
+                    continue;
+                const r = replies.get(a);
+                if (!r || failure) {
+                    if (this.streaming !== a && !failure) {
+                        this.streaming = a;
+                        const replayed = held.filter((p) => p.replay === true);
+                        this.held.set(a, held.filter((p) => p.replay !== true));
+                        for (const p of inOrder(replayed)) {
+                            if (this.finished)
+                                return;
+                            this.handOver(p, a, String(p.pk));
+                        }
+                    }
+                    return;
+                }
+                this.held.delete(a);
+                const from = since.get(a) ?? null;
+                if (r.gap) {
+                    this.cursors.set(a, null); // the old position is past use
+                    if (!gapReported)
+                        this.emit(this.gap("server", a));
+                    gapReported = true;
+                }
+                else if (resubscribe && from === null && !gapReported) {
+                    this.emit(this.gap("reconnect", a));
+                    gapReported = true;
+                }
+                for (const p of inOrder(held)) {
+                    if (this.finished)
+                        return;
+                    this.handOver(p, a, String(p.pk));
+                }
+                if (r.gap || r.cursor === null)
+                    continue;
+                const cur = this.cursors.get(a) ?? null;
+                // A fresh subscribe's cursor is where it began; a resumed one's,
+                // where its replay read to, unless a live push just handed over is
+                // further on.
+                if (cur === null || (from !== null && earlier(cur, r.cursor) === cur))
+                    this.cursors.set(a, r.cursor);
+            }
+        };
         return new Promise((phaseDone) => {
-            for (const action of this.actions) {
-                const frame = this.frame("subscribe", action, true, since);
+            for (const action of order) {
+                const frame = this.frame("subscribe", action, true, since.get(action) ?? null);
                 this.client._call(this.stream, frame, { timeoutMs: this.opts.timeoutMs, resend: false }, (error, reply) => {
                     outstanding--;
                     const current = id === this.phase && !this.finished;
@@ -224,31 +299,22 @@ export class Subscription {
                         else {
                             accepted.push(action);
                             const data = reply?.data;
-                            if (data?.gap === true)
-                                gapAction ??= action;
-                            // Where the subscription began: a resume point until a push
-                            // brings a later one.
-                            else if (typeof reply?.cursor === "string" && since === null)
-                                this._resumeFromIfUnset(reply.cursor);
-                            // A resumed one's: where its replay read to (the earliest of
-                            // the actions' replies is where all of them read to).
-                            else if (typeof reply?.cursor === "string")
-                                replyCursor = earlier(replyCursor, reply.cursor);
+                            replies.set(action, { gap: data?.gap === true, cursor: typeof reply?.cursor === "string" ? reply.cursor : null });
+                            release();
                         }
                     }
                     if (outstanding > 0)
                         return;
                     phaseDone();
                     if (current)
-                        this.phaseEnded(failure, accepted, gapAction, resubscribe && since === null, replyCursor);
+                        this.phaseEnded(failure, accepted);
                 });
             }
         });
     }
-    phaseEnded(failure, accepted, gapAction, noCursor, replyCursor) {
-        this.inPhase = false;
-        const pending = this.pending;
-        this.pending = [];
+    phaseEnded(failure, accepted) {
+        this.held = new Map();
+        this.streaming = null;
         if (failure instanceof WsbindError || (failure && !this.established)) {
             this.fail(failure);
             // The actions the server did accept: undo them, best effort.
@@ -265,23 +331,6 @@ export class Subscription {
         }
         this.established = true;
         this.settleReady();
-        if (gapAction !== null) {
-            this.resumeFrom = null; // the old position is past use
-            this.emit(this.gap("server", gapAction));
-        }
-        else if (noCursor) {
-            this.emit(this.gap("reconnect", this.actions[0]));
-        }
-        for (const p of inOrder(pending)) {
-            if (this.finished)
-                return;
-            this.handOver(p, p.action, String(p.pk));
-        }
-        // The replays read up to replyCursor: resume from there next time,
-        // unless a live push handed over just now is further on.
-        if (gapAction === null && replyCursor !== null && (this.resumeFrom === null || earlier(this.resumeFrom, replyCursor) === this.resumeFrom)) {
-            this.resumeFrom = replyCursor;
-        }
     }
     frame(verb, action, withSince, since) {
         const data = { action };
