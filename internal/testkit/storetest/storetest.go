@@ -532,15 +532,7 @@ func checkListAfter(t *testing.T, b Backend, p store.Part, after string, offset,
 // lists every item once.
 func testListAfter(t *testing.T, b Backend, n names) {
 	s := n.part("")
-	ids := make([]string, 10)
-	data := map[string][]byte{}
-	for i := range ids {
-		ids[i] = fmt.Sprintf("id%02d", i)
-		data[ids[i]] = object(ids[i], "i", strconv.Itoa(i))
-	}
-	for _, i := range rand.Perm(len(ids)) {
-		mustCreate(t, b, s, ids[i], data[ids[i]])
-	}
+	ids, data := seedIDs(t, b, s, 10)
 	// Items of a stream whose name extends this one's, of another scope
 	// and of the stream's unscoped part, past every id: none is listed.
 	others := []store.Part{{Stream: s.Stream + "x", Scope: s.Scope}}
@@ -599,17 +591,26 @@ func testListAfter(t *testing.T, b Backend, n names) {
 	}
 }
 
-func testListPages(t *testing.T, b Backend, n names) {
-	s := n.part("")
-	ids := make([]string, 10)
+// seedIDs creates n items in s, ids id00, id01, ..., in random order (the
+// order of writing is not the order of listing), and returns the ids in
+// order with each one's data.
+func seedIDs(t *testing.T, b Backend, s store.Part, n int) ([]string, map[string][]byte) {
+	t.Helper()
+	ids := make([]string, n)
 	data := map[string][]byte{}
 	for i := range ids {
 		ids[i] = fmt.Sprintf("id%02d", i)
 		data[ids[i]] = object(ids[i], "i", strconv.Itoa(i))
 	}
-	for _, i := range rand.Perm(len(ids)) { // order of writing is not order of listing
+	for _, i := range rand.Perm(len(ids)) {
 		mustCreate(t, b, s, ids[i], data[ids[i]])
 	}
+	return ids, data
+}
+
+func testListPages(t *testing.T, b Backend, n names) {
+	s := n.part("")
+	ids, data := seedIDs(t, b, s, 10)
 	// Items of a stream whose name extends this one's are not listed.
 	longer := store.Part{Stream: s.Stream + "x", Scope: s.Scope}
 	mustCreate(t, b, longer, "id00", object("id00"))
