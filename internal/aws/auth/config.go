@@ -15,9 +15,14 @@ import (
 // Environment variables read by ConfigFromEnv.
 const (
 	EnvHS256Secret = "WSBIND_AUTH_HS256_SECRET"
-	EnvJWKSURL     = "WSBIND_AUTH_JWKS_URL"
-	EnvIssuer      = "WSBIND_AUTH_ISSUER"
-	EnvAudience    = "WSBIND_AUTH_AUDIENCE"
+	// EnvHS256SecretParam names the SSM Parameter Store SecureString
+	// holding the HS256 secret, which the authorizer reads at start
+	// (HS256SecretFromSSM): the deployed stack's way. EnvHS256Secret,
+	// the secret itself, is for local runs; setting both is an error.
+	EnvHS256SecretParam = "WSBIND_AUTH_HS256_SECRET_PARAM"
+	EnvJWKSURL          = "WSBIND_AUTH_JWKS_URL"
+	EnvIssuer           = "WSBIND_AUTH_ISSUER"
+	EnvAudience         = "WSBIND_AUTH_AUDIENCE"
 )
 
 // Defaults of the Config fields left zero.

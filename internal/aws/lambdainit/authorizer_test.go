@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/aws/lambdainit"
 	"github.com/wsbind/wsbind/internal/core/identity"
+	"github.com/wsbind/wsbind/internal/testkit/ssmtest"
 )
 
 const testSecret = "a shared secret of at least thirty-two bytes"
@@ -139,5 +141,93 @@ func TestAuthorizer_Settings(t *testing.T) {
 	}})
 	if err == nil || !strings.Contains(err.Error(), "authorizer") {
 		t.Errorf("short secret: got %v, want a start error", err)
+	}
+}
+
+// ssmEnv points the SDK the authorizer builds at srv, with test
+// credentials, and keeps this machine's AWS configuration out.
+func ssmEnv(t *testing.T, srv *ssmtest.Server) {
+	t.Setenv("AWS_ENDPOINT_URL_SSM", srv.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+}
+
+// TestAuthorizer_SecretFromSSM: deployed, the authorizer reads its HS256
+// secret from the SSM SecureString WSBIND_AUTH_HS256_SECRET_PARAM names,
+// through the SDK as configured by the environment, and verifies tokens
+// with it.
+func TestAuthorizer_SecretFromSSM(t *testing.T) {
+	srv := ssmtest.New(map[string]ssmtest.Param{"/wsbind/test/hs256": {Type: "SecureString", Value: testSecret}})
+	defer srv.Close()
+	ssmEnv(t, srv)
+	authz, err := lambdainit.FromEnv(context.Background(), lambdainit.Process{Vars: []string{
+		"_HANDLER=authorizer", "WSBIND_AUTH_HS256_SECRET_PARAM=/wsbind/test/hs256",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Calls(); n != 1 {
+		t.Errorf("%d GetParameter requests at start, want 1", n)
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := authorize(t, authz.Handler, tok)
+	if err != nil || resp.PrincipalID != "alice" || resp.PolicyDocument.Statement[0].Effect != "Allow" {
+		t.Errorf("token signed with the parameter's secret: %+v, %v; want alice allowed", resp, err)
+	}
+	if n := srv.Calls(); n != 1 {
+		t.Errorf("%d GetParameter requests after a verification, want still 1 (read once, at start)", n)
+	}
+}
+
+// TestAuthorizer_SecretFromSSM_Errors: each way the secret cannot be had
+// stops the start with one error naming the setting and the parameter,
+// and never the secret.
+func TestAuthorizer_SecretFromSSM_Errors(t *testing.T) {
+	const short = "thirty-one bytes, one too few.."
+	srv := ssmtest.New(map[string]ssmtest.Param{
+		"/p/ok":        {Type: "SecureString", Value: testSecret},
+		"/p/short":     {Type: "SecureString", Value: short},
+		"/p/denied":    {Type: "SecureString", Value: testSecret},
+		"/p/throttled": {Type: "SecureString", Value: testSecret},
+	})
+	defer srv.Close()
+	srv.Fail("/p/denied", "AccessDeniedException")
+	srv.Fail("/p/throttled", "ThrottlingException")
+	ssmEnv(t, srv)
+	for _, tc := range []struct {
+		name string
+		vars []string
+		want []string
+	}{
+		{"both set", []string{"WSBIND_AUTH_HS256_SECRET=" + testSecret, "WSBIND_AUTH_HS256_SECRET_PARAM=/p/ok"},
+			[]string{"WSBIND_AUTH_HS256_SECRET and WSBIND_AUTH_HS256_SECRET_PARAM are both set"}},
+		{"missing", []string{"WSBIND_AUTH_HS256_SECRET_PARAM=/p/none"}, []string{"/p/none", "does not exist"}},
+		{"access denied", []string{"WSBIND_AUTH_HS256_SECRET_PARAM=/p/denied"}, []string{"/p/denied", "access denied"}},
+		{"throttled", []string{"WSBIND_AUTH_HS256_SECRET_PARAM=/p/throttled"}, []string{"/p/throttled", "throttled"}},
+		{"short", []string{"WSBIND_AUTH_HS256_SECRET_PARAM=/p/short"}, []string{"/p/short", "31 bytes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := lambdainit.FromEnv(context.Background(), lambdainit.Process{Vars: append([]string{"_HANDLER=authorizer"}, tc.vars...)})
+			if err == nil {
+				t.Fatal("started")
+			}
+			if testing.Verbose() {
+				t.Log(err)
+			}
+			for _, w := range append([]string{"authorizer: "}, tc.want...) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), short) {
+				t.Errorf("error %q carries the secret", err)
+			}
+		})
 	}
 }

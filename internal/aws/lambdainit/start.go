@@ -178,18 +178,57 @@ func FromEnv(ctx context.Context, env Process) (*Function, error) {
 
 // authorizerFromEnv builds the $connect authorizer: host code only, no
 // guest and no database. A setting it cannot use (a short secret, a JWKS
-// URL that is not https) stops the start, rather than reject every token
-// at run time.
+// URL that is not https, an SSM parameter it cannot read) stops the
+// start, rather than reject every token at run time.
+//
+// The HS256 secret comes from WSBIND_AUTH_HS256_SECRET_PARAM, the SSM
+// SecureString the template names, read once here; or, for local runs,
+// from WSBIND_AUTH_HS256_SECRET itself. Both set is a mistake: which one
+// wins would be a guess.
 func authorizerFromEnv(ctx context.Context, env *Process, log *slog.Logger) (*Function, error) {
 	cfg := auth.ConfigFromEnv(env.getenv)
+	if name := env.getenv(auth.EnvHS256SecretParam); name != "" {
+		if len(cfg.HS256Secret) > 0 {
+			return nil, fmt.Errorf("%s: %s and %s are both set: give the HS256 secret one way (the SSM parameter's name when deployed, the secret itself locally)",
+				lambdahost.NameAuthorizer, auth.EnvHS256Secret, auth.EnvHS256SecretParam)
+		}
+		secret, err := hs256SecretFromSSM(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", lambdahost.NameAuthorizer, auth.EnvHS256SecretParam, err)
+		}
+		cfg.HS256Secret = secret
+	}
 	v, err := auth.NewVerifier(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", lambdahost.NameAuthorizer, err)
 	}
 	h := lambdahost.NewAuthorizer(auth.NewAuthorizer(v, log), log)
 	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", lambdahost.NameAuthorizer),
-		slog.Bool("hs256", len(cfg.HS256Secret) > 0), slog.Bool("jwks", cfg.JWKSURL != ""))
+		slog.Bool("hs256", len(cfg.HS256Secret) > 0), slog.Bool("hs256_from_ssm", env.getenv(auth.EnvHS256SecretParam) != ""),
+		slog.Bool("jwks", cfg.JWKSURL != ""))
 	return &Function{Handler: h}, nil
+}
+
+// ssmReadTimeout bounds the secret's read, retries included, well inside
+// Lambda's 10 s init phase.
+const ssmReadTimeout = 5 * time.Second
+
+// hs256SecretFromSSM reads the secret as the function's role, in its
+// region, at Parameter Store's endpoint (AWS_ENDPOINT_URL_SSM overrides
+// it): all from the process's environment, as the SDK reads it and as
+// Lambda sets it.
+func hs256SecretFromSSM(ctx context.Context, name string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, ssmReadTimeout)
+	defer cancel()
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return nil, errors.New("no AWS region (AWS_REGION) to find Parameter Store in")
+	}
+	c := &auth.SSM{Endpoint: auth.SSMEndpoint(os.Getenv, awsCfg.Region), Region: awsCfg.Region, Credentials: awsCfg.Credentials}
+	return auth.HS256SecretFromSSM(ctx, c, name)
 }
 
 // closers release what FromEnv opened, last opened first.
