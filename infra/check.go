@@ -33,6 +33,13 @@ const (
 	CheckTable                = "table"                  // keys, billing, TTL, index, stream
 	CheckStreamSource         = "stream-source"          // the stream's event source and its failure handling
 	CheckOutput               = "output"                 // the stack's outputs
+	CheckLogGroup             = "log-group"              // each function logs to its own group, with retention
+	CheckThrottle             = "throttle"               // the stage's throttling
+	CheckAccessLog            = "access-log"             // the stage's access logs and the account's role they need
+	CheckAlarm                = "alarm"                  // errors, throttles, iterator age, DLQ depth, API execution errors
+	CheckSecret               = "secret"                 // no secret in any function's environment
+	CheckRetention            = "retention"              // what stack deletion and replacement do to stateful resources
+	CheckTracing              = "tracing"                // X-Ray tracing is a parameter of every function
 )
 
 // Problem is one way the template falls short.
@@ -112,7 +119,9 @@ var wantGrants = map[string][]string{
 		"dynamodb:GetShardIterator items/stream/*", "dynamodb:ListStreams items/stream/*",
 		"sqs:SendMessage dlq",
 	},
-	hAuthorizer: {},
+	// The secret's parameter, and the customer managed key it may be
+	// encrypted with, through Parameter Store only.
+	hAuthorizer: {"ssm:GetParameter hs256-secret", "kms:Decrypt secret-key via ssm"},
 }
 
 // tableSpec is the layout the backend expects of a table.
@@ -193,6 +202,12 @@ func Check(t Template, cfg Config) []Problem {
 	c.checkStreamSource()
 	c.checkIAM()
 	c.checkOutputs()
+	c.checkLogGroups()
+	c.checkStageSettings()
+	c.checkAlarms()
+	c.checkSecrets()
+	c.checkRetention()
+	c.checkTracing()
 	return c.problems
 }
 
@@ -212,6 +227,7 @@ type checker struct {
 	stageParam  string            // the parameter naming the stage, if any
 	dlq         string            // the stream's on-failure queue
 	endpoint    map[string]string // function → its management endpoint Sub string
+	secretParam string            // the parameter naming the HS256 secret's SSM parameter
 }
 
 func (c *checker) add(check, where, format string, args ...any) {
@@ -386,11 +402,7 @@ func (c *checker) checkFunctions() {
 			c.add(CheckFunction, id, "Runtime %q, want provided.al2023 (the bootstrap is a custom runtime)", rt)
 		}
 		c.checkArch(id)
-		if p := refOf(c.fnProp(id, "MemorySize")); p == "" || c.params[p] == nil {
-			c.add(CheckFunction, id, "MemorySize is not a parameter")
-		} else if d, _ := intOf(c.params[p]["Default"]); d != 128 {
-			c.add(CheckFunction, id, "MemorySize parameter %s defaults to %v, want 128", p, c.params[p]["Default"])
-		}
+		c.checkMemory(id)
 		timeout, ok := intOf(c.fnProp(id, "Timeout"))
 		if !ok {
 			c.add(CheckFunction, id, "no Timeout")
@@ -404,6 +416,27 @@ func (c *checker) checkFunctions() {
 		if c.fnByHandler[h] == "" {
 			c.add(CheckFunction, "Resources", "no function has Handler %q", h)
 		}
+	}
+}
+
+// checkMemory: each function's memory is a parameter of its own (their
+// work differs, so do their best sizes), within Lambda's 128 to 10,240 MB.
+func (c *checker) checkMemory(id string) {
+	p := refOf(c.fnProp(id, "MemorySize"))
+	if p == "" || c.params[p] == nil {
+		c.add(CheckFunction, id, "MemorySize is not a parameter")
+		return
+	}
+	for _, other := range c.ofType("AWS::Serverless::Function") {
+		if other < id && refOf(c.fnProp(other, "MemorySize")) == p {
+			c.add(CheckFunction, id, "MemorySize parameter %s is also %s's: each function's memory is its own setting", p, other)
+		}
+	}
+	d, ok := intOf(c.params[p]["Default"])
+	lo, _ := intOf(c.params[p]["MinValue"])
+	hi, _ := intOf(c.params[p]["MaxValue"])
+	if !ok || d < 128 || d > 10240 || lo < 128 || hi > 10240 || hi < lo {
+		c.add(CheckFunction, p, "Default %v, MinValue %v, MaxValue %v: want a default within 128 to 10240 MB, the bounds Lambda's", c.params[p]["Default"], c.params[p]["MinValue"], c.params[p]["MaxValue"])
 	}
 }
 
@@ -495,14 +528,11 @@ func (c *checker) checkEnv(id, h string) {
 			}
 		}
 	case hAuthorizer:
-		for _, v := range []string{"WSBIND_AUTH_HS256_SECRET", "WSBIND_AUTH_JWKS_URL", "WSBIND_AUTH_ISSUER", "WSBIND_AUTH_AUDIENCE"} {
-			p := refOf(env[v])
-			if c.params[p] == nil {
+		for _, v := range []string{"WSBIND_AUTH_HS256_SECRET_PARAM", "WSBIND_AUTH_JWKS_URL", "WSBIND_AUTH_ISSUER", "WSBIND_AUTH_AUDIENCE"} {
+			if p := refOf(env[v]); c.params[p] == nil {
 				c.add(CheckEnv, id, "%s is not a Ref to a parameter", v)
-				continue
-			}
-			if noEcho, _ := boolOf(c.params[p]["NoEcho"]); v == "WSBIND_AUTH_HS256_SECRET" && !noEcho {
-				c.add(CheckEnv, p, "the HS256 secret's parameter is not NoEcho")
+			} else if v == "WSBIND_AUTH_HS256_SECRET_PARAM" {
+				c.secretParam = p
 			}
 		}
 	}
@@ -954,6 +984,15 @@ func (c *checker) checkIAM() {
 				stmts = []any{doc["Statement"]}
 			}
 			for j, st := range stmts {
+				// A statement under Fn::If is checked as if granted.
+				if fn, arg, ok := intrinsic(st); ok && fn == "Fn::If" {
+					for _, b := range listOf(arg)[1:] {
+						if refOf(b) != "AWS::NoValue" {
+							c.statement(id, fmt.Sprintf("Policies[%d].Statement[%d]", i, j), mapOf(b), granted)
+						}
+					}
+					continue
+				}
 				c.statement(id, fmt.Sprintf("Policies[%d].Statement[%d]", i, j), mapOf(st), granted)
 			}
 		}
@@ -1007,6 +1046,15 @@ func (c *checker) statement(fn, where string, st map[string]any, granted map[str
 	for _, a := range actions {
 		for _, r := range resources {
 			key := c.resourceKey(r)
+			if strings.EqualFold(a, "kms:Decrypt") && c.params[refOf(r)] != nil {
+				// A key named by a parameter, usable only through
+				// Parameter Store.
+				key = "secret-key"
+				cond := mapOf(mapOf(st["Condition"])["StringEquals"])
+				if s, _, _ := subOf(cond["kms:ViaService"]); strings.HasPrefix(s, "ssm.") {
+					key += " via ssm"
+				}
+			}
 			if strings.EqualFold(a, "execute-api:ManageConnections") && key != "POST @connections" && key != "DELETE @connections" {
 				c.add(CheckIAMManageConnections, fn, "%s: ManageConnections on %s, want only arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${%s}/${%s}/POST/@connections/* and .../DELETE/@connections/*", where, key, c.api, c.stage)
 			}
@@ -1046,6 +1094,9 @@ func (c *checker) resourceKey(r any) string {
 				return m[3] + " @connections"
 			}
 			return s
+		}
+		if c.secretParam != "" && s == "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${"+c.secretParam+"}" {
+			return "hs256-secret"
 		}
 		names := subNames(s)
 		if len(names) > 0 && strings.HasPrefix(s, "${"+names[0]+"}") {

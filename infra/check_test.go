@@ -169,6 +169,39 @@ func dropStmt(t *testing.T, tpl Template, fn, sid string) {
 	}
 }
 
+// condStmt is the statement Sid of fn's first policy that is granted
+// under a Fn::If.
+func condStmt(t *testing.T, tpl Template, fn, sid string) map[string]any {
+	t.Helper()
+	for _, s := range listOf(mapOf(listOf(props(t, tpl, fn)["Policies"])[0])["Statement"]) {
+		if f, arg, ok := intrinsic(s); ok && f == "Fn::If" && strOf(mapOf(listOf(arg)[1])["Sid"]) == sid {
+			return mapOf(listOf(arg)[1])
+		}
+	}
+	t.Fatalf("%s has no conditional statement %s", fn, sid)
+	return nil
+}
+
+func dropCondStmt(t *testing.T, tpl Template, fn, sid string) {
+	t.Helper()
+	condStmt(t, tpl, fn, sid)
+	doc := mapOf(listOf(props(t, tpl, fn)["Policies"])[0])
+	doc["Statement"] = slices.DeleteFunc(slices.Clone(listOf(doc["Statement"])), func(s any) bool {
+		_, arg, ok := intrinsic(s)
+		return ok && strOf(mapOf(listOf(arg)[1])["Sid"]) == sid
+	})
+}
+
+// accessLog is the stage's access log settings (the Fn::If's true branch).
+func accessLog(t *testing.T, tpl Template) map[string]any {
+	t.Helper()
+	_, arg, ok := intrinsic(props(t, tpl, "Stage")["AccessLogSettings"])
+	if !ok {
+		t.Fatal("Stage.AccessLogSettings is not a Fn::If")
+	}
+	return mapOf(listOf(arg)[1])
+}
+
 func del(t *testing.T, m map[string]any, key string) {
 	t.Helper()
 	if _, ok := m[key]; !ok {
@@ -239,8 +272,14 @@ func TestCheck_Mutations(t *testing.T) {
 			mutateMake: func(mk *SAMMakefile) { mk.DefaultArch = "x86_64" }},
 		{name: "architecture not a parameter", check: CheckFunction, want: "Architectures",
 			mutate: func(t *testing.T, tpl Template) { props(t, tpl, "Authorizer")["Architectures"] = []any{"x86_64"} }},
-		{name: "memory default", check: CheckFunction, want: "want 128",
-			mutate: func(t *testing.T, tpl Template) { mapOf(mapOf(tpl["Parameters"])["MemorySize"])["Default"] = 512 }},
+		{name: "memory beyond Lambda's", check: CheckFunction, want: "within 128 to 10240 MB",
+			mutate: func(t *testing.T, tpl Template) {
+				mapOf(mapOf(tpl["Parameters"])["FanoutMemorySize"])["MaxValue"] = 20480
+			}},
+		{name: "memory shared by two functions", check: CheckFunction, want: "is also Connect's",
+			mutate: func(t *testing.T, tpl Template) { props(t, tpl, "Route")["MemorySize"] = ref("ConnectMemorySize") }},
+		{name: "memory not a parameter", check: CheckFunction, want: "MemorySize is not a parameter",
+			mutate: func(t *testing.T, tpl Template) { props(t, tpl, "Authorizer")["MemorySize"] = 256 }},
 
 		// settings
 		{name: "memory backend", check: CheckEnv, want: `WSBIND_BACKEND "memory"`,
@@ -251,12 +290,12 @@ func TestCheck_Mutations(t *testing.T) {
 			}},
 		{name: "table setting not a table", check: CheckEnv, want: "WSBIND_TABLE_SUBSCRIPTIONS is not a Ref to a table",
 			mutate: func(t *testing.T, tpl Template) { env(t, tpl, "Route")["WSBIND_TABLE_SUBSCRIPTIONS"] = "subscriptions" }},
-		{name: "secret echoed", check: CheckEnv, want: "NoEcho",
-			mutate: func(t *testing.T, tpl Template) { mapOf(mapOf(tpl["Parameters"])["AuthHS256Secret"])["NoEcho"] = false }},
-		{name: "secret reaches a guest function", check: CheckEnv, want: "authorizer alone",
+		{name: "secret setting reaches a guest function", check: CheckEnv, want: "authorizer alone",
 			mutate: func(t *testing.T, tpl Template) {
-				env(t, tpl, "Route")["WSBIND_AUTH_HS256_SECRET"] = ref("AuthHS256Secret")
+				env(t, tpl, "Route")["WSBIND_AUTH_HS256_SECRET_PARAM"] = ref("AuthHS256SecretParameter")
 			}},
+		{name: "secret's name not a parameter", check: CheckEnv, want: "WSBIND_AUTH_HS256_SECRET_PARAM is not a Ref",
+			mutate: func(t *testing.T, tpl Template) { del(t, env(t, tpl, "Authorizer"), "WSBIND_AUTH_HS256_SECRET_PARAM") }},
 		{name: "no management endpoint", check: CheckEnv, want: "WSBIND_MANAGEMENT_ENDPOINT",
 			mutate: func(t *testing.T, tpl Template) { del(t, env(t, tpl, "StreamFanout"), "WSBIND_MANAGEMENT_ENDPOINT") }},
 		{name: "management endpoint of another API", check: CheckEnv, want: "names ${Other}",
@@ -266,6 +305,120 @@ func TestCheck_Mutations(t *testing.T) {
 			}},
 		{name: "no page size", check: CheckEnv, want: "WSBIND_PAGE_SIZE",
 			mutate: func(t *testing.T, tpl Template) { del(t, env(t, tpl, "Route"), "WSBIND_PAGE_SIZE") }},
+
+		// secrets
+		{name: "secret back in the environment", check: CheckSecret, want: "WSBIND_AUTH_HS256_SECRET in the environment",
+			mutate: func(t *testing.T, tpl Template) {
+				mapOf(tpl["Parameters"])["AuthHS256Secret"] = map[string]any{"Type": "String", "NoEcho": true}
+				env(t, tpl, "Authorizer")["WSBIND_AUTH_HS256_SECRET"] = ref("AuthHS256Secret")
+				del(t, env(t, tpl, "Authorizer"), "WSBIND_AUTH_HS256_SECRET_PARAM")
+			}},
+		{name: "a NoEcho parameter in an environment", check: CheckSecret, want: "holds the NoEcho parameter ApiKey",
+			mutate: func(t *testing.T, tpl Template) {
+				mapOf(tpl["Parameters"])["ApiKey"] = map[string]any{"Type": "String", "NoEcho": "true"}
+				env(t, tpl, "Route")["WSBIND_API_KEY"] = sub("key=${ApiKey}")
+			}},
+		{name: "secret unreadable", check: CheckIAMGrants, want: "lacks ssm:GetParameter hs256-secret",
+			mutate: func(t *testing.T, tpl Template) { dropCondStmt(t, tpl, "Authorizer", "ReadHS256Secret") }},
+		{name: "secret readable beyond its parameter", check: CheckIAMGrants, want: "grants ssm:GetParameter",
+			mutate: func(t *testing.T, tpl Template) {
+				condStmt(t, tpl, "Authorizer", "ReadHS256Secret")["Resource"] = sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/*")
+			}},
+		{name: "secret's key usable outside Parameter Store", check: CheckIAMGrants, want: "kms:Decrypt secret-key",
+			mutate: func(t *testing.T, tpl Template) {
+				del(t, condStmt(t, tpl, "Authorizer", "DecryptHS256Secret"), "Condition")
+			}},
+
+		// logs
+		{name: "function without its log group", check: CheckLogGroup, want: "LoggingConfig.LogGroup",
+			mutate: func(t *testing.T, tpl Template) { del(t, props(t, tpl, "StreamFanout"), "LoggingConfig") }},
+		{name: "two functions, one log group", check: CheckLogGroup, want: "is also Connect's",
+			mutate: func(t *testing.T, tpl Template) {
+				props(t, tpl, "Route")["LoggingConfig"] = map[string]any{"LogGroup": ref("ConnectLogGroup")}
+			}},
+		{name: "logs kept forever", check: CheckLogGroup, want: "no RetentionInDays",
+			mutate: func(t *testing.T, tpl Template) { del(t, props(t, tpl, "RouteLogGroup"), "RetentionInDays") }},
+		{name: "retention CloudWatch refuses", check: CheckLogGroup, want: "AllowedValues has 31",
+			mutate: func(t *testing.T, tpl Template) {
+				p := mapOf(mapOf(tpl["Parameters"])["LogRetentionDays"])
+				p["AllowedValues"] = append(listOf(p["AllowedValues"]), 31)
+			}},
+
+		// the stage's throttling and access logs
+		{name: "stage unthrottled", check: CheckThrottle, want: "ThrottlingRateLimit",
+			mutate: func(t *testing.T, tpl Template) {
+				del(t, mapOf(props(t, tpl, "Stage")["DefaultRouteSettings"]), "ThrottlingRateLimit")
+			}},
+		{name: "no access logs", check: CheckAccessLog, want: "no AccessLogSettings",
+			mutate: func(t *testing.T, tpl Template) { del(t, props(t, tpl, "Stage"), "AccessLogSettings") }},
+		{name: "access log without connection ids", check: CheckAccessLog, want: "lacks $context.connectionId",
+			mutate: func(t *testing.T, tpl Template) {
+				al := accessLog(t, tpl)
+				al["Format"] = strings.ReplaceAll(strOf(al["Format"]), "$context.connectionId", "")
+			}},
+		{name: "access log not JSON", check: CheckAccessLog, want: "not a JSON object",
+			mutate: func(t *testing.T, tpl Template) {
+				al := accessLog(t, tpl)
+				al["Format"] = strings.TrimSuffix(strOf(al["Format"]), "}")
+			}},
+		{name: "access logs kept forever", check: CheckAccessLog, want: "no RetentionInDays",
+			mutate: func(t *testing.T, tpl Template) { del(t, props(t, tpl, "ApiAccessLogGroup"), "RetentionInDays") }},
+		{name: "stage before the account's role", check: CheckAccessLog, want: "does not wait for ApiGatewayAccount",
+			mutate: func(t *testing.T, tpl Template) {
+				res(t, tpl, "Stage")["DependsOn"] = []any{"ConnectRoute", "DisconnectRoute", "DefaultRoute", "DefaultRouteResponse"}
+			}},
+
+		// alarms
+		{name: "no errors alarm", check: CheckAlarm, want: "no alarm on its Errors",
+			mutate: func(t *testing.T, tpl Template) { delete(mapOf(tpl["Resources"]), "RouteErrorsAlarm") }},
+		{name: "no throttles alarm", check: CheckAlarm, want: "no alarm on its Throttles",
+			mutate: func(t *testing.T, tpl Template) { delete(mapOf(tpl["Resources"]), "AuthorizerThrottlesAlarm") }},
+		{name: "no iterator age alarm", check: CheckAlarm, want: "IteratorAge",
+			mutate: func(t *testing.T, tpl Template) { delete(mapOf(tpl["Resources"]), "StreamFanoutIteratorAgeAlarm") }},
+		{name: "iterator age threshold fixed", check: CheckAlarm, want: "Threshold is not a parameter",
+			mutate: func(t *testing.T, tpl Template) { props(t, tpl, "StreamFanoutIteratorAgeAlarm")["Threshold"] = 60000 }},
+		{name: "no DLQ depth alarm", check: CheckAlarm, want: "ApproximateNumberOfMessagesVisible",
+			mutate: func(t *testing.T, tpl Template) { delete(mapOf(tpl["Resources"]), "FanoutDLQDepthAlarm") }},
+		{name: "alarm on a table, not a function", check: CheckAlarm, want: "FunctionName is not a Ref to a function",
+			mutate: func(t *testing.T, tpl Template) {
+				props(t, tpl, "ConnectErrorsAlarm")["Dimensions"] = []any{map[string]any{"Name": "FunctionName", "Value": ref("ItemsTable")}}
+			}},
+		{name: "DLQ alarm on the queue's URL", check: CheckAlarm, want: "QueueName is not the QueueName",
+			mutate: func(t *testing.T, tpl Template) {
+				props(t, tpl, "FanoutDLQDepthAlarm")["Dimensions"] = []any{map[string]any{"Name": "QueueName", "Value": ref("FanoutDLQ")}}
+			}},
+		{name: "alarm that tells no one", check: CheckAlarm, want: "no AlarmActions",
+			mutate: func(t *testing.T, tpl Template) { del(t, props(t, tpl, "ApiExecutionErrorAlarm"), "AlarmActions") }},
+		{name: "no API execution error alarm", check: CheckAlarm, want: "ExecutionError",
+			mutate: func(t *testing.T, tpl Template) { delete(mapOf(tpl["Resources"]), "ApiExecutionErrorAlarm") }},
+
+		// retention
+		{name: "items deleted with the stack", check: CheckRetention, want: "DeletionPolicy Delete",
+			mutate: func(t *testing.T, tpl Template) { res(t, tpl, "ItemsTable")["DeletionPolicy"] = "Delete" }},
+		{name: "table without a stated policy", check: CheckRetention, want: "no UpdateReplacePolicy",
+			mutate: func(t *testing.T, tpl Template) { del(t, res(t, tpl, "HistoryTable"), "UpdateReplacePolicy") }},
+		{name: "queue without a stated policy", check: CheckRetention, want: "no DeletionPolicy",
+			mutate: func(t *testing.T, tpl Template) { del(t, res(t, tpl, "FanoutDLQ"), "DeletionPolicy") }},
+		{name: "log group without a stated policy", check: CheckRetention, want: "no DeletionPolicy",
+			mutate: func(t *testing.T, tpl Template) { del(t, res(t, tpl, "ConnectLogGroup"), "DeletionPolicy") }},
+		{name: "no point-in-time recovery", check: CheckRetention, want: "PointInTimeRecoveryEnabled",
+			mutate: func(t *testing.T, tpl Template) {
+				del(t, props(t, tpl, "ItemsTable"), "PointInTimeRecoverySpecification")
+			}},
+		{name: "failed batches kept 4 days", check: CheckRetention, want: "MessageRetentionPeriod",
+			mutate: func(t *testing.T, tpl Template) { del(t, props(t, tpl, "FanoutDLQ"), "MessageRetentionPeriod") }},
+		{name: "account's logging role deleted with the stack", check: CheckRetention, want: "no longer exists",
+			mutate: func(t *testing.T, tpl Template) {
+				res(t, tpl, "ApiGatewayCloudWatchLogsRole")["DeletionPolicy"] = "Delete"
+			}},
+
+		// tracing
+		{name: "tracing fixed", check: CheckTracing, want: "Tracing is not a parameter",
+			mutate: func(t *testing.T, tpl Template) { mapOf(mapOf(tpl["Globals"])["Function"])["Tracing"] = "Active" }},
+		{name: "tracing parameter allows Disabled", check: CheckTracing, want: "want Active and PassThrough",
+			mutate: func(t *testing.T, tpl Template) {
+				mapOf(mapOf(tpl["Parameters"])["Tracing"])["AllowedValues"] = []any{"Active", "PassThrough", "Disabled"}
+			}},
 
 		// the API, routes, integrations
 		{name: "routing on a body field", check: CheckAPI, want: "RouteSelectionExpression",
@@ -493,7 +646,8 @@ func TestCheck_DeploymentForm(t *testing.T) {
 	tpl, cfg := load(t)
 	stage := res(t, tpl, "Stage")
 	deps := stage["DependsOn"]
-	delete(stage, "DependsOn")
+	// The stage still waits for the account's logging role.
+	stage["DependsOn"] = []any{"ApiGatewayAccountReady"}
 	del(t, props(t, tpl, "Stage"), "AutoDeploy")
 	props(t, tpl, "Stage")["DeploymentId"] = ref("Deployment")
 	deployment := map[string]any{"Type": "AWS::ApiGatewayV2::Deployment", "DependsOn": deps,

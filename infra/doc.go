@@ -4,7 +4,9 @@
 // (!Ref, !Sub, ...), and Check reports every way it falls short of what
 // the functions need (references, build targets, routes and their
 // integrations, invoke permissions, least-privilege IAM, tables, the
-// stream's failure handling).
+// stream's failure handling), and what an operator needs of the stack
+// (log groups with retention, stage throttling and access logs, alarms,
+// no secret in any environment, deletion policies, tracing).
 //
 //	t, err := infra.ParseFile("infra/template.yaml")
 //	mk, err := infra.ParseSAMMakefile(data)
