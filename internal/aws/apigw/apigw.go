@@ -108,16 +108,17 @@ type Config struct {
 // for concurrent use. It lives for the process: its lanes go on in the
 // background between Posts; Close stops them.
 type Poster struct {
-	client *apigatewaymanagementapi.Client // for DeleteConnection
-	send   *sender                         // for PostToConnection
+	client *apigatewaymanagementapi.Client // for DeleteConnection (and posts, with sdkPosts)
+	cfg    Config
+	slots  chan struct{} // one per request in flight
+	log    *slog.Logger
+
+	send *sender // for PostToConnection
 	// sdkPosts makes posts go through client, as they did before sender:
 	// the baseline of BenchmarkPostCost, set by tests only.
 	sdkPosts bool
 	// onTry, when set (by tests), sees every try before it is sent.
 	onTry func(id string, frame []byte)
-	cfg    Config
-	slots  chan struct{} // one per request in flight
-	log    *slog.Logger
 
 	ctx    context.Context // the lanes'; ends at Close
 	cancel context.CancelFunc
@@ -197,6 +198,13 @@ type lane struct {
 // CA bundle included), its transport is configured so; any other client
 // is used as given, and should allow that many idle connections per host
 // itself.
+//
+// Posts do not go through the SDK client's middleware stack, which cost
+// more CPU than the rest of a post: the Poster builds each request, signs
+// it with the SDK's SigV4 signer and awsCfg's credentials, sends it with
+// the same HTTP client and decodes errors as the client does. So
+// middleware in awsCfg.APIOptions (tracing, say) sees DeleteConnection
+// only (RATIONALE: "Why does the Poster sign its posts itself?").
 func New(endpoint string, awsCfg aws.Config, cfg Config) (*Poster, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
