@@ -108,10 +108,17 @@ type Config struct {
 // for concurrent use. It lives for the process: its lanes go on in the
 // background between Posts; Close stops them.
 type Poster struct {
-	client *apigatewaymanagementapi.Client
+	client *apigatewaymanagementapi.Client // for DeleteConnection (and posts, with sdkPosts)
 	cfg    Config
 	slots  chan struct{} // one per request in flight
 	log    *slog.Logger
+
+	send *sender // for PostToConnection
+	// sdkPosts makes posts go through client, as they did before sender:
+	// the baseline of BenchmarkPostCost, set by tests only.
+	sdkPosts bool
+	// onTry, when set (by tests), sees every try before it is sent.
+	onTry func(id string, frame []byte)
 
 	ctx    context.Context // the lanes'; ends at Close
 	cancel context.CancelFunc
@@ -169,7 +176,7 @@ func (p *Poster) markGone(id string) bool {
 // lane is the pushes waiting for one connection, oldest first. Its fields
 // are guarded by Poster.mu.
 type lane struct {
-	frames  [][]byte
+	frames  []*push
 	since   time.Time     // when the head first failed; zero until it has
 	lastErr error         // the last failure, for the log line
 	refused int           // pushes refused because the lane was full or closing
@@ -191,6 +198,13 @@ type lane struct {
 // CA bundle included), its transport is configured so; any other client
 // is used as given, and should allow that many idle connections per host
 // itself.
+//
+// Posts do not go through the SDK client's middleware stack, which cost
+// more CPU than the rest of a post: the Poster builds each request, signs
+// it with the SDK's SigV4 signer and awsCfg's credentials, sends it with
+// the same HTTP client and decodes errors as the client does. So
+// middleware in awsCfg.APIOptions (tracing, say) sees DeleteConnection
+// only (RATIONALE: "Why does the Poster sign its posts itself?").
 func New(endpoint string, awsCfg aws.Config, cfg Config) (*Poster, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
@@ -226,6 +240,8 @@ func New(endpoint string, awsCfg aws.Config, cfg Config) (*Poster, error) {
 		cfg.FlushWait = DefaultFlushWait
 	}
 	hc := poolClient(awsCfg.HTTPClient, cfg.Concurrency)
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
 
 	client := apigatewaymanagementapi.NewFromConfig(awsCfg, func(o *apigatewaymanagementapi.Options) {
 		o.BaseEndpoint = aws.String(strings.TrimSuffix(endpoint, "/"))
@@ -246,7 +262,7 @@ func New(endpoint string, awsCfg aws.Config, cfg Config) (*Poster, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Poster{
-		client: client, cfg: cfg, slots: make(chan struct{}, cfg.Concurrency), log: log,
+		client: client, send: newSender(u, region, awsCfg, hc), cfg: cfg, slots: make(chan struct{}, cfg.Concurrency), log: log,
 		ctx: ctx, cancel: cancel, lanes: map[string]*lane{},
 	}, nil
 }
@@ -319,9 +335,10 @@ func (p *Poster) Post(ctx context.Context, frame []byte, connIDs []string) error
 		return nil
 	}
 	results := make([]error, n)
+	pu := newPush(frame)
 	var next atomic.Int64
 	var tooLarge atomic.Int64 // connections answered 413
-	var kept []byte           // frame's copy for the lanes, made once; guarded by p.mu
+	var kept *push            // pu with frame's copy, for the lanes, made once; guarded by p.mu
 	var wg sync.WaitGroup
 	for range min(n, p.cfg.Concurrency) {
 		wg.Go(func() {
@@ -340,10 +357,10 @@ func (p *Poster) Post(ctx context.Context, frame []byte, connIDs []string) error
 				if p.isGone(id) {
 					continue // 410 already: the client left
 				}
-				if p.enqueue(id, frame, &kept, nil) {
+				if p.enqueue(id, pu, &kept, nil) {
 					continue // behind the connection's earlier pushes
 				}
-				err := p.postOne(ctx, frame, id)
+				err := p.postOne(ctx, pu, id)
 				var gone *types.GoneException
 				var large *types.PayloadTooLargeException
 				switch {
@@ -356,7 +373,7 @@ func (p *Poster) Post(ctx context.Context, frame []byte, connIDs []string) error
 					// Out of time: the record is retried, which is better
 					// than a handler cut off mid-reply.
 					results[i] = err
-				case isRetryable(err) && p.enqueue(id, frame, &kept, err):
+				case isRetryable(err) && p.enqueue(id, pu, &kept, err):
 				default:
 					results[i] = err
 				}
@@ -379,16 +396,28 @@ func (p *Poster) Post(ctx context.Context, frame []byte, connIDs []string) error
 	return nil
 }
 
-// postOne makes one attempt to deliver frame to connection id.
-func (p *Poster) postOne(ctx context.Context, frame []byte, id string) error {
+// postOne makes one attempt to deliver pu to connection id, in one of
+// the slots.
+func (p *Poster) postOne(ctx context.Context, pu *push, id string) error {
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
 	defer func() { <-p.slots }()
-	_, err := p.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: frame})
-	return err
+	return p.post(ctx, pu, id)
+}
+
+// post sends one PostToConnection request for pu to connection id.
+func (p *Poster) post(ctx context.Context, pu *push, id string) error {
+	if p.onTry != nil {
+		p.onTry(id, pu.frame)
+	}
+	if p.sdkPosts {
+		_, err := p.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: pu.frame})
+		return err
+	}
+	return p.send.post(ctx, pu, id)
 }
 
 // gone hands connection id to OnGone, once, logging its failure.
@@ -411,7 +440,7 @@ func (p *Poster) logTooLarge(ctx context.Context, size int, conns int64) {
 // lane; with failed, the error of the attempt Post just made, it starts a
 // lane if there is none, unless the Poster is closed. *kept is frame's
 // copy, made on first use.
-func (p *Poster) enqueue(id string, frame []byte, kept *[]byte, failed error) bool {
+func (p *Poster) enqueue(id string, pu *push, kept **push, failed error) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.lanes[id]
@@ -429,16 +458,13 @@ func (p *Poster) enqueue(id string, frame []byte, kept *[]byte, failed error) bo
 		return true
 	}
 	if *kept == nil {
-		*kept = bytes.Clone(frame)
-		if *kept == nil {
-			*kept = []byte{} // an empty frame, not "not yet copied"
-		}
+		*kept = &push{frame: bytes.Clone(pu.frame), hash: pu.hash}
 	}
 	if l != nil {
 		l.frames = append(l.frames, *kept)
 		return true
 	}
-	l = &lane{frames: [][]byte{*kept}, since: time.Now(), lastErr: failed, wake: make(chan struct{}, 1)}
+	l = &lane{frames: []*push{*kept}, since: time.Now(), lastErr: failed, wake: make(chan struct{}, 1)}
 	if len(p.lanes) == 0 {
 		p.idle = make(chan struct{})
 	}
@@ -470,9 +496,9 @@ func (p *Poster) run(id string, l *lane) {
 	for {
 		p.mu.Lock()
 		since, full := l.since, l.refused > 0
-		var frame []byte
+		var head *push
 		if !full { // a full lane may have been emptied since
-			frame = l.frames[0]
+			head = l.frames[0]
 		}
 		p.mu.Unlock()
 		if full {
@@ -516,7 +542,7 @@ func (p *Poster) run(id string, l *lane) {
 		}
 		// The attempt cannot outlast the patience either.
 		ctx, cancel := context.WithDeadline(p.ctx, since.Add(p.cfg.Patience))
-		_, err := p.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: frame})
+		err := p.post(ctx, head, id)
 		cut := ctx.Err() != nil // by the patience
 		cancel()
 		<-p.slots
@@ -535,7 +561,7 @@ func (p *Poster) run(id string, l *lane) {
 			p.drop(id, l)
 			return
 		case errors.As(err, &large):
-			p.logTooLarge(p.ctx, len(frame), 1)
+			p.logTooLarge(p.ctx, len(head.frame), 1)
 		default:
 			// Throttled, 5xx, network, and also what Post would have
 			// returned (403, other 4xx): a lane has no one to return it

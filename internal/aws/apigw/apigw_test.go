@@ -3,22 +3,23 @@ package apigw_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/wsbind/wsbind/internal/aws/apigw"
 	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
@@ -33,40 +34,30 @@ func awsConfig() aws.Config {
 	}
 }
 
-// opCounter counts PostToConnection operations as the SDK starts them
-// (once per call, before its own retries), to tell the Poster's tries
-// from the SDK's attempts, which the server counts.
-type opCounter struct{ n atomic.Int64 }
-
-func (c *opCounter) register(stack *middleware.Stack) error {
-	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("countOps",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			c.n.Add(1)
-			return next.HandleInitialize(ctx, in)
-		}), middleware.Before)
-}
-
-// postLog records the frames of PostToConnection calls as the SDK starts
-// them, by connection: the order in which the Poster tried them.
-type postLog struct {
+// tryLog records the Poster's tries as it makes them (apigw.OnTry):
+// their number, to tell them from the requests the server counts (no
+// layer below the Poster may retry on its own), and their frames by
+// connection, in the order the Poster tried them.
+type tryLog struct {
 	mu    sync.Mutex
+	n     int
 	tries map[string][]string
 }
 
-func (l *postLog) register(stack *middleware.Stack) error {
-	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("logPosts",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if pi, ok := in.Parameters.(*apigatewaymanagementapi.PostToConnectionInput); ok {
-				l.mu.Lock()
-				id := aws.ToString(pi.ConnectionId)
-				l.tries[id] = append(l.tries[id], string(pi.Data))
-				l.mu.Unlock()
-			}
-			return next.HandleInitialize(ctx, in)
-		}), middleware.Before)
+func (l *tryLog) record(id string, frame []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	l.tries[id] = append(l.tries[id], string(frame))
 }
 
-func (l *postLog) of(id string) []string {
+func (l *tryLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+func (l *tryLog) of(id string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.tries[id])
@@ -94,8 +85,7 @@ func (b *syncBuffer) String() string {
 type poster struct {
 	*apigw.Poster
 	srv   *apigwtest.Server
-	ops   *opCounter
-	posts *postLog
+	posts *tryLog
 	logs  *syncBuffer
 	mu    sync.Mutex
 	gone  []string
@@ -123,15 +113,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// newPoster starts a test endpoint and a Poster for it with the real SDK
-// client; edit adjusts the Poster's config and aws.Config.
+// sdkPostsEnv set to 1 runs the Poster's tests with posts made by the
+// SDK's client (apigw.UseSDKPosts), as they were before the Poster signed
+// them itself.
+const sdkPostsEnv = "WSBIND_APIGW_SDK_POSTS"
+
+// testCreds are awsConfig's credentials, which the test endpoints check
+// every request's signature against.
+var testCreds = aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
+
+// newPoster starts a test endpoint that checks signatures and a Poster for
+// it with the real SDK configuration; edit adjusts the Poster's config
+// and aws.Config.
 func newPoster(t *testing.T, opts apigwtest.Options, edit func(*apigw.Config, *aws.Config)) *poster {
 	t.Helper()
+	opts.Credentials = &testCreds
 	srv := apigwtest.New(opts)
 	t.Cleanup(srv.Close)
-	p := &poster{srv: srv, ops: &opCounter{}, posts: &postLog{tries: map[string][]string{}}, logs: &syncBuffer{}}
+	p := &poster{srv: srv, posts: &tryLog{tries: map[string][]string{}}, logs: &syncBuffer{}}
 	acfg := awsConfig()
-	acfg.APIOptions = append(acfg.APIOptions, p.ops.register, p.posts.register)
 	cfg := apigw.Config{
 		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
 		OnGone: func(_ context.Context, id string) error {
@@ -148,6 +148,10 @@ func newPoster(t *testing.T, opts apigwtest.Options, edit func(*apigw.Config, *a
 	var err error
 	if p.Poster, err = apigw.New(srv.Endpoint(), acfg, cfg); err != nil {
 		t.Fatal(err)
+	}
+	apigw.OnTry(p.Poster, p.posts.record)
+	if os.Getenv(sdkPostsEnv) == "1" {
+		apigw.UseSDKPosts(p.Poster)
 	}
 	t.Cleanup(p.Close) // before srv.Close: cleanups run last first
 	return p
@@ -237,10 +241,10 @@ func TestPoster_Throttled(t *testing.T) {
 		t.Errorf("pending after Flush: %d", n)
 	}
 	checkReceived(t, p.srv, []string{"c1", "c2"}, frame)
-	// 6 tries for c1 and 4 for c2, each one request: the SDK did not
-	// retry throttling on its own.
-	if st, ops := p.srv.Stats(), p.ops.n.Load(); st.Requests != 10 || ops != 10 {
-		t.Errorf("requests %d, operations %d; want 10 and 10", st.Requests, ops)
+	// 6 tries for c1 and 4 for c2, each one request: nothing below the
+	// Poster (the SDK, net/http) retried throttling on its own.
+	if st, ops := p.srv.Stats(), p.posts.count(); st.Requests != 10 || ops != 10 {
+		t.Errorf("requests %d, tries %d; want 10 and 10", st.Requests, ops)
 	}
 }
 
@@ -384,7 +388,7 @@ func TestPoster_LaneHolds(t *testing.T) {
 	}
 }
 
-// TestPoster_ServerError: a 5xx is retried in the lane, not by the SDK
+// TestPoster_ServerError: a 5xx is retried in the lane, not below it
 // (no request is retried inside Post), and delivered once.
 func TestPoster_ServerError(t *testing.T) {
 	p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) { c.FlushWait = 10 * time.Second })
@@ -396,9 +400,9 @@ func TestPoster_ServerError(t *testing.T) {
 	}
 	p.Flush(context.Background())
 	checkReceived(t, p.srv, []string{"c1", "c2"}, frame)
-	// One operation per request: the SDK retried nothing itself.
-	if st, ops := p.srv.Stats(), p.ops.n.Load(); st.Requests != 3 || ops != 3 {
-		t.Errorf("requests %d, operations %d; want 3 and 3", st.Requests, ops)
+	// One try per request: nothing below the Poster retried.
+	if st, ops := p.srv.Stats(), p.posts.count(); st.Requests != 3 || ops != 3 {
+		t.Errorf("requests %d, tries %d; want 3 and 3", st.Requests, ops)
 	}
 
 	// A 503 that lasts: retried until the patience, then the connection
@@ -574,8 +578,8 @@ func TestPoster_Forbidden(t *testing.T) {
 	}
 	ok := slices.Delete(slices.Clone(ids), 7, 8)
 	checkReceived(t, p.srv, ok, frame)
-	if p.ops.n.Load() != 20 {
-		t.Errorf("operations: got %d, want 20 (a 403 is not retried)", p.ops.n.Load())
+	if p.posts.count() != 20 {
+		t.Errorf("tries: got %d, want 20 (a 403 is not retried)", p.posts.count())
 	}
 	if n := p.Pending(); n != 0 {
 		t.Errorf("pending: %d, want 0 (a 403 is not retried in a lane either)", n)
@@ -751,5 +755,46 @@ func TestNew(t *testing.T) {
 	}
 	if _, err := apigw.New("http://127.0.0.1:1/prod", noRegion, apigw.Config{}); err == nil || !strings.Contains(err.Error(), "region") {
 		t.Errorf("no region anywhere: got %v, want an error about the region", err)
+	}
+}
+
+// TestPoster_TLS: over HTTPS, the Poster speaks HTTP/2 when the endpoint
+// offers it by ALPN and HTTP/1.1 when not, with the CA bundle given as
+// the SDK's HTTP client, and delivers either way.
+func TestPoster_TLS(t *testing.T) {
+	for _, noH2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NoHTTP2=%v", noH2), func(t *testing.T) {
+			srv := apigwtest.New(apigwtest.Options{TLS: true, NoHTTP2: noH2, Credentials: &testCreds})
+			defer srv.Close()
+			roots := x509.NewCertPool()
+			roots.AddCert(srv.Certificate())
+			acfg := awsConfig()
+			acfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+				tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+			})
+			tp, err := apigw.New(srv.Endpoint(), acfg, apigw.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tp.Close() // before srv.Close
+			if os.Getenv(sdkPostsEnv) == "1" {
+				apigw.UseSDKPosts(tp)
+			}
+			ids := conns("c", 300)
+			srv.Connect(ids...)
+			for i := range 2 {
+				if err := tp.Post(context.Background(), []byte{byte(i)}, ids); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkReceived(t, srv, ids, []byte{0}, []byte{1})
+			want := 600
+			if noH2 {
+				want = 0
+			}
+			if st := srv.Stats(); st.Requests != 600 || st.HTTP2 != want {
+				t.Errorf("%d requests, %d over HTTP/2; want 600 and %d", st.Requests, st.HTTP2, want)
+			}
+		})
 	}
 }

@@ -18,7 +18,11 @@ package apigwtest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -28,6 +32,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // MaxPayload is API Gateway's limit on a message: a larger POST is
@@ -44,6 +51,16 @@ type Options struct {
 	// Latency is how long every request takes before it is answered
 	// (a request whose client gives up earlier ends then).
 	Latency time.Duration
+	// TLS serves HTTPS, as API Gateway does, with a certificate of
+	// httptest's that Certificate returns for the client to trust, and
+	// offers HTTP/2 by ALPN beside HTTP/1.1, unless NoHTTP2.
+	TLS, NoHTTP2 bool
+	// Credentials, when set, are what every request must be signed with:
+	// the server checks each SigV4 signature by signing the request
+	// again with the SDK's signer, and refuses a mismatch or a stale
+	// signature as API Gateway does (403 InvalidSignatureException).
+	// Unset, only the signature's presence and service are checked.
+	Credentials *aws.Credentials
 }
 
 // Fault is an answer injected for a connection instead of the normal one.
@@ -67,6 +84,7 @@ const (
 	Gone          = "GoneException"
 	LimitExceeded = "LimitExceededException"
 	Forbidden     = "ForbiddenException"
+	BadSignature  = "InvalidSignatureException"
 	TooLarge      = "PayloadTooLargeException"
 )
 
@@ -75,6 +93,7 @@ const (
 type Server struct {
 	srv   *httptest.Server
 	stage string
+	creds *aws.Credentials
 
 	mu          sync.Mutex
 	latency     time.Duration
@@ -83,6 +102,7 @@ type Server struct {
 	inFlight    int
 	maxInFlight int
 	requests    int
+	http2       int
 	newConns    int
 	deleted     []string
 }
@@ -102,6 +122,7 @@ type conn struct {
 func New(opts Options) *Server {
 	s := &Server{
 		stage:   opts.Stage,
+		creds:   opts.Credentials,
 		latency: opts.Latency,
 		conns:   map[string]*conn{},
 		faults:  map[string]*Fault{},
@@ -117,9 +138,18 @@ func New(opts Options) *Server {
 			s.mu.Unlock()
 		}
 	}
-	s.srv.Start()
+	if opts.TLS {
+		s.srv.EnableHTTP2 = !opts.NoHTTP2
+		s.srv.StartTLS()
+	} else {
+		s.srv.Start()
+	}
 	return s
 }
+
+// Certificate is the certificate a TLS server presents (Options.TLS),
+// for the client's trusted roots; nil without TLS.
+func (s *Server) Certificate() *x509.Certificate { return s.srv.Certificate() }
 
 // Close stops the server, ending the requests in flight.
 func (s *Server) Close() {
@@ -128,7 +158,8 @@ func (s *Server) Close() {
 }
 
 // Endpoint is the management endpoint's URL, the value of
-// WSBIND_MANAGEMENT_ENDPOINT: http://127.0.0.1:port/{stage}.
+// WSBIND_MANAGEMENT_ENDPOINT: http://127.0.0.1:port/{stage}, or https://
+// with Options.TLS.
 func (s *Server) Endpoint() string { return s.srv.URL + "/" + s.stage }
 
 // SetLatency changes how long each request takes from now on.
@@ -201,20 +232,21 @@ type Stats struct {
 	Requests    int // requests answered, whatever the status
 	MaxInFlight int // the most requests being served at one moment
 	NewConns    int // TCP connections accepted
+	HTTP2       int // requests that came over HTTP/2
 }
 
 // Stats returns the counts so far.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Requests: s.requests, MaxInFlight: s.maxInFlight, NewConns: s.newConns}
+	return Stats{Requests: s.requests, MaxInFlight: s.maxInFlight, NewConns: s.newConns, HTTP2: s.http2}
 }
 
 // ResetStats sets the counts to zero.
 func (s *Server) ResetStats() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests, s.maxInFlight, s.newConns = 0, s.inFlight, 0
+	s.requests, s.maxInFlight, s.newConns, s.http2 = 0, s.inFlight, 0, 0
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -227,6 +259,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.inFlight--
 		s.requests++
+		if r.ProtoMajor == 2 {
+			s.http2++
+		}
 		s.mu.Unlock()
 	}()
 
@@ -258,6 +293,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 ") || !strings.Contains(auth, "/execute-api/aws4_request") {
 		writeError(w, http.StatusForbidden, Forbidden, "Missing Authentication Token or not signed for execute-api")
 		return
+	}
+	if s.creds != nil {
+		if err := checkSignature(r, body, *s.creds); err != nil {
+			writeError(w, http.StatusForbidden, BadSignature, err.Error())
+			return
+		}
 	}
 
 	s.mu.Lock()
@@ -371,4 +412,47 @@ func (s *Server) WaitIdle(ctx context.Context) error {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// checkSignature checks r's SigV4 signature (Authorization header) by
+// signing a copy of r, with only the headers the client signed, again
+// with creds at the time the client gave (X-Amz-Date), and comparing.
+func checkSignature(r *http.Request, body []byte, creds aws.Credentials) error {
+	auth := r.Header.Get("Authorization")
+	fields := map[string]string{}
+	for f := range strings.SplitSeq(strings.TrimPrefix(auth, "AWS4-HMAC-SHA256 "), ", ") {
+		k, v, _ := strings.Cut(f, "=")
+		fields[k] = v
+	}
+	scope := strings.Split(fields["Credential"], "/") // key id, date, region, service, aws4_request
+	if len(scope) != 5 || scope[4] != "aws4_request" || fields["SignedHeaders"] == "" || fields["Signature"] == "" {
+		return fmt.Errorf("malformed Authorization header %q", auth)
+	}
+	if scope[0] != creds.AccessKeyID {
+		return fmt.Errorf("the security token included in the request is invalid (key id %q)", scope[0])
+	}
+	at, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+	if err != nil {
+		return fmt.Errorf("bad X-Amz-Date: %w", err)
+	}
+	if d := time.Since(at); d > 5*time.Minute || d < -5*time.Minute {
+		return fmt.Errorf("signature expired: signed at %s, %v from now", at.Format(time.RFC3339), d)
+	}
+	again := &http.Request{
+		Method: r.Method, Host: r.Host, Header: http.Header{}, ContentLength: int64(len(body)),
+		URL: &url.URL{Scheme: "https", Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath},
+	}
+	for h := range strings.SplitSeq(fields["SignedHeaders"], ";") {
+		if h != "host" && h != "content-length" { // the signer adds both itself
+			again.Header[http.CanonicalHeaderKey(h)] = r.Header.Values(h)
+		}
+	}
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(r.Context(), creds, again, hex.EncodeToString(sum[:]), scope[3], scope[2], at); err != nil {
+		return err
+	}
+	if got := again.Header.Get("Authorization"); got != auth {
+		return errors.New("the request signature we calculated does not match the signature you provided")
+	}
+	return nil
 }

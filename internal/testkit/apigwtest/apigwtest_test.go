@@ -3,6 +3,8 @@ package apigwtest_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
@@ -163,5 +166,77 @@ func TestServer_Latency(t *testing.T) {
 	}
 	if took := time.Since(start); took < 50*time.Millisecond {
 		t.Errorf("answered in %v, want at least the 50 ms latency", took)
+	}
+}
+
+// TestServer_Signature: with Credentials, the SDK's requests signed with
+// them pass, whatever the connection id and payload; a request signed
+// with another secret is refused as AWS refuses it.
+func TestServer_Signature(t *testing.T) {
+	creds := aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
+	srv := apigwtest.New(apigwtest.Options{Credentials: &creds})
+	defer srv.Close()
+	ctx := context.Background()
+	const id = "L0SM9cOFvHcCIhw=/+ ?"
+	srv.Connect(id)
+	c := client(srv)
+	for _, data := range [][]byte{[]byte(`{"a":1}`), {}, bytes.Repeat([]byte{0xff}, 5000)} {
+		if _, err := c.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: data}); err != nil {
+			t.Fatalf("post of %d bytes: %v", len(data), err)
+		}
+	}
+	if _, err := c.GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
+
+	bad := apigatewaymanagementapi.New(apigatewaymanagementapi.Options{
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "not the secret", ""),
+		BaseEndpoint:     aws.String(srv.Endpoint()),
+		RetryMaxAttempts: 1,
+	})
+	_, err := bad.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: []byte("x")})
+	var apiErr interface{ ErrorCode() string }
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != apigwtest.BadSignature {
+		t.Errorf("wrong secret: got %v, want %s", err, apigwtest.BadSignature)
+	}
+	if got := srv.Received(id); len(got) != 3 {
+		t.Errorf("received %d frames, want the 3 signed right", len(got))
+	}
+}
+
+// TestServer_TLS: over TLS the SDK's client, trusting the server's
+// certificate, speaks HTTP/2 when offered and HTTP/1.1 otherwise.
+func TestServer_TLS(t *testing.T) {
+	for _, noH2 := range []bool{false, true} {
+		srv := apigwtest.New(apigwtest.Options{TLS: true, NoHTTP2: noH2})
+		defer srv.Close()
+		if !strings.HasPrefix(srv.Endpoint(), "https://") || srv.Certificate() == nil {
+			t.Fatalf("endpoint %s, certificate %v", srv.Endpoint(), srv.Certificate())
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(srv.Certificate())
+		c := apigatewaymanagementapi.New(apigatewaymanagementapi.Options{
+			Region:       "us-east-1",
+			Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+			BaseEndpoint: aws.String(srv.Endpoint()),
+			HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+				tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+			}),
+			RetryMaxAttempts: 1,
+		})
+		srv.Connect("c1")
+		for range 3 {
+			if _, err := c.PostToConnection(context.Background(), &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String("c1"), Data: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := 3
+		if noH2 {
+			want = 0
+		}
+		if st := srv.Stats(); st.Requests != 3 || st.HTTP2 != want {
+			t.Errorf("NoHTTP2 %v: %d requests, %d over HTTP/2; want 3 and %d", noH2, st.Requests, st.HTTP2, want)
+		}
 	}
 }
