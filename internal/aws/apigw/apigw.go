@@ -1,8 +1,8 @@
 // Package apigw delivers pushes to WebSocket clients through API
 // Gateway's management API (PostToConnection), as the streamfanout
-// function's host.Poster and host.Flusher (internal/sandbox/host; the
-// package does not import it: lambdainit, which wires the two, checks
-// that they fit).
+// function's host.Poster, host.Flusher and host.PushCounter
+// (internal/sandbox/host, whose PushCounts type alone it uses:
+// lambdainit, which wires the two, checks that they fit).
 //
 //	p, err := apigw.New(os.Getenv("WSBIND_MANAGEMENT_ENDPOINT"), awsCfg,
 //		apigw.Config{OnGone: conns.DropConn})
@@ -44,6 +44,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // Defaults of Config (RATIONALE: "Why 256 posts in flight?" and "Why
@@ -127,6 +129,30 @@ type Poster struct {
 	// per push (a replay of hundreds to a client that just left).
 	goneMu sync.Mutex
 	goneAt map[string]time.Time
+
+	// The outcomes of PostToConnection attempts, for PushCounts.
+	posted, goneN, throttled, failed atomic.Int64
+}
+
+// PushCounts returns the outcomes of the Poster's PostToConnection
+// attempts so far, retries in the lanes included (host.PushCounts).
+func (p *Poster) PushCounts() host.PushCounts {
+	return host.PushCounts{Posted: p.posted.Load(), Gone: p.goneN.Load(), Throttled: p.throttled.Load(), Failed: p.failed.Load()}
+}
+
+// count adds one attempt's outcome to the PushCounts.
+func (p *Poster) count(err error) {
+	var gone *types.GoneException
+	switch {
+	case err == nil:
+		p.posted.Add(1)
+	case errors.As(err, &gone):
+		p.goneN.Add(1)
+	case isThrottle(err):
+		p.throttled.Add(1)
+	default:
+		p.failed.Add(1)
+	}
 }
 
 // goneFor is how long a gone connection is remembered. Connection ids
@@ -388,6 +414,7 @@ func (p *Poster) postOne(ctx context.Context, frame []byte, id string) error {
 	}
 	defer func() { <-p.slots }()
 	_, err := p.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: frame})
+	p.count(err)
 	return err
 }
 
@@ -517,6 +544,7 @@ func (p *Poster) run(id string, l *lane) {
 		// The attempt cannot outlast the patience either.
 		ctx, cancel := context.WithDeadline(p.ctx, since.Add(p.cfg.Patience))
 		_, err := p.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: frame})
+		p.count(err)
 		cut := ctx.Err() != nil // by the patience
 		cancel()
 		<-p.slots
