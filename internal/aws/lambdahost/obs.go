@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -80,6 +79,7 @@ func metricsFor(function, namespace string) []rawJSON {
 	}
 	count := func(name string) metric { return metric{name, "Count"} }
 	ms := func(name string) metric { return metric{name, "Milliseconds"} }
+	us := func(name string) metric { return metric{name, "Microseconds"} }
 	byFunction := [][]string{{dimFunction}}
 	out := make([]rawJSON, emfVariants)
 	for v := range emfVariants {
@@ -87,15 +87,15 @@ func metricsFor(function, namespace string) []rawJSON {
 		switch function {
 		case NameRoute:
 			ds = append(ds, directive{namespace, [][]string{{dimFunction}, {dimFunction, dimAction, dimStatusClass}},
-				[]metric{count(metricMessages), ms(metricLatency)}})
+				[]metric{count(metricMessages), us(metricLatency)}})
 		case NameConnect:
 			ds = append(ds, directive{namespace, [][]string{{dimFunction}, {dimFunction, dimEvent, dimStatusClass}},
-				[]metric{count(metricEvents), ms(metricLatency)}})
+				[]metric{count(metricEvents), us(metricLatency)}})
 		case NameAuthorizer:
 			ds = append(ds, directive{namespace, [][]string{{dimFunction}, {dimFunction, dimStatusClass}},
-				[]metric{count(metricAuthorizations), ms(metricLatency)}})
+				[]metric{count(metricAuthorizations), us(metricLatency)}})
 		case NameStreamFanout:
-			list := []metric{count(metricRecords), count(metricFailedRecords), ms(metricLatency)}
+			list := []metric{count(metricRecords), count(metricFailedRecords), us(metricLatency)}
 			if v&emfPushes != 0 {
 				list = append(list, count(metricPushesPosted), count(metricPushesGone), count(metricPushesThrottled), count(metricPushesFailed))
 			}
@@ -109,7 +109,7 @@ func metricsFor(function, namespace string) []rawJSON {
 			proc = append(proc, count(metricGuestTraps))
 		}
 		if v&emfCold != 0 {
-			proc = append(proc, count(metricColdStart), ms(metricInitDuration))
+			proc = append(proc, count(metricColdStart), us(metricInitDuration))
 		}
 		if len(proc) > 0 {
 			ds = append(ds, directive{namespace, byFunction, proc})
@@ -237,7 +237,10 @@ func lagsOf(lags []int64) []int64 {
 // event not served); pushes, when not nil, the pushes' outcomes during it.
 func (h *Handler) report(ctx context.Context, start time.Time, cold bool, in *invocation, err error, pushes *host.PushCounts) {
 	now := time.Now()
-	ms := math.Round(float64(now.Sub(start).Nanoseconds())/1e3) / 1e3 // to the µs
+	// Durations are whole microseconds: slog writes an integer with
+	// strconv, a float through encoding/json, several times the cost.
+	us := now.Sub(start).Microseconds()
+	initUS := h.cfg.InitDuration.Microseconds()
 	level := slog.LevelInfo
 	attrs := make([]slog.Attr, 0, 32)
 	attrs = append(attrs, slog.String("function", h.cfg.Function))
@@ -291,13 +294,13 @@ func (h *Handler) report(ctx context.Context, start time.Time, cold bool, in *in
 			level = slog.LevelWarn
 		}
 	}
-	attrs = append(attrs, slog.Float64("duration_ms", ms))
+	attrs = append(attrs, slog.Int64("duration_us", us))
 	if in.trap {
 		attrs = append(attrs, slog.Bool("trap", true))
 		level = slog.LevelError
 	}
 	if cold {
-		attrs = append(attrs, slog.Bool("cold_start", true), slog.Float64("init_ms", float64(h.cfg.InitDuration.Microseconds())/1e3))
+		attrs = append(attrs, slog.Bool("cold_start", true), slog.Int64("init_us", initUS))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.Any("err", err))
@@ -337,7 +340,7 @@ func (h *Handler) report(ctx context.Context, start time.Time, cold bool, in *in
 				attrs = append(attrs, slog.Any(metricFanoutLag, lagsOf(in.lags)))
 			}
 		}
-		attrs = append(attrs, slog.Float64(metricLatency, ms))
+		attrs = append(attrs, slog.Int64(metricLatency, us))
 		if fn != NameAuthorizer {
 			traps := 0
 			if in.trap {
@@ -346,7 +349,7 @@ func (h *Handler) report(ctx context.Context, start time.Time, cold bool, in *in
 			attrs = append(attrs, slog.Int(metricGuestTraps, traps))
 		}
 		if cold {
-			attrs = append(attrs, slog.Int(metricColdStart, 1), slog.Float64(metricInitDuration, float64(h.cfg.InitDuration.Microseconds())/1e3))
+			attrs = append(attrs, slog.Int(metricColdStart, 1), slog.Int64(metricInitDuration, initUS))
 		}
 	}
 	h.log.LogAttrs(ctx, level, h.msg, attrs...)

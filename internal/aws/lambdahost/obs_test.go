@@ -127,7 +127,7 @@ func TestHandler_LogLines(t *testing.T) {
 		t.Fatalf("%d invocation lines, want %d:\n%s", len(lines), 2+len(frames), f.logs)
 	}
 	check(t, "connect", lines[0], map[string]any{"msg": "wsbind: connect", "function": "connect", "aws_request_id": "lr-1",
-		"api_request_id": "ar-1", "conn": "c1", "event": "CONNECT", "status": 200.0, "cold_start": true, "init_ms": 1.5,
+		"api_request_id": "ar-1", "conn": "c1", "event": "CONNECT", "status": 200.0, "cold_start": true, "init_us": 1500.0,
 		"Function": "connect", "Event": "CONNECT", "StatusClass": "2xx", "Events": 1.0, "ColdStart": 1.0, "GuestTraps": 0.0})
 	check(t, "disconnect", lines[5], map[string]any{"event": "DISCONNECT", "aws_request_id": "lr-2", "status": 200.0})
 	if _, ok := lines[5]["cold_start"]; ok {
@@ -148,8 +148,8 @@ func TestHandler_LogLines(t *testing.T) {
 		"Action": "other", "StatusClass": "4xx", "level": "INFO"})
 	check(t, "not json", garbage, map[string]any{"stream": nil, "action": nil, "request_id": nil, "status": 400.0, "Action": "none"})
 	for _, l := range lines {
-		if d, ok := l["duration_ms"].(float64); !ok || d <= 0 || d != l["Latency"] {
-			t.Errorf("duration_ms %v, Latency %v: want the same positive figure", l["duration_ms"], l["Latency"])
+		if d, ok := l["duration_us"].(float64); !ok || d <= 0 || d != l["Latency"] {
+			t.Errorf("duration_us %v, Latency %v: want the same positive figure", l["duration_us"], l["Latency"])
 		}
 	}
 	// The metrics go to the namespace configured.

@@ -14,10 +14,10 @@ import (
 // docs/operations.md documents them. A field may be null where the
 // request had none (a frame with no stream, no request_id).
 var Fields = map[string][]string{
-	"route":        {"function", "aws_request_id", "api_request_id", "conn", "event", "stream", "action", "request_id", "status", "duration_ms"},
-	"connect":      {"function", "aws_request_id", "api_request_id", "conn", "event", "status", "duration_ms"},
-	"authorizer":   {"function", "aws_request_id", "api_request_id", "conn", "status", "duration_ms"},
-	"streamfanout": {"function", "aws_request_id", "records", "failed_records", "duration_ms"},
+	"route":        {"function", "aws_request_id", "api_request_id", "conn", "event", "stream", "action", "request_id", "status", "duration_us"},
+	"connect":      {"function", "aws_request_id", "api_request_id", "conn", "event", "status", "duration_us"},
+	"authorizer":   {"function", "aws_request_id", "api_request_id", "conn", "status", "duration_us"},
+	"streamfanout": {"function", "aws_request_id", "records", "failed_records", "duration_us"},
 }
 
 // PushFields are what a fan-out line adds when its Poster counts its
@@ -25,7 +25,7 @@ var Fields = map[string][]string{
 var PushFields = []string{"pushes_posted", "pushes_gone", "pushes_throttled", "pushes_failed"}
 
 // numeric are the fields whose value must be a number.
-var numeric = []string{"status", "duration_ms", "records", "failed_records", "lag_ms", "init_ms",
+var numeric = []string{"status", "duration_us", "records", "failed_records", "lag_ms", "init_us",
 	"pushes_posted", "pushes_gone", "pushes_throttled", "pushes_failed"}
 
 // Options say what a set of lines must show beyond the per-line rules.
@@ -72,7 +72,7 @@ func Check(line []byte, o Options) (Line, error) {
 		if _, failed := root["err"]; failed {
 			// A failed invocation (an event the function does not
 			// serve) may not have read its event's fields.
-			want = []string{"function", "duration_ms"}
+			want = []string{"function", "duration_us"}
 		}
 		for _, k := range want {
 			if _, ok := root[k]; !ok {

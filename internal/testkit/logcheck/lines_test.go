@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-const routeLine = `{"time":"2026-12-06T00:00:00Z","level":"INFO","msg":"wsbind: route","function":"route","aws_request_id":"r1","api_request_id":"a1","conn":"c1","event":"MESSAGE","stream":null,"action":"list","request_id":7,"status":200,"duration_ms":0.3}`
+const routeLine = `{"time":"2026-12-06T00:00:00Z","level":"INFO","msg":"wsbind: route","function":"route","aws_request_id":"r1","api_request_id":"a1","conn":"c1","event":"MESSAGE","stream":null,"action":"list","request_id":7,"status":200,"duration_us":0.3}`
 
 func TestCheck_lines(t *testing.T) {
 	l, err := Check([]byte(routeLine), Options{})
@@ -24,7 +24,7 @@ func TestCheck_lines(t *testing.T) {
 		{"no request_id", strings.Replace(routeLine, `"request_id":7,`, "", 1), "without request_id"},
 		{"no aws_request_id", strings.Replace(routeLine, `"aws_request_id":"r1",`, "", 1), "without aws_request_id"},
 		{"status a string", strings.Replace(routeLine, `"status":200`, `"status":"200"`, 1), "status"},
-		{"no duration", strings.Replace(routeLine, `,"duration_ms":0.3`, "", 1), "without duration_ms"},
+		{"no duration", strings.Replace(routeLine, `,"duration_us":0.3`, "", 1), "without duration_us"},
 		{"bad EMF", strings.Replace(routeLine, `}`, `,"_aws":{"Timestamp":1}}`, 1), "EMF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -37,11 +37,11 @@ func TestCheck_lines(t *testing.T) {
 	if _, err := Check([]byte(routeLine), Options{EMF: true}); err == nil || !strings.Contains(err.Error(), "without its metrics") {
 		t.Errorf("EMF required: got %v", err)
 	}
-	failed := `{"time":"t","level":"ERROR","msg":"wsbind: route","function":"route","aws_request_id":"r","duration_ms":0.1,"err":"route: event type \"\" not served"}`
+	failed := `{"time":"t","level":"ERROR","msg":"wsbind: route","function":"route","aws_request_id":"r","duration_us":0.1,"err":"route: event type \"\" not served"}`
 	if _, err := Check([]byte(failed), Options{EMF: true}); err != nil {
 		t.Errorf("failed invocation: %v", err)
 	}
-	fan := `{"time":"t","level":"INFO","msg":"wsbind: streamfanout","function":"streamfanout","aws_request_id":"r","records":1,"failed_records":0,"duration_ms":1}`
+	fan := `{"time":"t","level":"INFO","msg":"wsbind: streamfanout","function":"streamfanout","aws_request_id":"r","records":1,"failed_records":0,"duration_us":1}`
 	if _, err := Check([]byte(fan), Options{}); err != nil {
 		t.Errorf("fan-out line: %v", err)
 	}
