@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsbind/wsbind/internal/aws/lambdainit"
 	"github.com/wsbind/wsbind/internal/tool/lambdapkg"
 	"github.com/wsbind/wsbind/local/emulator"
 	"github.com/wsbind/wsbind/local/faults"
@@ -57,6 +58,10 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		}
 		return usagef("%s %q: %v", from, *faultSpec, err)
 	}
+	metrics, err := metricsSetting(*logFormat, env.Getenv)
+	if err != nil {
+		return err
+	}
 	secret, dev := emulator.SecretFromEnv(env.Getenv)
 
 	log := emulator.NewLogger(env.Stderr, *logFormat == "text")
@@ -92,7 +97,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		CacheDir:    filepath.Join(dir, ".cache"),
 		GuestEnv:    guestEnv(),
 		Log:         log,
-		Metrics:     metricsSetting(*logFormat),
+		Metrics:     metrics,
 		Template:    tmpl,
 		IdleTimeout: *idle,
 		MaxLifetime: *lifetime,
@@ -126,13 +131,19 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	return em.Close(sctx)
 }
 
-// metricsSetting is emulator.Config.Metrics for a log format: the
-// embedded metrics are for CloudWatch, which reads JSON lines only.
-func metricsSetting(format string) string {
-	if format == "text" {
-		return "off"
+// metricsSetting is emulator.Config.Metrics: WSBIND_METRICS and
+// WSBIND_METRICS_NAMESPACE, as the bootstrap reads them, and none with
+// text logs (the embedded metrics are for CloudWatch, which reads JSON
+// lines only).
+func metricsSetting(format string, getenv func(string) string) (string, error) {
+	ns, err := lambdainit.MetricsFromEnv(getenv)
+	if err != nil {
+		return "", usageError{err}
 	}
-	return ""
+	if ns == "" || format == "text" {
+		return "off", nil
+	}
+	return ns, nil
 }
 
 // moduleDir returns the root of the Go module dir is in.
@@ -166,7 +177,8 @@ func guestEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "WSBIND_") && !strings.HasPrefix(kv, "WSBIND_JWT_") &&
-			!strings.HasPrefix(kv, "WSBIND_ADDR=") && !strings.HasPrefix(kv, "WSBIND_FAULTS=") && !strings.HasPrefix(kv, "WSBIND_LOG=") {
+			!strings.HasPrefix(kv, "WSBIND_ADDR=") && !strings.HasPrefix(kv, "WSBIND_FAULTS=") && !strings.HasPrefix(kv, "WSBIND_LOG=") &&
+			!strings.HasPrefix(kv, "WSBIND_METRICS") {
 			out = append(out, kv)
 		}
 	}
