@@ -126,10 +126,10 @@ func checkDirective(root map[string]json.RawMessage, raw json.RawMessage) error 
 	}
 	ns, ok := str(rawNS)
 	if !ok {
-		return fmt.Errorf("Namespace: %s is not a string", rawNS)
+		return fmt.Errorf("member Namespace: %s is not a string", rawNS)
 	}
 	if ns == "" || len(ns) > MaxNamespace {
-		return fmt.Errorf("Namespace: %q is not 1 to %d characters", ns, MaxNamespace)
+		return fmt.Errorf("member Namespace: %q is not 1 to %d characters", ns, MaxNamespace)
 	}
 	rawDims, ok := d["Dimensions"]
 	if !ok {
@@ -137,7 +137,7 @@ func checkDirective(root map[string]json.RawMessage, raw json.RawMessage) error 
 	}
 	sets, ok := array(rawDims)
 	if !ok {
-		return fmt.Errorf("Dimensions: not an array: %s", rawDims)
+		return fmt.Errorf("member Dimensions: not an array: %s", rawDims)
 	}
 	for i, rawSet := range sets {
 		keys, ok := array(rawSet)
@@ -148,15 +148,15 @@ func checkDirective(root map[string]json.RawMessage, raw json.RawMessage) error 
 			set = append(set, k)
 		}
 		if !ok {
-			return fmt.Errorf("Dimensions[%d]: not an array of strings: %s", i, rawSet)
+			return fmt.Errorf("member Dimensions[%d]: not an array of strings: %s", i, rawSet)
 		}
 		if len(set) > MaxDimensionKeys {
-			return fmt.Errorf("Dimensions[%d]: %d keys, more than %d", i, len(set), MaxDimensionKeys)
+			return fmt.Errorf("member Dimensions[%d]: %d keys, more than %d", i, len(set), MaxDimensionKeys)
 		}
 		for _, k := range set {
 			v, ok := root[k]
 			if !ok {
-				return fmt.Errorf("Dimensions[%d]: %q is not a root member", i, k)
+				return fmt.Errorf("member Dimensions[%d]: %q is not a root member", i, k)
 			}
 			s, ok := str(v)
 			if !ok {
@@ -173,14 +173,14 @@ func checkDirective(root map[string]json.RawMessage, raw json.RawMessage) error 
 	}
 	defs, ok := array(rawMetrics)
 	if !ok {
-		return fmt.Errorf("Metrics: not an array: %s", rawMetrics)
+		return fmt.Errorf("member Metrics: not an array: %s", rawMetrics)
 	}
 	if len(defs) > MaxMetrics {
-		return fmt.Errorf("Metrics: %d definitions, more than %d", len(defs), MaxMetrics)
+		return fmt.Errorf("member Metrics: %d definitions, more than %d", len(defs), MaxMetrics)
 	}
 	for i, raw := range defs {
 		if _, err := checkDefinition(root, raw); err != nil {
-			return fmt.Errorf("Metrics[%d]: %w", i, err)
+			return fmt.Errorf("member Metrics[%d]: %w", i, err)
 		}
 	}
 	return nil
@@ -204,7 +204,7 @@ func checkDefinition(root map[string]json.RawMessage, raw json.RawMessage) (stri
 	}
 	name, ok := str(rawName)
 	if !ok || name == "" {
-		return "", fmt.Errorf("Name: %s is not a non-empty string", rawName)
+		return "", fmt.Errorf("member Name: %s is not a non-empty string", rawName)
 	}
 	if rawUnit, ok := m["Unit"]; ok {
 		if unit, ok := str(rawUnit); !ok || !slices.Contains(Units, unit) {
