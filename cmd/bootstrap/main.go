@@ -16,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -31,7 +32,11 @@ func main() {
 		exitIf(lambdainit.CompileCaches(ctx, *cacheDir, flag.Args(), nil))
 		return
 	}
-	h, err := lambdainit.FromEnv(ctx, lambdainit.Process{Program: program})
+	// JSON lines, the host's and aws-lambda-go's (through the log
+	// package) alike.
+	log := lambdainit.NewLogger(os.Stdout)
+	slog.SetDefault(log)
+	h, err := lambdainit.FromEnv(ctx, lambdainit.Process{Program: program, Log: log})
 	exitIf(err)
 	lambda.Start(h)
 }

@@ -30,6 +30,7 @@ func TestMain_StartErrors(t *testing.T) {
 		{"unknown handler", nil, []string{"_HANDLER=nope", "WSBIND_BACKEND=memory"}, `_HANDLER="nope"`},
 		{"no backend", nil, []string{"_HANDLER=route"}, "WSBIND_BACKEND"},
 		{"dynamodb without tables", nil, []string{"_HANDLER=route", "WSBIND_BACKEND=dynamodb"}, "WSBIND_TABLE_ITEMS"},
+		{"bad metrics setting", nil, []string{"_HANDLER=route", "WSBIND_BACKEND=memory", "WSBIND_METRICS_NAMESPACE=AWS/Mine"}, "WSBIND_METRICS_NAMESPACE"},
 		{"missing guest", nil, []string{"_HANDLER=route", "WSBIND_BACKEND=memory", "LAMBDA_TASK_ROOT=" + empty}, "route.wasm"},
 		{"compile nothing", []string{"-compile-cache", filepath.Join(empty, "out"), filepath.Join(empty, "none.wasm")}, nil, "none.wasm"},
 	} {

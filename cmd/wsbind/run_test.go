@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -45,7 +46,11 @@ func TestRun_StartErrors(t *testing.T) {
 		{"unknown fault", []string{"run", "-guests", t.TempDir(), "-faults", "post-fial=0.1"}, nil, `-faults "post-fial=0.1": faults: unknown key "post-fial"`, 2},
 		{"fault share out of range", []string{"run", "-guests", t.TempDir(), "-faults", "post-fail=0.05,dynamo-throttle=1.5"}, nil, "faults: dynamo-throttle=1.5: a share is from 0 to 1", 2},
 		{"bad fault delay", []string{"run", "-guests", t.TempDir()}, []string{"WSBIND_FAULTS=post-delay=20"}, `WSBIND_FAULTS "post-delay=20": faults: post-delay=20: not a duration`, 2},
+		{"bad log format", []string{"run", "-log", "yaml"}, nil, `wsbind run: -log "yaml": want json or text`, 2},
+		{"bad metrics namespace", []string{"run"}, []string{"WSBIND_METRICS_NAMESPACE=AWS/Mine"}, `wsbind run: WSBIND_METRICS_NAMESPACE="AWS/Mine": AWS/ is reserved`, 2},
+		{"bad WSBIND_LOG", []string{"run"}, []string{"WSBIND_LOG=xml"}, `wsbind run: WSBIND_LOG "xml": want json or text`, 2},
 		// A good spec goes on to start (and fails here for want of guests).
+		{"good faults, text log", []string{"run", "-log", "text", "-guests", filepath.Join(t.TempDir(), "nowhere"), "-faults", "post-throttle=0.1,seed=1"}, nil, "make run and wsbind run build the guests", 1},
 		{"good faults", []string{"run", "-guests", filepath.Join(t.TempDir(), "nowhere"), "-faults", "post-throttle=0.1,seed=1"}, nil, "make run and wsbind run build the guests", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,10 +68,14 @@ func TestRun_StartErrors(t *testing.T) {
 				t.Fatalf("exit: %v, want status %d; stderr %q", err, tc.status, stderr.String())
 			}
 			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
-			if tc.name == "good faults" {
-				// The line saying which faults are on, then the error.
+			if strings.HasPrefix(tc.name, "good faults") {
+				// The line saying which faults are on, then the error;
+				// the line is JSON unless -log text.
 				if len(lines) != 2 || !strings.Contains(lines[0], "injecting faults") || !strings.Contains(lines[0], "post-throttle=0.1,seed=1") {
 					t.Errorf("stderr %q, want the faults logged, then the error", stderr.String())
+				}
+				if text := strings.Contains(tc.name, "text"); json.Valid([]byte(lines[0])) == text {
+					t.Errorf("log line %q: JSON %t, want %t", lines[0], !text, !text)
 				}
 				lines = lines[1:]
 			}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -67,8 +68,16 @@ type Config struct {
 	// IdleTimeout and MaxLifetime are the gateway's connection limits.
 	// 0 means API Gateway's: 10 minutes and 2 hours.
 	IdleTimeout, MaxLifetime time.Duration
-	// Log receives the emulator's logs. nil means slog.Default().
+	// Log receives the emulator's logs, its functions' included: one
+	// line per invocation, with its embedded metrics, as on Lambda. nil
+	// means slog.Default(); NewLogger makes the JSON logger the
+	// functions write on Lambda.
 	Log *slog.Logger
+	// Metrics is the CloudWatch namespace of the metrics embedded in
+	// the functions' log lines, as WSBIND_METRICS_NAMESPACE sets it on
+	// Lambda. "" means lambdahost.DefaultMetricsNamespace; "off" means
+	// none (WSBIND_METRICS=off).
+	Metrics string
 	// Template is the SAM template whose tables the emulator creates,
 	// and whose event source mapping of the items table's stream
 	// (BatchSize, MaximumBatchingWindowInSeconds, MaximumRetryAttempts,
@@ -80,6 +89,16 @@ type Config struct {
 	// means none: Start then makes an empty one, so that Faults is never
 	// nil and a test can switch faults on while the emulator runs.
 	Faults *faults.Faults
+}
+
+// NewLogger is a logger printing on w what the functions print on
+// Lambda: JSON lines. With text, it prints slog's key=value text instead,
+// easier on the eye; Metrics "off" then leaves the metrics out too.
+func NewLogger(w io.Writer, text bool) *slog.Logger {
+	if text {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
 // Emulator is a running emulator.

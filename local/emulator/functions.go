@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/wsbind/wsbind/internal/aws/auth"
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
@@ -62,7 +64,14 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, refresh
 	if err != nil {
 		return fail(fmt.Errorf("WSBIND_JWT_SECRET: %w", err))
 	}
-	f.authorizer = auth.NewAuthorizer(v, log)
+	metrics := cfg.Metrics
+	switch metrics {
+	case "":
+		metrics = lambdahost.DefaultMetricsNamespace
+	case "off":
+		metrics = ""
+	}
+	f.authorizer = &lambdaCtx{inv: lambdahost.NewAuthorizer(auth.NewAuthorizer(v, log), log, metrics, 0), name: "authorizer"}
 
 	wcfg := host.WazeroConfig{Interruptible: true, GuestEnv: cfg.GuestEnv}
 	if cfg.CacheDir != "" {
@@ -88,6 +97,7 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, refresh
 		{lambdahost.NameRoute, &f.route},
 		{lambdahost.NameStreamFanout, &f.fanout},
 	} {
+		begin := time.Now()
 		wasm, err := os.ReadFile(filepath.Join(cfg.GuestDir, fn.name+".wasm"))
 		if err != nil {
 			return fail(fmt.Errorf("%w (make run and wsbind run build the guests)", err))
@@ -112,11 +122,12 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, refresh
 				f.bindings = []byte(`{"streams":[]}`)
 			}
 		}
-		h, err := lambdahost.New(lambdahost.Config{Function: fn.name, Pool: pool, Services: svc, Refresh: refresh})
+		h, err := lambdahost.New(lambdahost.Config{Function: fn.name, Pool: pool, Services: svc, Refresh: refresh,
+			Metrics: metrics, InitDuration: time.Since(begin)})
 		if err != nil {
 			return fail(err)
 		}
-		*fn.dst = newLimited(h, cfg.Instances)
+		*fn.dst = newLimited(&lambdaCtx{inv: h, name: fn.name}, cfg.Instances)
 	}
 	return f, nil
 }
@@ -142,4 +153,29 @@ func (l *limited) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	}
 	defer func() { <-l.sem }()
 	return l.inv.Invoke(ctx, payload)
+}
+
+// lambdaCtx gives each invocation the context Lambda gives it: its
+// request id (lambdacontext), which the functions log.
+type lambdaCtx struct {
+	inv  Invoker
+	name string
+}
+
+func (l *lambdaCtx) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
+		AwsRequestID:       newRequestID(),
+		InvokedFunctionArn: "arn:aws:lambda:us-east-1:000000000000:function:wsbind-local-" + l.name,
+	})
+	return l.inv.Invoke(ctx, payload)
+}
+
+// newRequestID is a random UUID (version 4), the form of Lambda's
+// request ids.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

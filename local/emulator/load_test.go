@@ -170,7 +170,9 @@ func lcLoadDuration(t *testing.T) time.Duration {
 func TestEmulator_Load(t *testing.T) {
 	dur := lcLoadDuration(t)
 	logs := &lcLogs{}
-	em := emulatortest.Start(t, func(c *emulator.Config) { c.Log = slog.New(logs) })
+	// The warnings are kept for the test; every line goes on where
+	// emulatortest sends it too.
+	em := emulatortest.Start(t, func(c *emulator.Config) { c.Log = slog.New(slog.NewMultiHandler(logs, c.Log.Handler())) })
 
 	began := time.Now()
 	conns := lcDialAll(t, em, lcLoadConns, "c")

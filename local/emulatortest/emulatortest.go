@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,6 +57,32 @@ var guests = sync.OnceValues(func() (string, error) {
 	return dir, nil
 })
 
+// logOut is where the emulators Config configures print their logs.
+var logOut struct {
+	sync.Mutex
+	w io.Writer
+}
+
+// LogTo makes the emulators Config configures from now on print their
+// logs on w, as JSON lines (emulator.NewLogger), the functions' lines
+// with their embedded metrics among them: what `wsbind run` prints. A
+// TestMain can so collect what a whole suite prints and check it. nil
+// means nowhere, the default.
+func LogTo(w io.Writer) {
+	logOut.Lock()
+	defer logOut.Unlock()
+	logOut.w = w
+}
+
+func logWriter() io.Writer {
+	logOut.Lock()
+	defer logOut.Unlock()
+	if logOut.w == nil {
+		return io.Discard
+	}
+	return logOut.w
+}
+
 // Start runs an emulator on free ports of 127.0.0.1 until the test ends.
 // tune, if not nil, adjusts its configuration first.
 func Start(t testing.TB, tune func(*emulator.Config)) *emulator.Emulator {
@@ -82,7 +107,8 @@ func Start(t testing.TB, tune func(*emulator.Config)) *emulator.Emulator {
 
 // Config is the configuration Start starts with: free ports, the test
 // secret, the guests built from the module under test and its
-// template.yaml (if it has one), logs discarded. Tests that start the
+// template.yaml (if it has one), logs discarded unless LogTo says
+// otherwise. Tests that start the
 // emulator themselves (to see it fail) begin from it.
 func Config(t testing.TB) emulator.Config {
 	t.Helper()
@@ -101,7 +127,7 @@ func Config(t testing.TB) emulator.Config {
 		GuestDir:  dir,
 		CacheDir:  filepath.Join(os.TempDir(), "wsbind-emulator-test-cache"),
 		Template:  tmpl,
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:       emulator.NewLogger(logWriter(), false),
 	}
 }
 

@@ -1,8 +1,8 @@
 // Package apigw delivers pushes to WebSocket clients through API
 // Gateway's management API (PostToConnection), as the streamfanout
-// function's host.Poster and host.Flusher (internal/sandbox/host; the
-// package does not import it: lambdainit, which wires the two, checks
-// that they fit).
+// function's host.Poster, host.Flusher and host.PushCounter
+// (internal/sandbox/host, whose PushCounts type alone it uses:
+// lambdainit, which wires the two, checks that they fit).
 //
 //	p, err := apigw.New(os.Getenv("WSBIND_MANAGEMENT_ENDPOINT"), awsCfg,
 //		apigw.Config{OnGone: conns.DropConn})
@@ -44,6 +44,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 )
 
 // Defaults of Config (RATIONALE: "Why 256 posts in flight?" and "Why
@@ -134,6 +136,30 @@ type Poster struct {
 	// per push (a replay of hundreds to a client that just left).
 	goneMu sync.Mutex
 	goneAt map[string]time.Time
+
+	// The outcomes of PostToConnection attempts, for PushCounts.
+	posted, goneN, throttled, failed atomic.Int64
+}
+
+// PushCounts returns the outcomes of the Poster's PostToConnection
+// attempts so far, retries in the lanes included (host.PushCounts).
+func (p *Poster) PushCounts() host.PushCounts {
+	return host.PushCounts{Posted: p.posted.Load(), Gone: p.goneN.Load(), Throttled: p.throttled.Load(), Failed: p.failed.Load()}
+}
+
+// count adds one attempt's outcome to the PushCounts.
+func (p *Poster) count(err error) {
+	var gone *types.GoneException
+	switch {
+	case err == nil:
+		p.posted.Add(1)
+	case errors.As(err, &gone):
+		p.goneN.Add(1)
+	case isThrottle(err):
+		p.throttled.Add(1)
+	default:
+		p.failed.Add(1)
+	}
 }
 
 // goneFor is how long a gone connection is remembered. Connection ids
@@ -415,9 +441,12 @@ func (p *Poster) post(ctx context.Context, pu *push, id string) error {
 	}
 	if p.sdkPosts {
 		_, err := p.client.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: pu.frame})
+		p.count(err)
 		return err
 	}
-	return p.send.post(ctx, pu, id)
+	err := p.send.post(ctx, pu, id)
+	p.count(err)
+	return err
 }
 
 // gone hands connection id to OnGone, once, logging its failure.

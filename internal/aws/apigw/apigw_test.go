@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 
 	"github.com/wsbind/wsbind/internal/aws/apigw"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
 )
 
@@ -796,5 +797,43 @@ func TestPoster_TLS(t *testing.T) {
 				t.Errorf("%d requests, %d over HTTP/2; want 600 and %d", st.Requests, st.HTTP2, want)
 			}
 		})
+	}
+}
+
+// TestPoster_PushCounts: every PostToConnection attempt is counted once by
+// its outcome, in Post and in the lanes alike, so the counts add up to
+// the requests the endpoint saw.
+func TestPoster_PushCounts(t *testing.T) {
+	p := newPoster(t, apigwtest.Options{}, func(c *apigw.Config, _ *aws.Config) { c.FlushWait = 10 * time.Second })
+	p.srv.Connect("ok1", "ok2", "slow", "bad")
+	p.srv.Inject("slow", apigwtest.Fault{Status: 429, Type: apigwtest.LimitExceeded, Times: 3})
+	p.srv.Inject("bad", apigwtest.Fault{Status: 403, Type: apigwtest.Forbidden})
+	if got := p.PushCounts(); got != (host.PushCounts{}) {
+		t.Fatalf("a new Poster's counts: %+v", got)
+	}
+	err := p.Post(context.Background(), []byte(`{"push":1}`), []string{"ok1", "ok2", "slow", "bad", "gone"})
+	if err == nil {
+		t.Fatal("the 403 is not reported")
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// ok1, ok2 and slow's fourth try delivered; slow throttled 3 times
+	// (once in Post, twice in its lane); bad refused; gone gone.
+	want := host.PushCounts{Posted: 3, Gone: 1, Throttled: 3, Failed: 1}
+	got := p.PushCounts()
+	if got != want {
+		t.Errorf("counts %+v, want %+v", got, want)
+	}
+	if st := p.srv.Stats(); int64(st.Requests) != got.Posted+got.Gone+got.Throttled+got.Failed {
+		t.Errorf("requests %d, counts %+v: they should add up", st.Requests, got)
+	}
+	// A later Post's share is the difference.
+	before := p.PushCounts()
+	if err := p.Post(context.Background(), []byte(`{"push":2}`), []string{"ok1"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.PushCounts().Sub(before); d != (host.PushCounts{Posted: 1}) {
+		t.Errorf("second Post's counts %+v, want 1 posted", d)
 	}
 }

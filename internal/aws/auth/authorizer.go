@@ -141,8 +141,8 @@ func resultSize(resp events.APIGatewayCustomAuthorizerResponse) (int, error) {
 
 func (a *Authorizer) reject(ctx context.Context, req events.APIGatewayCustomAuthorizerRequestTypeRequest, source string, err error) (events.APIGatewayCustomAuthorizerResponse, error) {
 	a.log.InfoContext(ctx, "auth: connection refused",
-		"requestId", req.RequestContext.RequestID,
-		"tokenSource", source,
+		"api_request_id", req.RequestContext.RequestID,
+		"token_source", source,
 		"reason", err.Error())
 	return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -38,6 +39,10 @@ const (
 	NameStreamFanout = "streamfanout" // the items table's stream: pushes
 	NameAuthorizer   = "authorizer"   // $connect's REQUEST authorizer (host code, no guest)
 )
+
+// DefaultMetricsNamespace is the CloudWatch namespace of the metrics
+// unless the deployment names another (WSBIND_METRICS_NAMESPACE).
+const DefaultMetricsNamespace = "wsbind"
 
 // Config configures a Handler. Function and Pool are required.
 type Config struct {
@@ -60,6 +65,13 @@ type Config struct {
 	// quarters of the default replay overlap; set it to three quarters of
 	// WSBIND_REPLAY_OVERLAP.
 	Refresh time.Duration
+	// Metrics is the CloudWatch namespace of the metrics each
+	// invocation's log line embeds (EMF). "" means none: the lines
+	// carry the log fields alone.
+	Metrics string
+	// InitDuration is how long the process took to get ready, reported
+	// with the first invocation (its cold start).
+	InitDuration time.Duration
 }
 
 // Handler is one function's lambda.Handler. It is safe for concurrent
@@ -68,7 +80,11 @@ type Config struct {
 type Handler struct {
 	cfg    Config
 	log    *slog.Logger
-	invoke func(ctx context.Context, payload []byte) (any, error)
+	invoke func(ctx context.Context, payload []byte, in *invocation) (any, error)
+
+	msg  string    // the message of its invocation lines
+	emf  []rawJSON // the EMF directives, by variant; nil: no metrics
+	warm atomic.Bool
 }
 
 var _ lambda.Handler = (*Handler)(nil)
@@ -84,7 +100,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = router.HistoryDefaults.Overlap * 3 / 4
 	}
-	h := &Handler{cfg: cfg, log: cfg.Services.Log}
+	h := &Handler{cfg: cfg, log: cfg.Services.Log, msg: "wsbind: " + cfg.Function, emf: metricsFor(cfg.Function, cfg.Metrics)}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -102,18 +118,38 @@ func New(cfg Config) (*Handler, error) {
 }
 
 // NewAuthorizer returns the Handler of the $connect authorizer: host code
-// only, no guest and no database.
-func NewAuthorizer(a *auth.Authorizer, log *slog.Logger) *Handler {
+// only, no guest and no database. metrics is Config.Metrics, and init
+// Config.InitDuration.
+func NewAuthorizer(a *auth.Authorizer, log *slog.Logger, metrics string, init time.Duration) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{cfg: Config{Function: NameAuthorizer}, log: log}
-	h.invoke = func(ctx context.Context, payload []byte) (any, error) {
+	h := &Handler{cfg: Config{Function: NameAuthorizer, Metrics: metrics, InitDuration: init}, log: log,
+		msg: "wsbind: " + NameAuthorizer, emf: metricsFor(NameAuthorizer, metrics)}
+	h.invoke = func(ctx context.Context, payload []byte, in *invocation) (any, error) {
 		var req events.APIGatewayCustomAuthorizerRequestTypeRequest
 		if err := json.Unmarshal(payload, &req); err != nil {
 			return nil, fmt.Errorf("not an authorizer request: %w", err)
 		}
-		return a.Authorize(ctx, req)
+		// A WebSocket API's authorizer event also names the connection,
+		// which aws-lambda-go's type leaves out.
+		var ws struct {
+			RequestContext struct {
+				ConnectionID string `json:"connectionId"`
+			} `json:"requestContext"`
+		}
+		_ = json.Unmarshal(payload, &ws) // read above: cannot fail
+		in.conn, in.apiReqID = ws.RequestContext.ConnectionID, req.RequestContext.RequestID
+		resp, err := a.Authorize(ctx, req)
+		switch {
+		case errors.Is(err, auth.ErrUnauthorized):
+			in.status = 401
+		case err != nil:
+			in.status = 500
+		default:
+			in.status = 200
+		}
+		return resp, err
 	}
 	return h
 }
@@ -121,8 +157,30 @@ func NewAuthorizer(a *auth.Authorizer, log *slog.Logger) *Handler {
 // Invoke implements lambda.Handler: payload is the event as Lambda
 // delivers it, the result the JSON response. An error fails the
 // invocation; it is returned for events the function does not serve.
-func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	resp, err := h.invoke(ctx, payload)
+func (h *Handler) Invoke(ctx context.Context, payload []byte) (_ []byte, err error) {
+	start := time.Now()
+	cold := !h.warm.Swap(true)
+	var in invocation
+	var counter host.PushCounter
+	var before host.PushCounts
+	if h.cfg.Function == NameStreamFanout {
+		if counter, _ = h.cfg.Services.Poster.(host.PushCounter); counter != nil {
+			before = counter.PushCounts()
+		}
+	}
+	defer func() {
+		var pushes *host.PushCounts
+		if counter != nil {
+			d := counter.PushCounts().Sub(before)
+			pushes = &d
+		}
+		logged := err
+		if errors.Is(err, auth.ErrUnauthorized) {
+			logged = nil // a refusal, in status; not a failed invocation
+		}
+		h.report(ctx, start, cold, &in, logged, pushes)
+	}()
+	resp, err := h.invoke(ctx, payload, &in)
 	if errors.Is(err, auth.ErrUnauthorized) {
 		// API Gateway answers 401 only to this exact message.
 		return nil, auth.ErrUnauthorized
@@ -166,12 +224,13 @@ func decodeWebSocket(payload []byte, types ...string) (*events.APIGatewayWebsock
 // connect serves $connect and $disconnect: 200 when the guest accepts,
 // 403 when it refuses, 500 when it fails. (API Gateway refuses the
 // connection on anything but 2xx, and ignores the answer to a disconnect.)
-func (h *Handler) connect(ctx context.Context, payload []byte) (any, error) {
+func (h *Handler) connect(ctx context.Context, payload []byte, in *invocation) (any, error) {
 	req, err := decodeWebSocket(payload, eventConnect, eventDisconnect)
 	if err != nil {
 		return nil, err
 	}
 	rc := &req.RequestContext
+	in.event, in.conn, in.apiReqID = rc.EventType, rc.ConnectionID, rc.RequestID
 	e := abi.ConnEvent{Kind: abi.EventConnect, ConnID: rc.ConnectionID, User: userOf(rc.Authorizer), At: rc.ConnectedAt}
 	if rc.EventType == eventDisconnect {
 		e.Kind, e.At = abi.EventDisconnect, rc.RequestTimeEpoch
@@ -179,29 +238,35 @@ func (h *Handler) connect(ctx context.Context, payload []byte) (any, error) {
 	ok, err := host.CallConnect(ctx, h.cfg.Pool, h.cfg.Services, e)
 	switch {
 	case err != nil:
+		in.status, in.trap = 500, isTrap(err)
 		h.log.LogAttrs(ctx, slog.LevelError, "wsbind: connect guest failed",
 			slog.String("event", e.Kind), slog.String("conn", e.ConnID), slog.Any("err", err))
 		return events.APIGatewayProxyResponse{StatusCode: 500}, nil
 	case !ok:
+		in.status = 403
 		return events.APIGatewayProxyResponse{StatusCode: 403}, nil
 	}
+	in.status = 200
 	return events.APIGatewayProxyResponse{StatusCode: 200}, nil
 }
 
 // route serves $default, a two-way route: the response's body is the
 // reply sent back to the client.
-func (h *Handler) route(ctx context.Context, payload []byte) (any, error) {
+func (h *Handler) route(ctx context.Context, payload []byte, in *invocation) (any, error) {
 	req, err := decodeWebSocket(payload, eventMessage)
 	if err != nil {
 		return nil, err
 	}
+	rc := &req.RequestContext
+	in.event, in.conn, in.apiReqID = rc.EventType, rc.ConnectionID, rc.RequestID
 	frame := []byte(req.Body)
 	if req.IsBase64Encoded {
 		if frame, err = base64.StdEncoding.DecodeString(req.Body); err != nil {
 			return nil, fmt.Errorf("body: %w", err)
 		}
 	}
-	rc := &req.RequestContext
-	reply := host.CallRoute(ctx, h.cfg.Pool, h.cfg.Services, abi.Message{ConnID: rc.ConnectionID, User: userOf(rc.Authorizer), Frame: frame})
+	reply, trap := host.CallRouteTrap(ctx, h.cfg.Pool, h.cfg.Services, abi.Message{ConnID: rc.ConnectionID, User: userOf(rc.Authorizer), Frame: frame})
+	in.trap = isTrap(trap)
+	readReply(in, reply)
 	return events.APIGatewayProxyResponse{StatusCode: 200, Body: string(reply)}, nil
 }

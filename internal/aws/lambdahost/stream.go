@@ -22,11 +22,12 @@ import (
 // order. At the first record not delivered it stops and reports that
 // record, so Lambda retries the batch from there; the records after it
 // are not attempted.
-func (h *Handler) fanout(ctx context.Context, payload []byte) (any, error) {
+func (h *Handler) fanout(ctx context.Context, payload []byte, in *invocation) (any, error) {
 	ev, err := decodeStream(payload)
 	if err != nil {
 		return nil, err
 	}
+	in.records = len(ev.Records)
 	resp := events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}
 	if dl, ok := ctx.Deadline(); ok {
 		// Stop posting a little before Lambda's deadline, so the batch
@@ -78,9 +79,13 @@ func (h *Handler) fanout(ctx context.Context, payload []byte) (any, error) {
 			break
 		}
 		if err := host.CallFanout(ctx, h.cfg.Pool, h.cfg.Services, abi.Change(ch)); err != nil {
+			in.trap = isTrap(err)
 			h.log.LogAttrs(ctx, slog.LevelError, "wsbind: fan-out failed", slog.String("seq", seq), slog.Any("err", err))
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.DynamoDBBatchItemFailure{ItemIdentifier: seq})
 			break
+		}
+		if at := rec.Change.ApproximateCreationDateTime; !at.IsZero() {
+			in.lags = append(in.lags, time.Since(at.Time).Milliseconds())
 		}
 	}
 	// Give the pushes retried in the background (a throttled client's) a
@@ -93,6 +98,7 @@ func (h *Handler) fanout(ctx context.Context, payload []byte) (any, error) {
 			h.log.LogAttrs(ctx, slog.LevelWarn, "wsbind: fan-out flush", slog.Any("err", err))
 		}
 	}
+	in.failures = len(resp.BatchItemFailures)
 	return resp, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/core/store"
 	"github.com/wsbind/wsbind/internal/sandbox/host"
+	"github.com/wsbind/wsbind/internal/testkit/logcheck"
 	"github.com/wsbind/wsbind/internal/testkit/runtimeapi"
 	"github.com/wsbind/wsbind/internal/testkit/wasmbuild"
 )
@@ -232,7 +233,7 @@ func (p *process) invokeRoute(t *testing.T, rt *runtimeapi.Server, payload []byt
 func messageEvent(t *testing.T, conn, frame string) []byte {
 	t.Helper()
 	b, err := json.Marshal(events.APIGatewayWebsocketProxyRequest{
-		RequestContext: events.APIGatewayWebsocketProxyRequestContext{EventType: "MESSAGE", RouteKey: "$default", ConnectionID: conn},
+		RequestContext: events.APIGatewayWebsocketProxyRequestContext{EventType: "MESSAGE", RouteKey: "$default", ConnectionID: conn, RequestID: "req-" + conn},
 		Body:           frame,
 	})
 	if err != nil {
@@ -280,8 +281,18 @@ func TestBootstrap(t *testing.T) {
 	if strings.Contains(logs, "compiled route") {
 		t.Errorf("the shipped compiled code was not used:\n%s", logs)
 	}
-	if !strings.Contains(logs, "wsbind: ready function=route engine=wazero") {
+	if !strings.Contains(logs, `"msg":"wsbind: ready","function":"route","engine":"wazero"`) {
 		t.Errorf("no ready line:\n%s", logs)
+	}
+	// Everything it printed is JSON lines: one per invocation, the four
+	// messages' with their fields and metrics (EMF), and the failed
+	// invocation's with its error.
+	rep, err := logcheck.CheckAll(strings.NewReader(logs), logcheck.Options{EMF: true})
+	if err != nil {
+		t.Errorf("%v\n%s", err, logs)
+	}
+	if rep.Invocations["route"] != 5 || rep.EMF != 4 {
+		t.Errorf("%d route lines, %d with metrics; want 5 and 4:\n%s", rep.Invocations["route"], rep.EMF, logs)
 	}
 }
 
@@ -316,7 +327,7 @@ func TestBootstrap_Native(t *testing.T) {
 	if got := p.invokeRoute(t, rt, sample(t, sampleMessage)); got != sampleReply {
 		t.Errorf("reply to the sample: got %s, want %s", got, sampleReply)
 	}
-	if !strings.Contains(p.logs.String(), "engine=native") {
+	if !strings.Contains(p.logs.String(), `"engine":"native"`) {
 		t.Errorf("not the native engine:\n%s", p.logs)
 	}
 }

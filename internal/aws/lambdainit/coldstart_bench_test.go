@@ -197,7 +197,7 @@ func coldStart(b *testing.B, bin, root, engine string, fn coldFunction) startSam
 	if !fn.ok(resp.Body) {
 		b.Fatalf("first reply: %s\n%s", resp.Body, logs.String())
 	}
-	if want := "engine=" + engine; !strings.Contains(logs.String(), want) {
+	if want := `"engine":"` + engine + `"`; !strings.Contains(logs.String(), want) {
 		b.Fatalf("not started with %s:\n%s", want, logs.String())
 	}
 	s.init = <-inited

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -69,7 +70,7 @@ func (e *Process) getenv(key string) string {
 // hostOnly are the WSBIND_ settings that configure the host itself: where
 // the data lives and how tokens are verified. Guests never see them; the
 // auth secret in particular must not reach binding code.
-var hostOnly = []string{"WSBIND_BACKEND=", "WSBIND_TABLE_", "WSBIND_MANAGEMENT_ENDPOINT=", "WSBIND_AUTH_", "WSBIND_ENGINE="}
+var hostOnly = []string{"WSBIND_BACKEND=", "WSBIND_TABLE_", "WSBIND_MANAGEMENT_ENDPOINT=", "WSBIND_AUTH_", "WSBIND_ENGINE=", "WSBIND_METRICS"}
 
 // guestEnv is what the guests see of the environment: the application's
 // settings (WSBIND_*, host-only ones excepted) and nothing else. The
@@ -125,15 +126,20 @@ func (f *Function) Close(ctx context.Context) error {
 //   - the guest is instantiated now (Pool.Warm), so the first event pays
 //     no start-up.
 func FromEnv(ctx context.Context, env Process) (*Function, error) {
+	begin := time.Now()
 	log := env.Log
 	if log == nil {
 		log = slog.Default()
 	}
 	name := env.getenv("_HANDLER")
+	metrics, err := MetricsFromEnv(env.getenv)
+	if err != nil {
+		return nil, err
+	}
 	switch name {
 	case lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout:
 	case lambdahost.NameAuthorizer:
-		return authorizerFromEnv(ctx, &env, log)
+		return authorizerFromEnv(ctx, &env, log, metrics, begin)
 	default:
 		return nil, fmt.Errorf("_HANDLER=%q: want %s, %s, %s or %s", name,
 			lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer)
@@ -167,13 +173,69 @@ func FromEnv(ctx context.Context, env Process) (*Function, error) {
 	if err != nil {
 		return fail(err)
 	}
-	h, err := lambdahost.New(lambdahost.Config{Function: name, Pool: pool, Services: svc, Refresh: hist.Overlap * 3 / 4})
+	h, err := lambdahost.New(lambdahost.Config{Function: name, Pool: pool, Services: svc, Refresh: hist.Overlap * 3 / 4,
+		Metrics: metrics, InitDuration: time.Since(begin)})
 	if err != nil {
 		return fail(err)
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", name), slog.String("engine", engine),
-		slog.Duration("load", loaded), slog.Duration("instantiate", time.Since(start)-loaded))
+		slog.Float64("load_ms", msOf(loaded)), slog.Float64("instantiate_ms", msOf(time.Since(start)-loaded)))
 	return &Function{Handler: h, closers: cl}, nil
+}
+
+// MetricsFromEnv reads the metrics settings: WSBIND_METRICS, "on" (the
+// default) or "off", and WSBIND_METRICS_NAMESPACE, the CloudWatch
+// namespace (default lambdahost.DefaultMetricsNamespace). It returns the namespace
+// for lambdahost.Config.Metrics: "" when off.
+func MetricsFromEnv(getenv func(string) string) (string, error) {
+	switch v := getenv("WSBIND_METRICS"); v {
+	case "", "on":
+	case "off":
+		return "", nil
+	default:
+		return "", fmt.Errorf("WSBIND_METRICS=%q: want on (the default: each invocation's log line embeds its CloudWatch metrics) or off", v)
+	}
+	ns := getenv("WSBIND_METRICS_NAMESPACE")
+	if ns == "" {
+		return lambdahost.DefaultMetricsNamespace, nil
+	}
+	if err := checkNamespace(ns); err != nil {
+		return "", fmt.Errorf("WSBIND_METRICS_NAMESPACE=%q: %w", ns, err)
+	}
+	return ns, nil
+}
+
+// checkNamespace applies CloudWatch's rules for a custom namespace: 1 to
+// 255 of A-Z a-z 0-9 . - _ / # : and space, not only spaces, and not
+// under AWS/ (AWS's own). A namespace CloudWatch refuses would lose every
+// metric silently: EMF reports its failures only in CloudWatch's own
+// metrics.
+func checkNamespace(ns string) error {
+	if len(ns) > 255 {
+		return errors.New("longer than 255 characters")
+	}
+	if strings.TrimSpace(ns) == "" {
+		return errors.New("only spaces")
+	}
+	if strings.HasPrefix(ns, "AWS/") {
+		return errors.New("AWS/ is reserved for AWS's own metrics")
+	}
+	for _, c := range ns {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-_/#: ", c)
+		if !ok {
+			return fmt.Errorf("%q is not allowed (A-Z, a-z, 0-9, and . - _ / # : space are)", c)
+		}
+	}
+	return nil
+}
+
+// NewLogger is the logger of a Lambda process: JSON lines on w, one
+// object per line, which CloudWatch Logs indexes field by field (and
+// from which it extracts the embedded metrics). The bootstrap gives it
+// standard output, as aws-lambda-go's own slog handler does; standard
+// error keeps the one-line reason a bootstrap fails to start.
+func NewLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
 // authorizerFromEnv builds the $connect authorizer: host code only, no
@@ -185,7 +247,7 @@ func FromEnv(ctx context.Context, env Process) (*Function, error) {
 // SecureString the template names, read once here; or, for local runs,
 // from WSBIND_AUTH_HS256_SECRET itself. Both set is a mistake: which one
 // wins would be a guess.
-func authorizerFromEnv(ctx context.Context, env *Process, log *slog.Logger) (*Function, error) {
+func authorizerFromEnv(ctx context.Context, env *Process, log *slog.Logger, metrics string, begin time.Time) (*Function, error) {
 	cfg := auth.ConfigFromEnv(env.getenv)
 	if name := env.getenv(auth.EnvHS256SecretParam); name != "" {
 		if len(cfg.HS256Secret) > 0 {
@@ -202,7 +264,7 @@ func authorizerFromEnv(ctx context.Context, env *Process, log *slog.Logger) (*Fu
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", lambdahost.NameAuthorizer, err)
 	}
-	h := lambdahost.NewAuthorizer(auth.NewAuthorizer(v, log), log)
+	h := lambdahost.NewAuthorizer(auth.NewAuthorizer(v, log), log, metrics, time.Since(begin))
 	log.LogAttrs(ctx, slog.LevelInfo, "wsbind: ready", slog.String("function", lambdahost.NameAuthorizer),
 		slog.Bool("hs256", len(cfg.HS256Secret) > 0), slog.Bool("hs256_from_ssm", env.getenv(auth.EnvHS256SecretParam) != ""),
 		slog.Bool("jwks", cfg.JWKSURL != ""))
@@ -230,6 +292,10 @@ func hs256SecretFromSSM(ctx context.Context, name string) ([]byte, error) {
 	c := &auth.SSM{Endpoint: auth.SSMEndpoint(os.Getenv, awsCfg.Region), Region: awsCfg.Region, Credentials: awsCfg.Credentials}
 	return auth.HS256SecretFromSSM(ctx, c, name)
 }
+
+// msOf is d in milliseconds, to the microsecond: how the logs give
+// durations (fields named *_ms).
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
 // closers release what FromEnv opened, last opened first.
 type closers []func(context.Context) error
@@ -305,11 +371,12 @@ func dynamoServices(ctx context.Context, env *Process, name string, log *slog.Lo
 	return svc, nil
 }
 
-// apigw's Poster is the fan-out's Poster, and flushes its retries at the
-// end of a batch; apigw itself does not import the sandbox.
+// apigw's Poster is the fan-out's Poster, flushes its retries at the
+// end of a batch, and counts its attempts for the metrics.
 var (
-	_ host.Poster  = (*apigw.Poster)(nil)
-	_ host.Flusher = (*apigw.Poster)(nil)
+	_ host.Poster      = (*apigw.Poster)(nil)
+	_ host.Flusher     = (*apigw.Poster)(nil)
+	_ host.PushCounter = (*apigw.Poster)(nil)
 )
 
 // dropPoster is the memory backend's Poster: there is no API Gateway to

@@ -116,3 +116,30 @@ func TestFromEnv_Errors(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsFromEnv: the metrics settings, and one clear error for each
+// bad one.
+func TestMetricsFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+		err  string
+	}{
+		{nil, "wsbind", ""},
+		{map[string]string{"WSBIND_METRICS": "on", "WSBIND_METRICS_NAMESPACE": "Shop/WebSocket API_1"}, "Shop/WebSocket API_1", ""},
+		{map[string]string{"WSBIND_METRICS": "off", "WSBIND_METRICS_NAMESPACE": "x"}, "", ""},
+		{map[string]string{"WSBIND_METRICS": "yes"}, "", `WSBIND_METRICS="yes": want on`},
+		{map[string]string{"WSBIND_METRICS_NAMESPACE": "AWS/Lambda"}, "", "AWS/ is reserved"},
+		{map[string]string{"WSBIND_METRICS_NAMESPACE": "   "}, "", "only spaces"},
+		{map[string]string{"WSBIND_METRICS_NAMESPACE": "shop|ws"}, "", `'|' is not allowed`},
+		{map[string]string{"WSBIND_METRICS_NAMESPACE": strings.Repeat("n", 256)}, "", "longer than 255"},
+	} {
+		got, err := lambdainit.MetricsFromEnv(func(k string) string { return tc.env[k] })
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("%v: got %q, %v; want %q", tc.env, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%v: got %q, %v; want an error saying %q", tc.env, got, err, tc.err)
+		}
+	}
+}

@@ -162,7 +162,7 @@ func TestWasmtime_Bootstrap(t *testing.T) {
 				t.Errorf("reply to the sample: got %s, want %s", got, sampleReply)
 			}
 			logs := p.logs.String()
-			if !strings.Contains(logs, "wsbind: ready function=route engine="+tt.wantEngine) {
+			if !strings.Contains(logs, `"msg":"wsbind: ready","function":"route","engine":"`+tt.wantEngine+`"`) {
 				t.Errorf("not ready on %s:\n%s", tt.wantEngine, logs)
 			}
 			if n := strings.Count(logs, "no ahead-of-time code"); n != map[bool]int{true: 1}[tt.fallback] {
@@ -194,7 +194,7 @@ func TestWasmtime_Arm64(t *testing.T) {
 	if got := p.invokeRoute(t, rt, sample(t, sampleMessage)); got != sampleReply {
 		t.Errorf("reply to the sample: got %s, want %s", got, sampleReply)
 	}
-	if logs := p.logs.String(); !strings.Contains(logs, "engine=wasmtime") || strings.Contains(logs, "no ahead-of-time code") {
+	if logs := p.logs.String(); !strings.Contains(logs, `"engine":"wasmtime"`) || strings.Contains(logs, "no ahead-of-time code") {
 		t.Errorf("not served from the ahead-of-time code:\n%s", logs)
 	}
 }

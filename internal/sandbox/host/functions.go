@@ -18,16 +18,24 @@ import (
 // frame lets the host read, and logs the trap; the pool has already
 // replaced the instance.
 func CallRoute(ctx context.Context, p *Pool, s *Services, m abi.Message) []byte {
+	reply, _ := CallRouteTrap(ctx, p, s, m)
+	return reply
+}
+
+// CallRouteTrap is CallRoute that also returns the guest's trap (a
+// *TrapError), nil when the guest answered: the host's metrics count
+// traps apart from the 500 replies a binding gives.
+func CallRouteTrap(ctx context.Context, p *Pool, s *Services, m abi.Message) ([]byte, error) {
 	var w abi.Writer
 	m.Encode(&w)
 	out, err := p.Call(WithServices(ctx, s), abi.ExportRoute, w.B)
 	if err == nil {
-		return out
+		return out, nil
 	}
 	req, _ := protocol.Decode(m.Frame)
 	s.log().Error("wsbind: route guest failed", "correlation_id", resource.NewID(time.Now()),
 		"conn", m.ConnID, "stream", req.Stream, "action", req.Action, "err", err)
-	return protocol.Reply(nil, &req, 0, nil, apierr.Internal(err))
+	return protocol.Reply(nil, &req, 0, nil, apierr.Internal(err)), err
 }
 
 // ErrRetry marks a change that was not fully delivered and must be

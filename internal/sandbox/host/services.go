@@ -38,6 +38,27 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// PushCounts are a Poster's cumulative outcomes of PostToConnection
+// attempts since it was made: Posted delivered, Gone answered 410,
+// Throttled answered 429 (or another throttling code; retried), Failed
+// any other failure (5xx, 403, 413, network, cancelled). Every attempt
+// counts once, so their sum is the requests made.
+type PushCounts struct {
+	Posted, Gone, Throttled, Failed int64
+}
+
+// Sub returns the counts made since earlier: one invocation's share.
+func (c PushCounts) Sub(earlier PushCounts) PushCounts {
+	return PushCounts{Posted: c.Posted - earlier.Posted, Gone: c.Gone - earlier.Gone,
+		Throttled: c.Throttled - earlier.Throttled, Failed: c.Failed - earlier.Failed}
+}
+
+// PushCounter is implemented by a Poster that counts its attempts'
+// outcomes, for the fan-out's metrics.
+type PushCounter interface {
+	PushCounts() PushCounts
+}
+
 // Services are what the host functions reach. Store, Subscribers, Conns
 // and Poster are required by the functions that use them; Now and Log
 // default to time.Now and slog.Default().

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/wsbind/wsbind/internal/aws/lambdainit"
 	"github.com/wsbind/wsbind/internal/tool/lambdapkg"
 	"github.com/wsbind/wsbind/local/emulator"
 	"github.com/wsbind/wsbind/local/faults"
@@ -28,6 +28,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	faultSpec := fs.String("faults", env.Getenv("WSBIND_FAULTS"), "inject faults: a `spec` of comma-separated key=value, such as post-throttle=0.1,dynamo-throttle=0.05,seed=1 (keys: "+strings.Join(faults.Keys, ", ")+"); default $WSBIND_FAULTS")
 	idle := fs.Duration("idle", 0, "close a connection idle this long (API Gateway: 10m); 0 means API Gateway's")
 	lifetime := fs.Duration("lifetime", 0, "close every connection after this long (API Gateway: 2h); 0 means API Gateway's")
+	logFormat := fs.String("log", or(env.Getenv("WSBIND_LOG"), "json"), "print logs on standard error as `format` json (what the functions print on Lambda: one JSON object a line, with its embedded CloudWatch metrics) or text (key=value, without the metrics); default $WSBIND_LOG or json")
 	instances := fs.Int("instances", 8, "run at most `n` calls of each function at once, each in a guest instance of its own (Lambda: the function's concurrency)")
 	pos, err := parse(env, fs, args)
 	if err != nil {
@@ -38,6 +39,13 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	}
 	if *idle < 0 || *lifetime < 0 {
 		return usagef("-idle and -lifetime are durations of 0 or more")
+	}
+	if *logFormat != "json" && *logFormat != "text" {
+		from := "WSBIND_LOG"
+		if set(fs, "log") {
+			from = "-log"
+		}
+		return usagef("%s %q: want json or text", from, *logFormat)
 	}
 	if *instances < 1 {
 		return usagef("-instances %d: want 1 or more", *instances)
@@ -50,9 +58,13 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		}
 		return usagef("%s %q: %v", from, *faultSpec, err)
 	}
+	metrics, err := metricsSetting(*logFormat, env.Getenv)
+	if err != nil {
+		return err
+	}
 	secret, dev := emulator.SecretFromEnv(env.Getenv)
 
-	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := emulator.NewLogger(env.Stderr, *logFormat == "text")
 	var tmpl []byte
 	dir := *guests
 	if dir == "" || *tmplFile == "" {
@@ -85,6 +97,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		CacheDir:    filepath.Join(dir, ".cache"),
 		GuestEnv:    guestEnv(),
 		Log:         log,
+		Metrics:     metrics,
 		Template:    tmpl,
 		IdleTimeout: *idle,
 		MaxLifetime: *lifetime,
@@ -118,6 +131,21 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	return em.Close(sctx)
 }
 
+// metricsSetting is emulator.Config.Metrics: WSBIND_METRICS and
+// WSBIND_METRICS_NAMESPACE, as the bootstrap reads them, and none with
+// text logs (the embedded metrics are for CloudWatch, which reads JSON
+// lines only).
+func metricsSetting(format string, getenv func(string) string) (string, error) {
+	ns, err := lambdainit.MetricsFromEnv(getenv)
+	if err != nil {
+		return "", usageError{err}
+	}
+	if ns == "" || format == "text" {
+		return "off", nil
+	}
+	return ns, nil
+}
+
 // moduleDir returns the root of the Go module dir is in.
 func moduleDir(ctx context.Context, dir string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "env", "GOMOD")
@@ -149,7 +177,8 @@ func guestEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "WSBIND_") && !strings.HasPrefix(kv, "WSBIND_JWT_") &&
-			!strings.HasPrefix(kv, "WSBIND_ADDR=") && !strings.HasPrefix(kv, "WSBIND_FAULTS=") {
+			!strings.HasPrefix(kv, "WSBIND_ADDR=") && !strings.HasPrefix(kv, "WSBIND_FAULTS=") && !strings.HasPrefix(kv, "WSBIND_LOG=") &&
+			!strings.HasPrefix(kv, "WSBIND_METRICS") {
 			out = append(out, kv)
 		}
 	}
