@@ -28,6 +28,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	faultSpec := fs.String("faults", env.Getenv("WSBIND_FAULTS"), "inject faults: a `spec` of comma-separated key=value, such as post-throttle=0.1,dynamo-throttle=0.05,seed=1 (keys: "+strings.Join(faults.Keys, ", ")+"); default $WSBIND_FAULTS")
 	idle := fs.Duration("idle", 0, "close a connection idle this long (API Gateway: 10m); 0 means API Gateway's")
 	lifetime := fs.Duration("lifetime", 0, "close every connection after this long (API Gateway: 2h); 0 means API Gateway's")
+	data := fs.String("data", env.Getenv("WSBIND_DATA"), "keep the items (with the idempotency records and the history) in `dir` across restarts, crashes included; default $WSBIND_DATA, or nothing kept")
 	instances := fs.Int("instances", 8, "run at most `n` calls of each function at once, each in a guest instance of its own (Lambda: the function's concurrency)")
 	pos, err := parse(env, fs, args)
 	if err != nil {
@@ -89,6 +90,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		IdleTimeout: *idle,
 		MaxLifetime: *lifetime,
 		Instances:   *instances,
+		DataDir:     *data,
 		Faults:      faults.New(spec),
 	}
 	if spec.Any() {
@@ -149,7 +151,8 @@ func guestEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "WSBIND_") && !strings.HasPrefix(kv, "WSBIND_JWT_") &&
-			!strings.HasPrefix(kv, "WSBIND_ADDR=") && !strings.HasPrefix(kv, "WSBIND_FAULTS=") {
+			!strings.HasPrefix(kv, "WSBIND_ADDR=") && !strings.HasPrefix(kv, "WSBIND_FAULTS=") &&
+			!strings.HasPrefix(kv, "WSBIND_DATA=") {
 			out = append(out, kv)
 		}
 	}
