@@ -253,4 +253,3 @@ func lcFanout(b *testing.B, burst bool, stuck int) {
 		}
 	}
 }
-
