@@ -25,10 +25,11 @@ import (
 // working size, so that the growth measured is the objects' own. The
 // clients are closed before each reading, so that their bookkeeping is
 // not counted. WSBIND_BENCH_OBJECTS sets the number of objects (default
-// 5,000: with make bench's -count 6, about half a minute). WSBIND_BENCH_HEAPPROFILE=FILE writes heap profiles to
-// FILE.before and FILE, before and after the objects counted, while they
-// are still held (go test's -memprofile comes after
-// the emulator has stopped); -memprofilerate sets its resolution.
+// 5,000: with make bench's -count 6, about half a minute).
+// WSBIND_BENCH_HEAPPROFILE=FILE writes heap profiles to FILE.before and
+// FILE, before and after the objects counted, while they are still held
+// (go test's -memprofile comes after the emulator has stopped);
+// -memprofilerate sets their resolution.
 func BenchmarkEmulator_Memory(b *testing.B) {
 	objects := 5000
 	if v := os.Getenv("WSBIND_BENCH_OBJECTS"); v != "" {
