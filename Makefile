@@ -64,13 +64,15 @@ all: check test
 ## FAULTS injects faults (make run FAULTS=post-throttle=0.1,seed=1;
 ## docs/emulator.md)
 ## IDLE and LIFETIME shorten the connection limits (make run IDLE=5s LIFETIME=30s);
-## INSTANCES is each function's concurrency (default 8)
+## INSTANCES is each function's concurrency (default 8);
+## DATA keeps the items across restarts in a directory (make run DATA=.wsbind-data)
 FAULTS    ?=
 IDLE      ?=
 LIFETIME  ?=
 INSTANCES ?=
+DATA      ?=
 run:
-	$(WSBIND) run $(if $(FAULTS),-faults '$(FAULTS)') $(if $(IDLE),-idle $(IDLE)) $(if $(LIFETIME),-lifetime $(LIFETIME)) $(if $(INSTANCES),-instances $(INSTANCES))
+	$(WSBIND) run $(if $(FAULTS),-faults '$(FAULTS)') $(if $(IDLE),-idle $(IDLE)) $(if $(LIFETIME),-lifetime $(LIFETIME)) $(if $(INSTANCES),-instances $(INSTANCES)) $(if $(DATA),-data '$(DATA)')
 
 ## token: a token for USER (make token USER=alice) for the emulator;
 ## ROLES (comma-separated) become its "groups" (ROLES=admin,editor)

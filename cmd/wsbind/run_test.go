@@ -20,6 +20,10 @@ func TestRun_StartErrors(t *testing.T) {
 		t.Skip("builds the command")
 	}
 	bin := wsbindBinary(t)
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +40,8 @@ func TestRun_StartErrors(t *testing.T) {
 		{"address in use", []string{"run", "-guests", t.TempDir()}, []string{"WSBIND_ADDR=" + busy.Addr().String()}, "address already in use", 1},
 		{"bad address", []string{"run", "-guests", t.TempDir()}, []string{"WSBIND_ADDR=nonsense"}, "WSBIND_ADDR=nonsense", 1},
 		{"missing guests", []string{"run", "-guests", filepath.Join(t.TempDir(), "nowhere")}, nil, "make run and wsbind run build the guests", 1},
+		{"unwritable data directory", []string{"run", "-guests", t.TempDir(), "-data", filepath.Join(notDir, "data")}, nil, "data directory " + filepath.Join(notDir, "data") + ": mkdir " + notDir + ": not a directory", 1},
+		{"unwritable data directory from the environment", []string{"run", "-guests", t.TempDir()}, []string{"WSBIND_DATA=" + filepath.Join(notDir, "env")}, "data directory " + filepath.Join(notDir, "env"), 1},
 		{"token without a user", []string{"token", "-roles", "admin"}, nil, "wsbind token: want one USER", 2},
 		{"unknown flag", []string{"run", "-frobnicate"}, nil, "wsbind run: flag provided but not defined: -frobnicate", 2},
 		{"unknown command", []string{"deploy"}, nil, `wsbind: unknown command "deploy"`, 2},

@@ -68,6 +68,7 @@ func lcRunRequests(b *testing.B, conns []*lcConn, action string, pks []string) {
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
+	cpu0 := lcCPU()
 	for ci, c := range conns {
 		wg.Go(func() {
 			for {
@@ -99,6 +100,7 @@ func lcRunRequests(b *testing.B, conns []*lcConn, action string, pks []string) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := lcCPU() - cpu0
 	b.StopTimer()
 	for _, err := range errs {
 		if err != nil {
@@ -113,6 +115,12 @@ func lcRunRequests(b *testing.B, conns []*lcConn, action string, pks []string) {
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	if cpu > 0 {
+		// The process's CPU (emulator and clients alike) per request:
+		// steadier than the rate on a shared machine, and the rate's
+		// bound on an idle one (cores / CPU per request).
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
+	}
 	b.ReportMetric(lcMillis(lcPercentile(all, 50)), "p50-ms")
 	b.ReportMetric(lcMillis(lcPercentile(all, 99)), "p99-ms")
 }

@@ -84,6 +84,14 @@ type Config struct {
 	// BisectBatchOnFunctionError) the emulator's mapping follows. nil
 	// means infra/template.yaml as built in.
 	Template []byte
+	// DataDir, when set, keeps the items, idempotency and history
+	// tables in this directory across restarts: what a run wrote is
+	// there at the next start with the same DataDir, even after a crash
+	// (every write reaches the directory's log before it is answered).
+	// The connections and subscriptions tables start empty at every run:
+	// the connections they hold died with the process that held them.
+	// "" keeps everything in memory only.
+	DataDir string
 	// Faults injects faults (local/faults) into management-API posts,
 	// DynamoDB requests, fan-out invocations and new connections. nil
 	// means none: Start then makes an empty one, so that Faults is never
@@ -106,6 +114,7 @@ type Emulator struct {
 	gwURL, dynamoURL string
 	gw               *gateway.Gateway
 	gwSrv, dynSrv    *http.Server
+	dyn              *dynamodblocal.Server
 	mapping          *streams.Mapping
 	faults           *faults.Faults
 	fns              *functions
@@ -190,6 +199,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DynamoDB endpoint: %w", err)
 	}
+	em.dyn = dyn
 	em.dynSrv = &http.Server{Handler: em.faults.DynamoDB(dyn), ReadHeaderTimeout: 10 * time.Second}
 	go em.dynSrv.Serve(dynLn)
 	// Close the listener too: Serve may not have taken it yet.
@@ -198,6 +208,21 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	client := DynamoDBClient(em.dynamoURL)
 	if err := createTables(ctx, client, tmpl); err != nil {
 		return nil, err
+	}
+	if cfg.DataDir != "" {
+		r, err := dyn.Open(cfg.DataDir, Tables.Items, Tables.Idempotency, Tables.History)
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { dyn.Close() })
+		log.Info("wsbind: data restored", "dir", cfg.DataDir, "items", r.Items, "log_records", r.Frames)
+		if r.Dropped > 0 {
+			log.Warn("wsbind: the data log ends in bytes that are not a whole record (a write cut short by a crash, or damage): everything before them is restored, they are dropped",
+				"dir", cfg.DataDir, "offset", r.DroppedAt, "dropped_bytes", r.Dropped, "log_kept_as", r.KeptAs)
+		}
+		if r.Unknown > 0 {
+			log.Warn("wsbind: the data directory holds changes to tables the template no longer has: skipped", "dir", cfg.DataDir, "changes", r.Unknown)
+		}
 	}
 
 	// The gateway's address first: the Poster needs its management
@@ -282,7 +307,7 @@ func (e *Emulator) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, ctx.Err())
 	}
-	errs = append(errs, e.dynSrv.Shutdown(ctx), e.fns.close(ctx))
+	errs = append(errs, e.dynSrv.Shutdown(ctx), e.dyn.Close(), e.fns.close(ctx))
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package dynamodblocal
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -14,11 +15,20 @@ import (
 // with the exact value written, since minidyn's rendering may have been
 // through float64 (projections, updates) or lost an empty list or map.
 // A Query of one partition is answered from the partition index first
-// (query.go), without minidyn.
+// (query.go), and a GetItem of a whole item from the items (getItem),
+// without minidyn.
 func (s *Server) read(op string, body []byte) (any, error) {
 	if op == "Query" {
 		s.mu.RLock()
 		out, ok := s.query(body)
+		s.mu.RUnlock()
+		if ok {
+			return out, nil
+		}
+	}
+	if op == "GetItem" {
+		s.mu.RLock()
+		out, ok := s.getItem(body)
 		s.mu.RUnlock()
 		if ok {
 			return out, nil
@@ -29,8 +39,11 @@ func (s *Server) read(op string, body []byte) (any, error) {
 		Key                  item
 		ProjectionExpression string
 		Select               string
-		RequestItems         map[string]struct{ ProjectionExpression string }
-		TransactItems        []struct {
+		RequestItems         map[string]struct {
+			ProjectionExpression string
+			Keys                 []item
+		}
+		TransactItems []struct {
 			Get *struct {
 				TableName            string
 				Key                  item
@@ -41,11 +54,59 @@ func (s *Server) read(op string, body []byte) (any, error) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	// minidyn holds no items (scratch.go): the ones this read may
+	// return are loaded for it, with s.mu held alone.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	loaded := map[*table][]item{}
+	defer func() {
+		for t, keys := range loaded {
+			s.unload(t, keys...)
+		}
+	}()
+	need := func(name string, key item) error {
+		t, ok := s.tables[name]
+		if !ok {
+			return nil // minidyn answers with its error
+		}
+		k, err := keyString(t, key)
+		if err != nil {
+			return nil
+		}
+		if it, ok := t.items[k]; ok {
+			loaded[t] = append(loaded[t], keyOf(t, it))
+			return s.load(t, it)
+		}
+		return nil
+	}
+	var err error
+	switch op {
+	case "GetItem":
+		err = need(in.TableName, in.Key)
+	case "Query", "Scan":
+		if t, ok := s.tables[in.TableName]; ok {
+			loaded[t], err = s.loadFor(t, op, body)
+		}
+	case "BatchGetItem":
+		for name, r := range in.RequestItems {
+			for _, k := range r.Keys {
+				if err == nil {
+					err = need(name, k)
+				}
+			}
+		}
+	case "TransactGetItems":
+		for _, ti := range in.TransactItems {
+			if ti.Get != nil && err == nil {
+				err = need(ti.Get.TableName, ti.Get.Key)
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
 	var whole bool
 	if op == "GetItem" || op == "Query" || op == "Scan" {
-		var err error
 		if body, whole, err = s.keysOnly(body); err != nil {
 			return nil, err
 		}
@@ -279,4 +340,42 @@ func setField(m map[string]json.RawMessage, k string, v any) error {
 	}
 	m[k] = b
 	return nil
+}
+
+// getItem answers a GetItem of a whole item from the table's items; ok
+// is false for a request it leaves to minidyn (a projection, a key that
+// is not exactly the table's, any other member). The caller holds s.mu.
+func (s *Server) getItem(body []byte) (out rawJSON, ok bool) {
+	var in struct {
+		TableName              string
+		Key                    item
+		ConsistentRead         bool
+		ReturnConsumedCapacity string
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if d.Decode(&in) != nil || in.ReturnConsumedCapacity != "" && in.ReturnConsumedCapacity != "NONE" {
+		return nil, false
+	}
+	t, found := s.tables[in.TableName]
+	if !found || len(in.Key) != len(t.keys) {
+		return nil, false
+	}
+	k, err := keyString(t, in.Key)
+	if err != nil {
+		return nil, false
+	}
+	// Each key value must be a well-formed non-empty one: DynamoDB refuses
+	// an empty string key, which keyString takes.
+	for _, name := range t.keys {
+		if a, err := parseAttr(in.Key[name]); err != nil || string(a.val) == `""` {
+			return nil, false
+		}
+	}
+	it, found := t.items[k]
+	if !found {
+		return rawJSON("{}"), true
+	}
+	out, _ = encode(map[string]json.RawMessage{}, "Item", it)
+	return out, true
 }

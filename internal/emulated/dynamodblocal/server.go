@@ -64,6 +64,7 @@ type Server struct {
 	mu     sync.RWMutex
 	tables map[string]*table
 	seq    uint64
+	data   *dataLog // nil without a data directory (Open)
 }
 
 // table is what the wrapper knows of a table: its key and the exact
@@ -348,7 +349,7 @@ func (s *Server) createTable(body []byte) (any, error) {
 	}
 	if sp := in.StreamSpecification; sp != nil && sp.StreamEnabled {
 		label := now.UTC().Format("2006-01-02T15:04:05.000")
-		t.stream = newStream(t.arn+"/stream/"+label, t.name, s.cfg.Retention, s.cfg.Now)
+		t.stream = newStream(t.arn+"/stream/"+label, t.name, s.cfg.Region, s.cfg.Retention, s.cfg.Now)
 	}
 	s.tables[in.TableName] = t
 	return s.patchDescription(out, "TableDescription", t, "ACTIVE")

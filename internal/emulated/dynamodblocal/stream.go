@@ -2,6 +2,7 @@ package dynamodblocal
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,17 +24,31 @@ type Record struct {
 type Stream struct {
 	arn       string
 	table     string
+	region    string
 	retention time.Duration
 	now       func() time.Time
 
 	mu      sync.Mutex
-	recs    []Record
+	recs    []storedRecord
 	wake    chan struct{} // closed and replaced on every append
 	deleted bool
 }
 
-func newStream(arn, table string, retention time.Duration, now func() time.Time) *Stream {
-	return &Stream{arn: arn, table: table, retention: retention, now: now, wake: make(chan struct{})}
+// storedRecord is a record as the stream keeps it: the change, whose
+// items the table shares, and what the event needs besides. A Record's
+// event (its images decoded, its ids formatted) is several times the
+// size of the item; it is made when the record is read (Stream.event),
+// so that a day's retention costs about a hundred bytes a write, plus
+// the old items a write replaced.
+type storedRecord struct {
+	seq  uint64
+	at   time.Time
+	size int
+	ch   change
+}
+
+func newStream(arn, table, region string, retention time.Duration, now func() time.Time) *Stream {
+	return &Stream{arn: arn, table: table, region: region, retention: retention, now: now, wake: make(chan struct{})}
 }
 
 // ARN is the stream's ARN, the eventSourceARN of its records.
@@ -50,24 +65,25 @@ func (st *Stream) Last() uint64 {
 	if len(st.recs) == 0 {
 		return 0
 	}
-	return st.recs[len(st.recs)-1].Seq
+	return st.recs[len(st.recs)-1].seq
 }
 
 // append adds a record and wakes the readers. Records past the
 // retention are dropped here, as DynamoDB Streams drops them after 24
 // hours: a reader that far behind starts again at the oldest one kept.
-func (st *Stream) append(r Record) {
+func (st *Stream) append(ch change, seq uint64, at time.Time, size int) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	cut := 0
 	horizon := st.now().Add(-st.retention)
-	for cut < len(st.recs) && st.recs[cut].Event.Change.ApproximateCreationDateTime.Before(horizon) {
+	for cut < len(st.recs) && st.recs[cut].at.Before(horizon) {
 		cut++
 	}
 	if cut > 0 {
 		st.recs = append(st.recs[:0:0], st.recs[cut:]...)
 	}
-	st.recs = append(st.recs, r)
+	ch.key = "" // the stream needs the items, not the table's key
+	st.recs = append(st.recs, storedRecord{seq: seq, at: at, size: size, ch: ch})
 	close(st.wake)
 	st.wake = make(chan struct{})
 }
@@ -93,9 +109,12 @@ func (st *Stream) Read(ctx context.Context, after uint64, limit int) ([]Record, 
 		i := st.search(after)
 		if i < len(st.recs) {
 			n := min(len(st.recs)-i, limit)
-			out := make([]Record, n)
-			copy(out, st.recs[i:i+n])
+			recs := slices.Clone(st.recs[i : i+n])
 			st.mu.Unlock()
+			out := make([]Record, n)
+			for j := range recs {
+				out[j] = Record{Seq: recs[j].seq, Event: st.event(&recs[j])}
+			}
 			return out, nil
 		}
 		if st.deleted {
@@ -117,7 +136,7 @@ func (st *Stream) search(after uint64) int {
 	lo, hi := 0, len(st.recs)
 	for lo < hi {
 		m := (lo + hi) / 2
-		if st.recs[m].Seq <= after {
+		if st.recs[m].seq <= after {
 			lo = m + 1
 		} else {
 			hi = m

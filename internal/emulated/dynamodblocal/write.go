@@ -120,6 +120,12 @@ func (s *Server) apply(op string, in *writeInput, body []byte) (change, error) {
 			return change{}, err
 		}
 	}
+	// minidyn decides with the item as it is now, and holds nothing
+	// once the write is done (see scratch).
+	if err := s.load(t, old); err != nil {
+		return change{}, err
+	}
+	defer s.unload(t, keyOf(t, keySrc))
 	if _, err := s.call(op, body); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.code == "ConditionalCheckFailedException" {
@@ -141,7 +147,9 @@ func (s *Server) apply(op string, in *writeInput, body []byte) (change, error) {
 			return change{}, fmt.Errorf("update of %s applied, but: %w", in.TableName, err)
 		}
 	}
-	t.put(key, ch.new)
+	if err := s.commit(ch); err != nil {
+		return change{}, err
+	}
 	return ch, nil
 }
 
@@ -169,8 +177,8 @@ func forward(op string, in *writeInput) map[string]any {
 // rewrites every attribute of the item through float64 and ignores a
 // REMOVE of a whole attribute; so the wrapper reads minidyn's result,
 // takes the old exact value of each attribute the expression did not
-// name, the expression's value that explains each one it did, removes
-// what REMOVE named, and writes the exact item back to minidyn.
+// name, the expression's value that explains each one it did, and
+// removes what REMOVE named. The caller unloads the item from minidyn.
 func (s *Server) afterUpdate(t *table, in *writeInput, old item) (item, error) {
 	b, err := s.call("GetItem", map[string]any{"TableName": t.name, "Key": in.Key})
 	if err != nil {
@@ -197,58 +205,77 @@ func (s *Server) afterUpdate(t *table, in *writeInput, old item) (item, error) {
 			exact[k] = exactify(v, append(vals, old[k])...)
 		}
 	}
-	if _, err := s.call("PutItem", map[string]any{"TableName": t.name, "Item": exact}); err != nil {
-		return nil, err
-	}
 	return exact, nil
 }
 
 // emit appends the stream record of a change, if its table has a stream
 // and something changed: a delete of nothing is no change. The caller
 // holds s.mu, so records take sequence numbers in the order of writes.
+// The record keeps the old and new items themselves, which the table
+// shares (items are never changed once stored, only replaced); the
+// event Lambda gets is made of them when the record is read.
 func (s *Server) emit(ch change) {
 	if ch.t == nil || ch.t.stream == nil || (ch.old == nil && ch.new == nil) {
 		return
 	}
 	s.seq++
-	ev := events.DynamoDBEventRecord{
-		AWSRegion:      s.cfg.Region,
-		EventID:        fmt.Sprintf("%032x", s.seq),
-		EventSource:    "aws:dynamodb",
-		EventVersion:   "1.1",
-		EventSourceArn: ch.t.stream.arn,
-	}
-	switch {
-	case ch.old == nil:
-		ev.EventName = string(events.DynamoDBOperationTypeInsert)
-	case ch.new == nil:
-		ev.EventName = string(events.DynamoDBOperationTypeRemove)
-	default:
-		ev.EventName = string(events.DynamoDBOperationTypeModify)
-	}
 	src := ch.new
 	if src == nil {
 		src = ch.old
 	}
-	size := 0
+	size := itemSize(keyOf(ch.t, src)) + itemSize(ch.old) + itemSize(ch.new)
+	ch.t.stream.append(change{t: ch.t, old: ch.old, new: ch.new}, s.seq, s.cfg.Now(), size)
+}
+
+// itemSize is an item's size as a stream record counts it: the names and
+// the values' JSON.
+func itemSize(it item) int {
+	n := 0
+	for k, raw := range it {
+		n += len(k) + len(raw)
+	}
+	return n
+}
+
+// event makes the record of a change as Lambda delivers it.
+func (st *Stream) event(r *storedRecord) events.DynamoDBEventRecord {
+	ev := events.DynamoDBEventRecord{
+		AWSRegion:      st.region,
+		EventID:        fmt.Sprintf("%032x", r.seq),
+		EventSource:    "aws:dynamodb",
+		EventVersion:   "1.1",
+		EventSourceArn: st.arn,
+	}
+	switch {
+	case r.ch.old == nil:
+		ev.EventName = string(events.DynamoDBOperationTypeInsert)
+	case r.ch.new == nil:
+		ev.EventName = string(events.DynamoDBOperationTypeRemove)
+	default:
+		ev.EventName = string(events.DynamoDBOperationTypeModify)
+	}
+	src := r.ch.new
+	if src == nil {
+		src = r.ch.old
+	}
 	rec := &ev.Change
-	rec.Keys, size = image(keyOf(ch.t, src), size)
-	if ch.old != nil {
-		rec.OldImage, size = image(ch.old, size)
+	rec.Keys = image(keyOf(r.ch.t, src))
+	if r.ch.old != nil {
+		rec.OldImage = image(r.ch.old)
 	}
-	if ch.new != nil {
-		rec.NewImage, size = image(ch.new, size)
+	if r.ch.new != nil {
+		rec.NewImage = image(r.ch.new)
 	}
-	rec.SequenceNumber = fmt.Sprintf("%021d", s.seq)
-	rec.SizeBytes = int64(size)
+	rec.SequenceNumber = fmt.Sprintf("%021d", r.seq)
+	rec.SizeBytes = int64(r.size)
 	rec.StreamViewType = "NEW_AND_OLD_IMAGES"
-	rec.ApproximateCreationDateTime = events.SecondsEpochTime{Time: s.cfg.Now()}
-	ch.t.stream.append(Record{Seq: s.seq, Event: ev})
+	rec.ApproximateCreationDateTime = events.SecondsEpochTime{Time: r.at}
+	return ev
 }
 
 // image converts an item to the event's attribute values (numbers stay
-// text) and adds its size in JSON to size.
-func image(it item, size int) (map[string]events.DynamoDBAttributeValue, int) {
+// text).
+func image(it item) map[string]events.DynamoDBAttributeValue {
 	out := make(map[string]events.DynamoDBAttributeValue, len(it))
 	for k, raw := range it {
 		var v events.DynamoDBAttributeValue
@@ -258,9 +285,8 @@ func image(it item, size int) (map[string]events.DynamoDBAttributeValue, int) {
 			continue
 		}
 		out[k] = v
-		size += len(k) + len(raw)
 	}
-	return out, size
+	return out
 }
 
 // batchWrite serves BatchWriteItem as single writes in request order,
@@ -333,8 +359,8 @@ func (s *Server) batchWrite(body []byte) (any, error) {
 }
 
 // transactWrite serves TransactWriteItems: minidyn applies it all or
-// nothing; then the wrapper brings the shadow items up to date and
-// appends the records, in the order of the actions.
+// nothing to the items loaded for it; then the wrapper brings its items
+// up to date and appends the records, in the order of the actions.
 func (s *Server) transactWrite(body []byte) (any, error) {
 	var in struct {
 		TransactItems []struct {
@@ -387,9 +413,35 @@ func (s *Server) transactWrite(body []byte) (any, error) {
 		a.t, a.key, a.old = t, key, t.items[key]
 		acts = append(acts, a)
 	}
+	// Every item the transaction names, conditions included, is loaded
+	// into minidyn for it, and unloaded after.
+	for _, ti := range in.TransactItems {
+		for _, w := range []*writeInput{ti.Put, ti.Delete, ti.Update, ti.ConditionCheck} {
+			if w == nil {
+				continue
+			}
+			t, ok := s.tables[w.TableName]
+			if !ok {
+				return nil, notFound(w.TableName)
+			}
+			src := w.Key
+			if w == ti.Put {
+				src = w.Item
+			}
+			key, err := keyString(t, src)
+			if err != nil {
+				return nil, validation("The provided key element does not match the schema: %v", err)
+			}
+			defer s.unload(t, keyOf(t, src))
+			if err := s.load(t, t.items[key]); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if _, err := s.call("TransactWriteItems", body); err != nil {
 		return nil, err
 	}
+	chs := make([]change, 0, len(acts))
 	for _, a := range acts {
 		ch := change{t: a.t, key: a.key, old: a.old}
 		switch a.op {
@@ -401,7 +453,13 @@ func (s *Server) transactWrite(body []byte) (any, error) {
 				return nil, fmt.Errorf("transaction applied, but: %w", err)
 			}
 		}
-		a.t.put(a.key, ch.new)
+		chs = append(chs, ch)
+	}
+	// One record in the data log: all of it survives a crash, or none.
+	if err := s.commit(chs...); err != nil {
+		return nil, err
+	}
+	for _, ch := range chs {
 		s.emit(ch)
 	}
 	return struct{}{}, nil

@@ -36,7 +36,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"init", "[-module PATH] [-replace DIR] DIR", "make a new application module in DIR", initCmd},
-		{"run", "[-addr ADDR] [-faults SPEC] [-idle D] [-lifetime D] [-log json|text]", "build this module's guests and serve them in the local emulator", runCmd},
+		{"run", "[-addr ADDR] [-data DIR] [-faults SPEC] [-idle D] [-lifetime D] [-log json|text]", "build this module's guests and serve them in the local emulator", runCmd},
 		{"build", "[-arch ARCH] [-engine ENGINE] [-o DIR]", "make the Lambda package of this module", buildCmd},
 		{"token", "[-roles a,b] USER", "print a token for USER that the local emulator accepts", tokenCmd},
 		{"describe", "[-o FILE] [-guests DIR] [-bindings]", "write the AsyncAPI document of this module's WebSocket API", describeCmd},

@@ -29,6 +29,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	idle := fs.Duration("idle", 0, "close a connection idle this long (API Gateway: 10m); 0 means API Gateway's")
 	lifetime := fs.Duration("lifetime", 0, "close every connection after this long (API Gateway: 2h); 0 means API Gateway's")
 	logFormat := fs.String("log", or(env.Getenv("WSBIND_LOG"), "json"), "print logs on standard error as `format` json (what the functions print on Lambda: one JSON object a line, with its embedded CloudWatch metrics) or text (key=value, without the metrics); default $WSBIND_LOG or json")
+	data := fs.String("data", env.Getenv("WSBIND_DATA"), "keep the items (with the idempotency records and the history) in `dir` across restarts, crashes included; default $WSBIND_DATA, or nothing kept")
 	instances := fs.Int("instances", 8, "run at most `n` calls of each function at once, each in a guest instance of its own (Lambda: the function's concurrency)")
 	pos, err := parse(env, fs, args)
 	if err != nil {
@@ -102,6 +103,7 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 		IdleTimeout: *idle,
 		MaxLifetime: *lifetime,
 		Instances:   *instances,
+		DataDir:     *data,
 		Faults:      faults.New(spec),
 	}
 	if spec.Any() {
@@ -178,7 +180,7 @@ func guestEnv() []string {
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "WSBIND_") && !strings.HasPrefix(kv, "WSBIND_JWT_") &&
 			!strings.HasPrefix(kv, "WSBIND_ADDR=") && !strings.HasPrefix(kv, "WSBIND_FAULTS=") && !strings.HasPrefix(kv, "WSBIND_LOG=") &&
-			!strings.HasPrefix(kv, "WSBIND_METRICS") {
+			!strings.HasPrefix(kv, "WSBIND_METRICS") && !strings.HasPrefix(kv, "WSBIND_DATA=") {
 			out = append(out, kv)
 		}
 	}
