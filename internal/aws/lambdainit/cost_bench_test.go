@@ -124,7 +124,7 @@ func runCostRounds(b *testing.B, variants []costVariant, events [][]byte, mode c
 		initCPU := medianOf(s, func(c costSample) float64 { return ms(c.coldCPU) })
 		cpu := medianOf(s, func(c costSample) float64 { return us(c.cpuPerMsg) })
 		wall := medianOf(s, func(c costSample) float64 { return us(c.wallPerMsg) })
-		idle := medianOf(s, func(c costSample) float64 { return ms(c.idlePerSec) })
+		idle := medianOf(s, func(c costSample) float64 { return ms(c.idleRate) })
 		var coldX, cpuX []float64
 		for r := range s {
 			coldX = append(coldX, float64(s[r].cold)/float64(floor[r].cold))
@@ -173,7 +173,7 @@ type costVariant struct {
 type costSample struct {
 	cold, coldCPU         time.Duration // exec → first reply; CPU by then
 	cpuPerMsg, wallPerMsg time.Duration
-	idlePerSec            time.Duration // CPU per second of waiting for an event
+	idleRate              time.Duration // CPU per second of waiting for an event
 }
 
 // runCost starts one process, times its first event, then the rest.
@@ -293,7 +293,7 @@ func runCost(b *testing.B, v costVariant, events [][]byte, mode costMode) costSa
 	if d, err = cpu2.since(cpu1); err != nil {
 		fail("%v", err)
 	}
-	s.idlePerSec = d * time.Second / idleWindow
+	s.idleRate = d * time.Second / idleWindow
 	return s
 }
 
