@@ -27,6 +27,12 @@ BENCH_OUT   ?= bench.txt
 # medians), COLD_COUNT runs.
 COLD_STARTS ?= 10
 COLD_COUNT  ?= 6
+# The whole bootstrap beside the echo floor (BenchmarkBootstrapCost):
+# COST_ROUNDS rounds of every variant, COST_MESSAGES messages each after
+# the first, at full CPU and under the CPU quota of COST_MEMORY MB.
+COST_ROUNDS   ?= 5
+COST_MESSAGES ?= 200
+COST_MEMORY   ?= 128
 
 # The functions, each a wasm guest under functions/.
 FUNCS      := connect route streamfanout
@@ -207,13 +213,19 @@ check:
 
 ## bench: benchmarks, several runs, medians by benchstat; the WASI
 ## figures (engine=...: wasmtime, wazero) in columns beside their native
-## baseline; cold starts of each function by engine. One package at a
-## time (-p 1): two benchmarks sharing the 2 cores halve each other.
+## baseline; cold starts of each function by engine; then the whole
+## bootstrap measured from outside beside a bare aws-lambda-go echo
+## function (the floor): cold start and CPU per message, at full CPU and
+## under the CPU quota of a COST_MEMORY MB function (the quota needs root
+## and cgroup v1, else it is skipped with a line saying why). One package
+## at a time (-p 1): two benchmarks sharing the 2 cores halve each other.
 bench:
-	$(GO) test -p 1 -tags wsbind_wasmtime -run '^$$' -bench . -skip ColdStart -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
+	$(GO) test -p 1 -tags wsbind_wasmtime -run '^$$' -bench . -skip 'ColdStart|BootstrapCost' -benchmem -count $(BENCH_COUNT) ./... | tee $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench ColdStart -benchtime $(COLD_STARTS)x -count $(COLD_COUNT) ./internal/aws/lambdainit | tee -a $(BENCH_OUT)
+	WSBIND_BENCH_MESSAGES=$(COST_MESSAGES) WSBIND_BENCH_MEMORY=$(COST_MEMORY) $(GO) test -run '^$$' -bench '^BenchmarkBootstrapCost$$' \
+		-benchtime $(COST_ROUNDS)x -count 1 ./internal/aws/lambdainit | tee -a $(BENCH_OUT)
 	@echo; echo "== framework (native)"
-	@awk '!/engine=/' $(BENCH_OUT) > $(BENCH_OUT).native; $(GO) run $(BENCHSTAT) $(BENCH_OUT).native
+	@awk '!/engine=/ && !/BootstrapCost/' $(BENCH_OUT) > $(BENCH_OUT).native; $(GO) run $(BENCHSTAT) $(BENCH_OUT).native
 	@echo; echo "== WASI beside native: per message (internal/sandbox/host), cold start of the bootstrap (internal/aws/lambdainit)"
 	@awk '!/^Benchmark/ || /engine=/' $(BENCH_OUT) > $(BENCH_OUT).wasi; $(GO) run $(BENCHSTAT) -col /engine $(BENCH_OUT).wasi
 	@rm -f $(BENCH_OUT).native $(BENCH_OUT).wasi

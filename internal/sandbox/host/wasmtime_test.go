@@ -322,6 +322,37 @@ func TestWasmtime_TimeLimit(t *testing.T) {
 		h.echo("hello")
 	})
 
+	// The epoch advances only while guest code runs, on one timer for
+	// the engine: two calls running at once must not make it advance
+	// twice as fast, and a call that starts while another runs gets all
+	// of its time too.
+	t.Run("two at once", func(t *testing.T) {
+		mod := wasmtimeEngineModule(t, spinPkg, host.WasmtimeConfig{MessageTimeout: limit})
+		pool := host.NewPool(mod, 2)
+		defer pool.Close(context.Background())
+		svc := &host.Services{Log: slog.New(slog.NewTextHandler(&lockedBuffer{}, nil))}
+		var wg sync.WaitGroup
+		took := make([]time.Duration, 2)
+		errs := make([]error, 2)
+		for n := range 2 {
+			wg.Go(func() {
+				time.Sleep(time.Duration(n) * limit / 2) // the second starts mid-way through the first
+				start := time.Now()
+				_, errs[n] = pool.Call(host.WithServices(context.Background(), svc), abi.ExportRoute, encodeMessage("spin"))
+				took[n] = time.Since(start)
+			})
+		}
+		wg.Wait()
+		for n := range 2 {
+			if !errors.Is(errs[n], host.ErrMessageTimeout) {
+				t.Errorf("spin %d: %v; want host.ErrMessageTimeout", n, errs[n])
+			}
+			if took[n] < limit || took[n] > limit+slack {
+				t.Errorf("spin %d stopped after %v, want %v to %v", n, took[n], limit, limit+slack)
+			}
+		}
+	})
+
 	t.Run("context deadline sooner", func(t *testing.T) {
 		h := newCrashHarness(t, wasmtimeEngineModule(t, spinPkg, host.WasmtimeConfig{}))
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
