@@ -303,5 +303,4 @@ func TestWorker_RefusesOtherEvents(t *testing.T) {
 	}
 }
 
-
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -12,15 +12,16 @@ import (
 )
 
 // SlotRate is the pace of one of slots processes sharing quota requests
-// per second by static partition: quota/slots less 1%, less one. Each process
+// per second by static partition: quota/slots less 2%, less one. Each process
 // paces with a token bucket of burst 1 emptied when an invocation starts
 // (Limiter.Reset), so one slot makes at most 1 + rate·T requests in any
 // window of T seconds, across the invocations it serves one after
 // another; the slots together make at most slots·(rate+1) = quota in any
-// second. The 1% is for the network: API Gateway counts a request when it
-// arrives, and a request delayed on its way bunches with the next; 1%
-// absorbs 10 ms of such jitter (RATIONALE: "Why does each push worker
-// pace itself at 0.99·quota/slots − 1?"). It fails when the share is
+// second. The 2% is for the scheduler and the network: API Gateway counts
+// a request when it arrives, and a request delayed on its way (a
+// goroutine woken late, a packet held up) bunches with the next; 2%
+// absorbs 20 ms of such delay (RATIONALE: "Why does each push worker
+// pace itself at 0.98·quota/slots − 1?"). It fails when the share is
 // less than one request a second.
 func SlotRate(quota float64, slots int) (float64, error) {
 	if quota <= 0 || slots <= 0 {
@@ -35,7 +36,7 @@ func SlotRate(quota float64, slots int) (float64, error) {
 
 // jitterShare is the share of its rate a slot leaves for the network's
 // jitter (SlotRate).
-const jitterShare = 0.01
+const jitterShare = 0.02
 
 // The limiter's adaptation: over each window of adaptEvery, a window in
 // which at least throttleShare of the answers (and throttleMin of them)

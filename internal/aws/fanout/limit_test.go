@@ -14,7 +14,7 @@ import (
 
 func TestSlotRate(t *testing.T) {
 	r, err := fanout.SlotRate(10000, 11)
-	if want := 10000.0/11*0.99 - 1; err != nil || math.Abs(r-want) > 1e-9 {
+	if want := 10000.0/11*0.98 - 1; err != nil || math.Abs(r-want) > 1e-9 {
 		t.Errorf("SlotRate(10000, 11) = %v, %v; want %v", r, err, want)
 	}
 	for _, tc := range []struct {

@@ -40,6 +40,7 @@ func init() {
 		{"build", "[-arch ARCH] [-engine ENGINE] [-o DIR]", "make the Lambda package of this module", buildCmd},
 		{"token", "[-roles a,b] USER", "print a token for USER that the local emulator accepts", tokenCmd},
 		{"describe", "[-o FILE] [-guests DIR] [-bindings]", "write the AsyncAPI document of this module's WebSocket API", describeCmd},
+		{"fansim", "[-n 1000,10k] [-quota Q] [-workers P] [-memory MB] [-fail F] [-dilate D]", "simulate a fan-out to N subscribers against a management endpoint with a quota", fansimCmd},
 	}
 }
 
@@ -77,7 +78,7 @@ func Main(ctx context.Context, env Env, args []string) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(env.Stderr, "wsbind: unknown command %q (commands: init, run, build, token, describe; wsbind help)\n", args[0])
+	fmt.Fprintf(env.Stderr, "wsbind: unknown command %q (commands: init, run, build, token, describe, fansim; wsbind help)\n", args[0])
 	return 2
 }
 
