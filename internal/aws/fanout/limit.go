@@ -1,6 +1,8 @@
 package fanout
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -68,6 +70,8 @@ type Limiter struct {
 
 	throttled atomic.Int64 // 429s seen
 	cuts      atomic.Int64 // decreases made
+
+	onGrant func(at time.Time) // tests: each request's turn, as the bucket granted it
 }
 
 // NewLimiter returns a Limiter pacing at perSecond, with an empty
@@ -91,8 +95,35 @@ func (l *Limiter) Reset() {
 	l.lim.Store(lim)
 }
 
-// Wait blocks until a request may go, or ctx ends.
-func (l *Limiter) Wait(req *http.Request) error { return l.lim.Load().Wait(req.Context()) }
+// Wait blocks until req may go, or its context ends. It fails at once
+// when the request's turn would come after the context's deadline.
+func (l *Limiter) Wait(req *http.Request) error {
+	ctx := req.Context()
+	now := time.Now()
+	r := l.lim.Load().ReserveN(now, 1)
+	if !r.OK() {
+		return errors.New("fanout: rate limiter refused a request") // burst 0: never with NewLimiter
+	}
+	at := now.Add(r.DelayFrom(now))
+	if dl, ok := ctx.Deadline(); ok && at.After(dl) {
+		r.CancelAt(now)
+		return fmt.Errorf("fanout: the request's turn (in %v) would come after its deadline", at.Sub(now))
+	}
+	if l.onGrant != nil {
+		l.onGrant(at)
+	}
+	if d := at.Sub(now); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			r.Cancel()
+			return context.Cause(ctx)
+		}
+	}
+	return nil
+}
 
 // Rate is the rate the Limiter paces at now.
 func (l *Limiter) Rate() float64 {
