@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	for _, n := range cfg.Sizes {
 		r, err := runOne(ctx, &cfg, ep, n, int(math.Floor(quota)), rate)
 		if err != nil {
-			return out, fmt.Errorf("N=%d: %w", n, err)
+			return out, fmt.Errorf("n=%d: %w", n, err)
 		}
 		out = append(out, r)
 	}
@@ -194,7 +194,11 @@ func newSystem(cfg *Config, st *memory.Store, endpoint string, rate float64) (*s
 	newPoster := func(onGone func(context.Context, string) error) (*apigw.Poster, *fanout.Limiter, error) {
 		lim := fanout.NewLimiter(rate)
 		hc := &fanout.Client{Inner: stamp{apigw.PoolClient(nil, apigw.DefaultConcurrency)}, Limiter: lim}
-		p, err := apigw.New(endpoint, awsConfig(hc), apigw.Config{OnGone: onGone, Log: cfg.Log})
+		// The Poster's timers run on the dilated clock too.
+		d := func(v time.Duration) time.Duration { return time.Duration(float64(v) * cfg.Dilate) }
+		p, err := apigw.New(endpoint, awsConfig(hc), apigw.Config{OnGone: onGone, Log: cfg.Log,
+			MinBackoff: d(apigw.DefaultMinBackoff), MaxBackoff: d(apigw.DefaultMaxBackoff),
+			Patience: d(apigw.DefaultPatience), FlushWait: d(apigw.DefaultFlushWait)})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -214,8 +218,8 @@ func newSystem(cfg *Config, st *memory.Store, endpoint string, rate float64) (*s
 	if err != nil {
 		return nil, err
 	}
-	// The worker function's timeout: 15 minutes, Lambda's most.
-	inv := fanout.NewLocalInvoker(15*time.Minute, workers...)
+	// The worker function's timeout: 15 minutes, Lambda's most, dilated.
+	inv := fanout.NewLocalInvoker(time.Duration(float64(15*time.Minute)*cfg.Dilate), workers...)
 	c, err := fanout.NewChunker(fanout.Config{Local: local, Invoker: inv, Workers: cfg.Workers, Threshold: cfg.Threshold, Log: cfg.Log})
 	if err != nil {
 		return nil, err
