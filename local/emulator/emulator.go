@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -25,6 +26,8 @@ import (
 	"github.com/wsbind/wsbind/infra"
 	"github.com/wsbind/wsbind/internal/aws/apigw"
 	"github.com/wsbind/wsbind/internal/aws/dynamo"
+	"github.com/wsbind/wsbind/internal/aws/fanout"
+	"github.com/wsbind/wsbind/internal/aws/lambdahost"
 	"github.com/wsbind/wsbind/internal/core/router"
 	"github.com/wsbind/wsbind/internal/emulated/dynamodblocal"
 	"github.com/wsbind/wsbind/internal/emulated/gateway"
@@ -256,7 +259,24 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc.Poster = poster
+	// A push to many connections goes through push workers, as on AWS
+	// with WSBIND_PUSH_WORKER_FUNCTION: Instances of them, each with a
+	// Poster of its own, invoked in-process (internal/aws/fanout).
+	var workers []lambda.Handler
+	for range cfg.Instances {
+		wp, err := apigw.New(mgmt, AWSConfig(), apigw.Config{OnGone: st.DropConn, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, wp.Close)
+		workers = append(workers, lambdahost.NewPush(&fanout.Worker{Poster: wp, Log: log}, log, metricsOf(cfg)))
+	}
+	chunker, err := fanout.NewChunker(fanout.Config{Local: poster, Invoker: fanout.NewLocalInvoker(15*time.Minute, workers...),
+		Workers: cfg.Instances, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	svc.Poster = chunker
 
 	em.fns, err = loadFunctions(ctx, &cfg, svc, hist.Overlap*3/4, log)
 	if err != nil {

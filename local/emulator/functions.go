@@ -64,13 +64,7 @@ func loadFunctions(ctx context.Context, cfg *Config, svc *host.Services, refresh
 	if err != nil {
 		return fail(fmt.Errorf("WSBIND_JWT_SECRET: %w", err))
 	}
-	metrics := cfg.Metrics
-	switch metrics {
-	case "":
-		metrics = lambdahost.DefaultMetricsNamespace
-	case "off":
-		metrics = ""
-	}
+	metrics := metricsOf(*cfg)
 	f.authorizer = &lambdaCtx{inv: lambdahost.NewAuthorizer(auth.NewAuthorizer(v, log), log, metrics, 0), name: "authorizer"}
 
 	wcfg := host.WazeroConfig{Interruptible: true, GuestEnv: cfg.GuestEnv}
@@ -178,4 +172,16 @@ func newRequestID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// metricsOf is the namespace of the metrics the functions' lines embed:
+// "" when cfg turns them off.
+func metricsOf(cfg Config) string {
+	switch cfg.Metrics {
+	case "":
+		return lambdahost.DefaultMetricsNamespace
+	case "off":
+		return ""
+	}
+	return cfg.Metrics
 }

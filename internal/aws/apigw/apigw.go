@@ -265,7 +265,7 @@ func New(endpoint string, awsCfg aws.Config, cfg Config) (*Poster, error) {
 	if cfg.FlushWait <= 0 {
 		cfg.FlushWait = DefaultFlushWait
 	}
-	hc := poolClient(awsCfg.HTTPClient, cfg.Concurrency)
+	hc := PoolClient(awsCfg.HTTPClient, cfg.Concurrency)
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
 
@@ -303,11 +303,14 @@ func regionOf(hostname string) string {
 	return ""
 }
 
-// poolClient returns hc with a connection pool for n requests in flight.
+// PoolClient returns hc with a connection pool for n requests in flight.
 // net/http keeps 2 idle connections per host by default, and the SDK's
 // client 10: with more posts in flight, every request over that opens a
-// new connection (a TLS handshake each) and closes it after.
-func poolClient(hc aws.HTTPClient, n int) aws.HTTPClient {
+// new connection (a TLS handshake each) and closes it after. New applies
+// it to the client it is given; a caller that wraps the client (a rate
+// limiter in front of it, say) applies it first, to the inner one, as New
+// uses any other client as it is.
+func PoolClient(hc aws.HTTPClient, n int) aws.HTTPClient {
 	var bc *awshttp.BuildableClient
 	switch c := hc.(type) {
 	case nil:
@@ -724,6 +727,29 @@ func (p *Poster) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// Drain waits until every lane has drained (delivered, or its connection
+// gone or closed as stuck), or ctx ends, whichever is first, and returns
+// ctx's error in the second case. Unlike Flush it does not give up on a
+// failing lane: a lane ends within Patience of its head's first failure
+// (plus the closing of a stuck connection), so a caller that must not
+// return with pushes in flight (a push worker, whose next invocation may
+// run in another process: a push left in a lane here could then be
+// overtaken by a later one there) waits at most that long.
+func (p *Poster) Drain(ctx context.Context) error {
+	p.mu.Lock()
+	idle := p.idle
+	p.mu.Unlock()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // Pending is the number of pushes waiting in lanes.

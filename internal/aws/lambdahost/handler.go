@@ -82,9 +82,12 @@ type Handler struct {
 	log    *slog.Logger
 	invoke func(ctx context.Context, payload []byte, in *invocation) (any, error)
 
-	msg  string    // the message of its invocation lines
-	emf  []rawJSON // the EMF directives, by variant; nil: no metrics
-	warm atomic.Bool
+	msg string // the message of its invocation lines
+	// pushes counts the posts of the fan-out and the push worker, for
+	// their lines; nil for the others, or a Poster that does not count.
+	pushes host.PushCounter
+	emf    []rawJSON // the EMF directives, by variant; nil: no metrics
+	warm   atomic.Bool
 }
 
 var _ lambda.Handler = (*Handler)(nil)
@@ -103,6 +106,9 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{cfg: cfg, log: cfg.Services.Log, msg: "wsbind: " + cfg.Function, emf: metricsFor(cfg.Function, cfg.Metrics)}
 	if h.log == nil {
 		h.log = slog.Default()
+	}
+	if cfg.Function == NameStreamFanout {
+		h.pushes, _ = cfg.Services.Poster.(host.PushCounter)
 	}
 	switch cfg.Function {
 	case NameConnect:
@@ -163,10 +169,8 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) (_ []byte, err err
 	var in invocation
 	var counter host.PushCounter
 	var before host.PushCounts
-	if h.cfg.Function == NameStreamFanout {
-		if counter, _ = h.cfg.Services.Poster.(host.PushCounter); counter != nil {
-			before = counter.PushCounts()
-		}
+	if counter = h.pushes; counter != nil {
+		before = counter.PushCounts()
 	}
 	defer func() {
 		var pushes *host.PushCounts

@@ -103,9 +103,15 @@ func metricsFor(function, namespace string) []rawJSON {
 				list = append(list, ms(metricFanoutLag))
 			}
 			ds = append(ds, directive{namespace, byFunction, list})
+		case NamePush:
+			list := []metric{us(metricLatency)}
+			if v&emfPushes != 0 {
+				list = append(list, count(metricPushesPosted), count(metricPushesGone), count(metricPushesThrottled), count(metricPushesFailed))
+			}
+			ds = append(ds, directive{namespace, byFunction, list})
 		}
 		var proc []metric
-		if function != NameAuthorizer {
+		if function != NameAuthorizer && function != NamePush { // host code only: no guest
 			proc = append(proc, count(metricGuestTraps))
 		}
 		if v&emfCold != 0 {
@@ -286,13 +292,13 @@ func (h *Handler) report(ctx context.Context, start time.Time, cold bool, in *in
 			maxLag = slices.Max(in.lags)
 			attrs = append(attrs, slog.Int64("lag_ms", maxLag))
 		}
-		if pushes != nil {
-			attrs = append(attrs, slog.Int64("pushes_posted", pushes.Posted), slog.Int64("pushes_gone", pushes.Gone),
-				slog.Int64("pushes_throttled", pushes.Throttled), slog.Int64("pushes_failed", pushes.Failed))
-		}
 		if in.failures > 0 {
 			level = slog.LevelWarn
 		}
+	}
+	if pushes != nil {
+		attrs = append(attrs, slog.Int64("pushes_posted", pushes.Posted), slog.Int64("pushes_gone", pushes.Gone),
+			slog.Int64("pushes_throttled", pushes.Throttled), slog.Int64("pushes_failed", pushes.Failed))
 	}
 	attrs = append(attrs, slog.Int64("duration_us", us))
 	if in.trap {
@@ -339,9 +345,14 @@ func (h *Handler) report(ctx context.Context, start time.Time, cold bool, in *in
 			if len(in.lags) > 0 {
 				attrs = append(attrs, slog.Any(metricFanoutLag, lagsOf(in.lags)))
 			}
+		case NamePush:
+			if pushes != nil {
+				attrs = append(attrs, slog.Int64(metricPushesPosted, pushes.Posted), slog.Int64(metricPushesGone, pushes.Gone),
+					slog.Int64(metricPushesThrottled, pushes.Throttled), slog.Int64(metricPushesFailed, pushes.Failed))
+			}
 		}
 		attrs = append(attrs, slog.Int64(metricLatency, us))
-		if fn != NameAuthorizer {
+		if fn != NameAuthorizer && fn != NamePush {
 			traps := 0
 			if in.trap {
 				traps = 1

@@ -343,7 +343,7 @@ func TestBootstrap_Settings(t *testing.T) {
 	}{
 		{[]string{"_HANDLER=route", "LAMBDA_TASK_ROOT=" + root}, "or memory (in-process, no persistence)"},
 		{[]string{"_HANDLER=route", "LAMBDA_TASK_ROOT=" + root, "WSBIND_BACKEND=dynamodb"}, "WSBIND_BACKEND=dynamodb needs WSBIND_TABLE_ITEMS"},
-		{[]string{"_HANDLER=bootstrap", "WSBIND_BACKEND=memory"}, "want connect, route, streamfanout or authorizer"},
+		{[]string{"_HANDLER=bootstrap", "WSBIND_BACKEND=memory"}, "want connect, route, streamfanout, authorizer or push"},
 		{[]string{"_HANDLER=connect", "LAMBDA_TASK_ROOT=" + root, "WSBIND_BACKEND=memory"}, "connect.wasm"},
 	}
 	for _, tt := range tests {

@@ -70,7 +70,8 @@ func (e *Process) getenv(key string) string {
 // hostOnly are the WSBIND_ settings that configure the host itself: where
 // the data lives and how tokens are verified. Guests never see them; the
 // auth secret in particular must not reach binding code.
-var hostOnly = []string{"WSBIND_BACKEND=", "WSBIND_TABLE_", "WSBIND_MANAGEMENT_ENDPOINT=", "WSBIND_AUTH_", "WSBIND_ENGINE=", "WSBIND_METRICS"}
+var hostOnly = []string{"WSBIND_BACKEND=", "WSBIND_TABLE_", "WSBIND_MANAGEMENT_ENDPOINT=", "WSBIND_AUTH_", "WSBIND_ENGINE=", "WSBIND_METRICS",
+	"WSBIND_PUSH_", "WSBIND_FANOUT_CONCURRENCY="}
 
 // guestEnv is what the guests see of the environment: the application's
 // settings (WSBIND_*, host-only ones excepted) and nothing else. The
@@ -109,7 +110,10 @@ func (f *Function) Close(ctx context.Context) error {
 // runtime's bootstrap does at init:
 //
 //   - _HANDLER (the function's Handler setting) names the function:
-//     connect, route, streamfanout, or authorizer (host code, no guest);
+//     connect, route, streamfanout, or authorizer or push (host code, no
+//     guest);
+//   - for streamfanout and push, WSBIND_PUSH_* pace the posts and name
+//     the push worker (pushSettings);
 //   - WSBIND_BACKEND selects the services: "dynamodb" is the tables named
 //     by WSBIND_TABLE_ITEMS, _CONNECTIONS and _SUBSCRIPTIONS (and for
 //     route _IDEMPOTENCY), and for streamfanout the management API at
@@ -140,9 +144,11 @@ func FromEnv(ctx context.Context, env Process) (*Function, error) {
 	case lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout:
 	case lambdahost.NameAuthorizer:
 		return authorizerFromEnv(ctx, &env, log, metrics, begin)
+	case lambdahost.NamePush:
+		return pushFromEnv(ctx, &env, log, metrics)
 	default:
-		return nil, fmt.Errorf("_HANDLER=%q: want %s, %s, %s or %s", name,
-			lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer)
+		return nil, fmt.Errorf("_HANDLER=%q: want %s, %s, %s, %s or %s", name,
+			lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer, lambdahost.NamePush)
 	}
 	svc, err := servicesFromEnv(ctx, &env, name, log)
 	if err != nil {
@@ -362,11 +368,19 @@ func dynamoServices(ctx context.Context, env *Process, name string, log *slog.Lo
 			// to its $disconnect.
 			cfg.OnGone = st.DropConn
 		}
-		p, err := apigw.New(endpoint, awsCfg, cfg)
-		if err != nil {
-			return nil, err
+		if name == lambdahost.NameStreamFanout {
+			p, err := fanoutPoster(endpoint, awsCfg, cfg, env)
+			if err != nil {
+				return nil, err
+			}
+			svc.Poster = p
+		} else {
+			p, err := apigw.New(endpoint, awsCfg, cfg)
+			if err != nil {
+				return nil, err
+			}
+			svc.Poster = p
 		}
-		svc.Poster = p
 	}
 	return svc, nil
 }

@@ -94,6 +94,25 @@ func TestFromEnv(t *testing.T) {
 	}
 }
 
+// pushTables and mgmt are the settings a push worker needs.
+var (
+	pushTables = []string{"WSBIND_BACKEND=dynamodb", "WSBIND_TABLE_ITEMS=i", "WSBIND_TABLE_CONNECTIONS=c", "WSBIND_TABLE_SUBSCRIPTIONS=s"}
+	mgmt       = "WSBIND_MANAGEMENT_ENDPOINT=https://abc.execute-api.us-east-1.amazonaws.com/prod"
+)
+
+// The push worker starts with no guest, and refuses an event that is not
+// a push request.
+func TestFromEnv_Push(t *testing.T) {
+	f, err := lambdainit.FromEnv(context.Background(), lambdainit.Process{Vars: append(pushTables, "_HANDLER=push", mgmt, "WSBIND_PUSH_QUOTA=500")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(context.Background())
+	if _, err := f.Invoke(context.Background(), []byte(`{"Records":[]}`)); err == nil || !strings.Contains(err.Error(), "not a push request") {
+		t.Fatalf("a stream event to the push worker: got %v", err)
+	}
+}
+
 func TestFromEnv_Errors(t *testing.T) {
 	root := t.TempDir() // no wasm in it
 	tests := []struct {
@@ -107,6 +126,13 @@ func TestFromEnv_Errors(t *testing.T) {
 		{[]string{"_HANDLER=connect", "WSBIND_BACKEND=memory", "LAMBDA_TASK_ROOT=" + root}, "connect.wasm"},
 		// The last setting wins, as in os.Getenv.
 		{[]string{"_HANDLER=route", "_HANDLER=nope", "WSBIND_BACKEND=memory"}, `_HANDLER="nope"`},
+		// The push worker and the fan-out's pacing.
+		{[]string{"_HANDLER=push", "WSBIND_BACKEND=memory"}, `push: WSBIND_BACKEND="memory"`},
+		{[]string{"_HANDLER=push", "WSBIND_BACKEND=dynamodb"}, "push needs WSBIND_TABLE_CONNECTIONS"},
+		{append(pushTables, "_HANDLER=push"), "push needs WSBIND_MANAGEMENT_ENDPOINT"},
+		{append(pushTables, "_HANDLER=push", mgmt, "WSBIND_PUSH_WORKERS=-3"), `WSBIND_PUSH_WORKERS="-3"`},
+		{append(pushTables, "_HANDLER=streamfanout", mgmt, "WSBIND_PUSH_QUOTA=lots"), `WSBIND_PUSH_QUOTA="lots"`},
+		{append(pushTables, "_HANDLER=streamfanout", mgmt, "WSBIND_PUSH_THRESHOLD=x"), `WSBIND_PUSH_THRESHOLD="x"`},
 	}
 	for _, tt := range tests {
 		vars := append([]string{}, tt.vars...) // not nil: nil is the process's environment

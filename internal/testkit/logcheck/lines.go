@@ -18,6 +18,7 @@ var Fields = map[string][]string{
 	"connect":      {"function", "aws_request_id", "api_request_id", "conn", "event", "status", "duration_us"},
 	"authorizer":   {"function", "aws_request_id", "api_request_id", "conn", "status", "duration_us"},
 	"streamfanout": {"function", "aws_request_id", "records", "failed_records", "duration_us"},
+	"push":         {"function", "aws_request_id", "duration_us"},
 }
 
 // PushFields are what a fan-out line adds when its Poster counts its
@@ -66,7 +67,7 @@ func Check(line []byte, o Options) (Line, error) {
 	fn, _ := str(root["function"])
 	if want, ok := Fields[fn]; ok && msg == "wsbind: "+fn {
 		l.Function = fn
-		if o.Pushes && fn == "streamfanout" {
+		if o.Pushes && (fn == "streamfanout" || fn == "push") {
 			want = append(slices.Clone(want), PushFields...)
 		}
 		if _, failed := root["err"]; failed {
