@@ -33,7 +33,8 @@ import (
 //   - WSBIND_PUSH_THRESHOLD: a push to more connections is chunked
 //     (default fanout.DefaultThreshold).
 //
-// Each posting process paces at quota over P + concurrency slots.
+// Each posting process paces at quota over P + concurrency slots (over
+// concurrency alone when there is no push worker function: fanoutPoster).
 type pushSettings struct {
 	quota     float64
 	workers   int
@@ -104,12 +105,19 @@ func fanoutPoster(endpoint string, awsCfg aws.Config, cfg apigw.Config, env *Pro
 	if err != nil {
 		return nil, err
 	}
+	if ps.function == "" {
+		// No push workers: the fan-out invocations are the only
+		// processes posting, and the quota is theirs alone.
+		r, err := fanout.SlotRate(ps.quota, ps.parents)
+		if err != nil {
+			return nil, fmt.Errorf("WSBIND_PUSH_QUOTA=%v over WSBIND_FANOUT_CONCURRENCY=%d: %w", ps.quota, ps.parents, err)
+		}
+		p, _, err := pacedPoster(endpoint, awsCfg, cfg, r)
+		return p, err
+	}
 	p, _, err := pacedPoster(endpoint, awsCfg, cfg, ps.rate)
 	if err != nil {
 		return nil, err
-	}
-	if ps.function == "" {
-		return p, nil
 	}
 	inv, err := fanout.NewLambdaInvoker(awsCfg, ps.function)
 	if err != nil {
