@@ -95,6 +95,7 @@ var (
 	_ host.Poster       = (*Chunker)(nil)
 	_ host.Flusher      = (*Chunker)(nil)
 	_ host.GoneReporter = (*Chunker)(nil)
+	_ host.PushCounter  = (*Chunker)(nil)
 )
 
 // NewChunker returns a Chunker, or an error naming the setting that is
@@ -169,6 +170,16 @@ func (c *Chunker) Gone(id string) bool {
 		return g.Gone(id)
 	}
 	return false
+}
+
+// PushCounts implements host.PushCounter with the local Poster's counts:
+// the posts this process made. A worker's posts are counted in its own
+// invocation's line, so that no post is counted twice.
+func (c *Chunker) PushCounts() host.PushCounts {
+	if pc, ok := c.cfg.Local.(host.PushCounter); ok {
+		return pc.PushCounts()
+	}
+	return host.PushCounts{}
 }
 
 // chunks splits ids into at most Workers chunks by a hash of the

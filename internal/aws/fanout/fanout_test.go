@@ -21,6 +21,7 @@ import (
 	"github.com/wsbind/wsbind/internal/aws/apigw"
 	"github.com/wsbind/wsbind/internal/aws/fanout"
 	"github.com/wsbind/wsbind/internal/aws/lambdahost"
+	"github.com/wsbind/wsbind/internal/sandbox/host"
 	"github.com/wsbind/wsbind/internal/testkit/apigwtest"
 )
 
@@ -193,6 +194,24 @@ func TestChunker_SmallIsLocal(t *testing.T) {
 	s.check(t, "x")
 	if s.inv.calls != 0 {
 		t.Errorf("%d invocations for 40 connections at threshold 40", s.inv.calls)
+	}
+}
+
+// The Chunker's counts are its own process's posts: a small push's, not
+// the chunks' its workers made (they report those in their own lines).
+func TestChunker_PushCounts(t *testing.T) {
+	s := newSystem(t, 300, 3, 100)
+	if err := s.chunker.Post(context.Background(), []byte("small"), s.ids[:40]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.chunker.Post(context.Background(), []byte("big"), s.ids); err != nil {
+		t.Fatal(err)
+	}
+	if s.inv.calls == 0 {
+		t.Fatal("the push to 300 connections was not chunked")
+	}
+	if got := s.chunker.PushCounts(); got != (host.PushCounts{Posted: 40}) {
+		t.Errorf("counts %+v, want the 40 local posts only", got)
 	}
 }
 
