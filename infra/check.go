@@ -40,6 +40,7 @@ const (
 	CheckSecret               = "secret"                 // no secret in any function's environment
 	CheckRetention            = "retention"              // what stack deletion and replacement do to stateful resources
 	CheckTracing              = "tracing"                // X-Ray tracing is a parameter of every function
+	CheckPushPacing           = "push-pacing"            // reserved concurrencies are the counts the fan-out's pacing divides the quota by
 )
 
 // Problem is one way the template falls short.
@@ -69,6 +70,7 @@ const (
 	hRoute        = "route"
 	hStreamFanout = "streamfanout"
 	hAuthorizer   = "authorizer"
+	hPush         = "push"
 )
 
 // Table roles: which of the three tables a resource is, as the functions'
@@ -93,7 +95,7 @@ var tableVars = map[string]string{
 // resource named by its role (a table's, "<table>/index/<name>",
 // "<table>/stream/*", "dlq" for the stream's failure queue,
 // "POST @connections" and "DELETE @connections" for this stage's
-// @connections/* by method).
+// @connections/* by method, "push" for the push worker function).
 var wantGrants = map[string][]string{
 	hRoute: {
 		"dynamodb:GetItem items", "dynamodb:PutItem items", "dynamodb:DeleteItem items", "dynamodb:Query items",
@@ -118,6 +120,15 @@ var wantGrants = map[string][]string{
 		"dynamodb:DescribeStream items/stream/*", "dynamodb:GetRecords items/stream/*",
 		"dynamodb:GetShardIterator items/stream/*", "dynamodb:ListStreams items/stream/*",
 		"sqs:SendMessage dlq",
+		// A push to many connections is split over push workers.
+		"lambda:InvokeFunction push",
+	},
+	// A push worker posts its chunk and, like the fan-out, forgets a
+	// connection API Gateway says is gone.
+	hPush: {
+		"dynamodb:DeleteItem connections",
+		"dynamodb:Query subscriptions/index/" + dynamo.IndexByConn, "dynamodb:BatchWriteItem subscriptions",
+		"execute-api:ManageConnections POST @connections", "execute-api:ManageConnections DELETE @connections",
 	},
 	// The secret's parameter, and the customer managed key it may be
 	// encrypted with, through Parameter Store only.
@@ -208,6 +219,7 @@ func Check(t Template, cfg Config) []Problem {
 	c.checkSecrets()
 	c.checkRetention()
 	c.checkTracing()
+	c.checkPushPacing()
 	return c.problems
 }
 
@@ -501,12 +513,15 @@ func (c *checker) checkEnv(id, h string) {
 		}
 	}
 	switch h {
-	case hConnect, hRoute, hStreamFanout:
+	case hConnect, hRoute, hStreamFanout, hPush:
 		if b := strOf(env["WSBIND_BACKEND"]); b != "dynamodb" {
 			c.add(CheckEnv, id, "WSBIND_BACKEND %q, want dynamodb", b)
 		}
 		roles := []string{tItems, tConnections, tSubscriptions}
 		switch h {
+		case hPush:
+			// It reads no item: it forgets gone connections.
+			roles = []string{tConnections, tSubscriptions}
 		case hRoute:
 			// Only writes, which only the route function serves, take
 			// idempotency keys; a resumed subscription reads the history.
@@ -543,12 +558,77 @@ func (c *checker) checkEnv(id, h string) {
 		}
 	}
 	switch h {
-	case hStreamFanout, hRoute:
+	case hStreamFanout, hPush:
+		for _, v := range pushVars {
+			if p := refOf(env[v]); c.params[p] == nil {
+				c.add(CheckEnv, id, "%s is not a Ref to a parameter", v)
+			}
+		}
+	}
+	if h == hStreamFanout {
+		if fn := refOf(env["WSBIND_PUSH_WORKER_FUNCTION"]); !c.isType(fn, "AWS::Serverless::Function") || strOf(c.fnProp(fn, "Handler")) != hPush {
+			c.add(CheckEnv, id, "WSBIND_PUSH_WORKER_FUNCTION is not a Ref to the push function: a push to many connections would be posted by the fan-out alone, at its share of the quota")
+		}
+	}
+	switch h {
+	case hStreamFanout, hRoute, hPush:
 		s, _, _ := subOf(env["WSBIND_MANAGEMENT_ENDPOINT"])
 		if !endpointSub.MatchString(s) {
 			c.add(CheckEnv, id, "WSBIND_MANAGEMENT_ENDPOINT is not https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}")
 		} else {
 			c.endpoint[id] = s
+		}
+	}
+}
+
+// pushVars are the fan-out's pacing settings, which the fan-out and
+// the push workers must both be told.
+var pushVars = []string{"WSBIND_PUSH_QUOTA", "WSBIND_PUSH_WORKERS", "WSBIND_FANOUT_CONCURRENCY"}
+
+// checkPushPacing: every posting process paces itself at
+// 0.98 x quota / (workers + fan-out concurrency) - 1 requests/s, so the
+// posts add up to the quota only if the counts the processes are told are
+// the counts Lambda runs at most: the push function's reserved
+// concurrency is the parameter both functions' WSBIND_PUSH_WORKERS name,
+// the fan-out's is the one both WSBIND_FANOUT_CONCURRENCY name, and both
+// are told the same quota.
+func (c *checker) checkPushPacing() {
+	fan, push := c.fnByHandler[hStreamFanout], c.fnByHandler[hPush]
+	if fan == "" || push == "" {
+		return // reported already
+	}
+	fanEnv, pushEnv := c.fnEnv(fan), c.fnEnv(push)
+	same := func(v string) string {
+		a, b := refOf(fanEnv[v]), refOf(pushEnv[v])
+		if a == "" || b == "" {
+			return "" // reported already
+		}
+		if a != b {
+			c.add(CheckPushPacing, push, "%s is %s, %s's is %s: the two would split different figures, and together post more than the quota", v, b, fan, a)
+			return ""
+		}
+		return a
+	}
+	same("WSBIND_PUSH_QUOTA")
+	// The fan-out waits for its workers' answers.
+	if ft, ok := intOf(c.props(fan)["Timeout"]); ok {
+		if pt, ok := intOf(c.props(push)["Timeout"]); ok && ft < pt {
+			c.add(CheckPushPacing, fan, "Timeout %d s, below %s's %d s: the fan-out would time out while its push workers still post, and the change be pushed again", ft, push, pt)
+		}
+	}
+	for _, r := range []struct{ fn, v, why string }{
+		{push, "WSBIND_PUSH_WORKERS", "more push workers could run than the pacing counts, and post more than the quota"},
+		{fan, "WSBIND_FANOUT_CONCURRENCY", "more fan-out invocations could run than the pacing counts, and post more than the quota"},
+	} {
+		p := same(r.v)
+		if p == "" {
+			continue
+		}
+		if got := refOf(c.props(r.fn)["ReservedConcurrentExecutions"]); got != p {
+			c.add(CheckPushPacing, r.fn, "ReservedConcurrentExecutions is not !Ref %s, the parameter %s names: %s", p, r.v, r.why)
+		}
+		if lo, ok := intOf(c.params[p]["MinValue"]); !ok || lo < 1 {
+			c.add(CheckPushPacing, p, "MinValue %v, want at least 1: a reserved concurrency of 0 stops the function", c.params[p]["MinValue"])
 		}
 	}
 }
@@ -1031,7 +1111,7 @@ func (c *checker) statement(fn, where string, st map[string]any, granted map[str
 	}
 	scoped := slices.ContainsFunc(actions, func(a string) bool {
 		a = strings.ToLower(a)
-		return strings.HasPrefix(a, "dynamodb:") || strings.HasPrefix(a, "execute-api:") || a == "*"
+		return strings.HasPrefix(a, "dynamodb:") || strings.HasPrefix(a, "execute-api:") || strings.HasPrefix(a, "lambda:") || a == "*"
 	})
 	for _, a := range actions {
 		if strings.Contains(a, "*") {
@@ -1065,7 +1145,7 @@ func (c *checker) statement(fn, where string, st map[string]any, granted map[str
 
 // resourceKey names a statement's resource by its role: a table's role,
 // "<role>/index/<name>", "<role>/stream/*", "dlq", "POST @connections",
-// "DELETE @connections"; any
+// "DELETE @connections", "push" (the push function's Arn); any
 // other resource by its text.
 func (c *checker) resourceKey(r any) string {
 	role := func(id string) string {
@@ -1085,6 +1165,9 @@ func (c *checker) resourceKey(r any) string {
 		}
 		if rl := role(res); rl != "" && attr == "StreamArn" {
 			return rl + "/stream/*"
+		}
+		if attr == "Arn" && c.handlerOf(res) == hPush {
+			return "push"
 		}
 		return res + "." + attr
 	}

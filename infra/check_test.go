@@ -13,7 +13,7 @@ import (
 )
 
 // handlers are the Handler values the bootstrap accepts.
-var handlers = []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer}
+var handlers = []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer, lambdahost.NamePush}
 
 func load(t *testing.T) (Template, Config) {
 	t.Helper()
@@ -40,7 +40,7 @@ func TestCheck_Template(t *testing.T) {
 func TestParseSAMMakefile(t *testing.T) {
 	_, cfg := load(t)
 	mk := cfg.Make
-	for _, id := range []string{"Connect", "Route", "StreamFanout", "Authorizer"} {
+	for _, id := range []string{"Connect", "Route", "StreamFanout", "Authorizer", "Push"} {
 		if !mk.Targets[id] {
 			t.Errorf("no target build-%s in %v", id, mk.Targets)
 		}
@@ -619,6 +619,103 @@ func TestCheck_Mutations(t *testing.T) {
 			mutate: func(t *testing.T, tpl Template) { delete(mapOf(tpl["Outputs"]), "WebSocketURL") }},
 		{name: "no failure queue URL", check: CheckOutput, want: "failure queue",
 			mutate: func(t *testing.T, tpl Template) { delete(mapOf(tpl["Outputs"]), "FanoutDLQURL") }},
+
+		// the push workers, and the fan-out's pacing over them
+		{name: "no push function", check: CheckFunction, want: `no function has Handler "push"`,
+			mutate: func(t *testing.T, tpl Template) { props(t, tpl, "Push")["Handler"] = "authorizer" }},
+		{name: "no build target for the push function", check: CheckBuild, want: "no target build-Push",
+			mutateMake: func(mk *SAMMakefile) { delete(mk.Targets, "Push") }},
+		{name: "sam.mk builds a guest for the push function", check: CheckBuild, want: `sam.mk builds "streamfanout" for build-Push`,
+			mutateMake: func(mk *SAMMakefile) { mk.Handlers["Push"] = "streamfanout" }},
+		{name: "push memory shared with the fan-out", check: CheckFunction, want: "FanoutMemorySize is also Push's",
+			mutate: func(t *testing.T, tpl Template) { props(t, tpl, "Push")["MemorySize"] = ref("FanoutMemorySize") }},
+		{name: "push memory beyond Lambda's", check: CheckFunction, want: "PushMemorySize: Default",
+			mutate: func(t *testing.T, tpl Template) {
+				mapOf(mapOf(tpl["Parameters"])["PushMemorySize"])["MaxValue"] = 20480
+			}},
+		{name: "push worker without its log group", check: CheckLogGroup, want: "Push: LoggingConfig.LogGroup",
+			mutate: func(t *testing.T, tpl Template) { del(t, props(t, tpl, "Push"), "LoggingConfig") }},
+		{name: "no push errors alarm", check: CheckAlarm, want: "Push: no alarm on its Errors",
+			mutate: func(t *testing.T, tpl Template) { delete(mapOf(tpl["Resources"]), "PushErrorsAlarm") }},
+		{name: "no push throttles alarm", check: CheckAlarm, want: "Push: no alarm on its Throttles",
+			mutate: func(t *testing.T, tpl Template) { delete(mapOf(tpl["Resources"]), "PushThrottlesAlarm") }},
+		{name: "push worker on the memory backend", check: CheckEnv, want: `Push: WSBIND_BACKEND "memory"`,
+			mutate: func(t *testing.T, tpl Template) { env(t, tpl, "Push")["WSBIND_BACKEND"] = "memory" }},
+		{name: "push worker forgets gone connections in another table", check: CheckEnv, want: "Push: WSBIND_TABLE_CONNECTIONS names ItemsTable",
+			mutate: func(t *testing.T, tpl Template) { env(t, tpl, "Push")["WSBIND_TABLE_CONNECTIONS"] = ref("ItemsTable") }},
+		{name: "push worker without its management endpoint", check: CheckEnv, want: "Push: WSBIND_MANAGEMENT_ENDPOINT",
+			mutate: func(t *testing.T, tpl Template) { del(t, env(t, tpl, "Push"), "WSBIND_MANAGEMENT_ENDPOINT") }},
+		{name: "fan-out not told the push function", check: CheckEnv, want: "WSBIND_PUSH_WORKER_FUNCTION is not a Ref to the push function",
+			mutate: func(t *testing.T, tpl Template) { del(t, env(t, tpl, "StreamFanout"), "WSBIND_PUSH_WORKER_FUNCTION") }},
+		{name: "fan-out's push workers are the route function", check: CheckEnv, want: "WSBIND_PUSH_WORKER_FUNCTION is not a Ref to the push function",
+			mutate: func(t *testing.T, tpl Template) {
+				env(t, tpl, "StreamFanout")["WSBIND_PUSH_WORKER_FUNCTION"] = ref("Route")
+			}},
+		{name: "quota fixed in the fan-out", check: CheckEnv, want: "StreamFanout: WSBIND_PUSH_QUOTA is not a Ref to a parameter",
+			mutate: func(t *testing.T, tpl Template) { env(t, tpl, "StreamFanout")["WSBIND_PUSH_QUOTA"] = "10000" }},
+		{name: "push worker not told the fan-out's concurrency", check: CheckEnv, want: "Push: WSBIND_FANOUT_CONCURRENCY is not a Ref to a parameter",
+			mutate: func(t *testing.T, tpl Template) { del(t, env(t, tpl, "Push"), "WSBIND_FANOUT_CONCURRENCY") }},
+		{name: "push workers unreserved", check: CheckPushPacing, want: "Push: ReservedConcurrentExecutions is not !Ref PushWorkers",
+			mutate: func(t *testing.T, tpl Template) { del(t, props(t, tpl, "Push"), "ReservedConcurrentExecutions") }},
+		{name: "push workers reserved by another parameter", check: CheckPushPacing, want: "Push: ReservedConcurrentExecutions is not !Ref PushWorkers",
+			mutate: func(t *testing.T, tpl Template) {
+				props(t, tpl, "Push")["ReservedConcurrentExecutions"] = ref("FanoutConcurrency")
+			}},
+		{name: "push workers reserved by a number", check: CheckPushPacing, want: "Push: ReservedConcurrentExecutions is not !Ref PushWorkers",
+			mutate: func(t *testing.T, tpl Template) { props(t, tpl, "Push")["ReservedConcurrentExecutions"] = 20 }},
+		{name: "fan-out unreserved", check: CheckPushPacing, want: "StreamFanout: ReservedConcurrentExecutions is not !Ref FanoutConcurrency",
+			mutate: func(t *testing.T, tpl Template) {
+				del(t, props(t, tpl, "StreamFanout"), "ReservedConcurrentExecutions")
+			}},
+		{name: "fan-out reserved by the workers' parameter", check: CheckPushPacing, want: "StreamFanout: ReservedConcurrentExecutions is not !Ref FanoutConcurrency",
+			mutate: func(t *testing.T, tpl Template) {
+				props(t, tpl, "StreamFanout")["ReservedConcurrentExecutions"] = ref("PushWorkers")
+			}},
+		{name: "fan-out and workers count the workers differently", check: CheckPushPacing, want: "WSBIND_PUSH_WORKERS is PushWorkers, StreamFanout's is Chunks",
+			mutate: func(t *testing.T, tpl Template) {
+				mapOf(tpl["Parameters"])["Chunks"] = map[string]any{"Type": "Number", "Default": 20, "MinValue": 1}
+				env(t, tpl, "StreamFanout")["WSBIND_PUSH_WORKERS"] = ref("Chunks")
+			}},
+		{name: "fan-out and workers count the fan-outs differently", check: CheckPushPacing, want: "WSBIND_FANOUT_CONCURRENCY is Parents",
+			mutate: func(t *testing.T, tpl Template) {
+				mapOf(tpl["Parameters"])["Parents"] = map[string]any{"Type": "Number", "Default": 1, "MinValue": 1}
+				env(t, tpl, "Push")["WSBIND_FANOUT_CONCURRENCY"] = ref("Parents")
+			}},
+		{name: "fan-out and workers split different quotas", check: CheckPushPacing, want: "WSBIND_PUSH_QUOTA is OtherQuota",
+			mutate: func(t *testing.T, tpl Template) {
+				mapOf(tpl["Parameters"])["OtherQuota"] = map[string]any{"Type": "Number", "Default": 5000}
+				env(t, tpl, "Push")["WSBIND_PUSH_QUOTA"] = ref("OtherQuota")
+			}},
+		{name: "no push workers allowed", check: CheckPushPacing, want: "PushWorkers: MinValue 0",
+			mutate: func(t *testing.T, tpl Template) { mapOf(mapOf(tpl["Parameters"])["PushWorkers"])["MinValue"] = 0 }},
+		{name: "fan-out gives up before its workers", check: CheckPushPacing, want: "StreamFanout: Timeout 60 s, below Push's 900 s",
+			mutate: func(t *testing.T, tpl Template) { props(t, tpl, "StreamFanout")["Timeout"] = 60 }},
+		{name: "push workers not invocable", check: CheckIAMGrants, want: "StreamFanout: lacks lambda:InvokeFunction push",
+			mutate: func(t *testing.T, tpl Template) { dropStmt(t, tpl, "StreamFanout", "InvokePushWorkers") }},
+		{name: "fan-out may invoke any function", check: CheckIAMWildcard, want: `Resource "*" with [lambda:InvokeFunction]`,
+			mutate: func(t *testing.T, tpl Template) { stmt(t, tpl, "StreamFanout", "InvokePushWorkers")["Resource"] = "*" }},
+		{name: "fan-out may invoke another function", check: CheckIAMGrants, want: "grants lambda:InvokeFunction Route.Arn",
+			mutate: func(t *testing.T, tpl Template) {
+				stmt(t, tpl, "StreamFanout", "InvokePushWorkers")["Resource"] = getAtt("Route", "Arn")
+			}},
+		{name: "push worker invokes itself", check: CheckIAMGrants, want: "Push: grants lambda:InvokeFunction push, beyond what the push function needs",
+			mutate: func(t *testing.T, tpl Template) {
+				doc := mapOf(listOf(props(t, tpl, "Push")["Policies"])[0])
+				doc["Statement"] = append(listOf(doc["Statement"]), map[string]any{
+					"Effect": "Allow", "Action": []any{"lambda:InvokeFunction"}, "Resource": getAtt("Push", "Arn")})
+			}},
+		{name: "push worker reads the items", check: CheckIAMGrants, want: "Push: grants dynamodb:DeleteItem items",
+			mutate: func(t *testing.T, tpl Template) {
+				stmt(t, tpl, "Push", "ForgetGoneConnection")["Resource"] = getAtt("ItemsTable", "Arn")
+			}},
+		{name: "push worker cannot close stuck connections", check: CheckIAMGrants, want: "Push: lacks execute-api:ManageConnections DELETE @connections",
+			mutate: func(t *testing.T, tpl Template) {
+				stmt(t, tpl, "Push", "Push")["Resource"] = apiArn("${Api}/${Stage}/POST/@connections/*")
+			}},
+		{name: "push worker cannot drop a gone connection's subscriptions", check: CheckIAMGrants, want: "Push: lacks dynamodb:BatchWriteItem subscriptions",
+			mutate: func(t *testing.T, tpl Template) { dropStmt(t, tpl, "Push", "DropSubscriptionsOfGoneConnection") }},
+		{name: "push worker posts on the whole API", check: CheckIAMManageConnections, want: "Push: Policies",
+			mutate: func(t *testing.T, tpl Template) { stmt(t, tpl, "Push", "Push")["Resource"] = apiArn("${Api}/*") }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tpl, cfg := load(t)

@@ -8,8 +8,8 @@
 # ARTIFACTS_DIR is the function's package. Here that is the bootstrap for
 # the Lambda architecture, and for a guest function <name>.wasm, its
 # compiled code, <name>.cache/, and with ENGINE=wasmtime (the default) its
-# ahead-of-time code, <name>.cwasm (the authorizer is native: bootstrap
-# only). ENGINE=wazero sam build ... makes pure-Go packages. The wsbind
+# ahead-of-time code, <name>.cwasm (the authorizer and the push worker
+# are native: bootstrap only). ENGINE=wazero sam build ... makes pure-Go packages. The wsbind
 # command makes them (wsbind build), as it does an application's.
 #
 # SAM does not tell make the function's architecture. SAM_ARCH does, in
@@ -31,14 +31,16 @@ sam_handler_Connect      := connect
 sam_handler_Route        := route
 sam_handler_StreamFanout := streamfanout
 sam_handler_Authorizer   := authorizer
+sam_handler_Push         := push
 
-.PHONY: build-Connect build-Route build-StreamFanout build-Authorizer sam-check-artifacts
+.PHONY: build-Connect build-Route build-StreamFanout build-Authorizer build-Push sam-check-artifacts
 
 # Each target makes one function's package with the wsbind command: the
 # bootstrap for SAM_ARCH and the function's own guest with its compiled
-# code (the authorizer: the bootstrap alone).
+# code (the authorizer and the push worker: the bootstrap alone).
 sam_functions_authorizer := none
-build-Connect build-Route build-StreamFanout build-Authorizer: sam-check-artifacts
+sam_functions_push       := none
+build-Connect build-Route build-StreamFanout build-Authorizer build-Push: sam-check-artifacts
 	$(WSBIND) build -v -arch $(sam_goarch) -engine $(ENGINE) -o $(ARTIFACTS_DIR) \
 		$(if $(CROSS_CC),-cc $(CROSS_CC)) $(if $(QEMU),-qemu $(QEMU)) \
 		-functions $(or $(sam_functions_$(sam_handler_$(@:build-%=%))),$(sam_handler_$(@:build-%=%)))

@@ -48,7 +48,8 @@ type Options struct {
 	// Engine is wasmtime (the default) or wazero.
 	Engine string
 	// Functions are the guests to include; nil means all three. An
-	// empty, non-nil slice means the bootstrap alone (the authorizer).
+	// empty, non-nil slice means the bootstrap alone (the authorizer, the
+	// push worker).
 	Functions []string
 	// CC is the C compiler for Linux on Arch, for the wasmtime bootstrap.
 	// "" means gcc natively, aarch64-linux-gnu-gcc or

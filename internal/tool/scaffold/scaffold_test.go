@@ -2,6 +2,7 @@ package scaffold
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,15 +34,22 @@ func TestFiles_Template(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := infra.Config{
-		Handlers:    []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer},
+		Handlers:    []string{lambdahost.NameConnect, lambdahost.NameRoute, lambdahost.NameStreamFanout, lambdahost.NameAuthorizer, lambdahost.NamePush},
 		Make:        infra.ParseSAMMakefile(mk),
 		TemplateDir: dir, RepoRoot: dir,
 	}
 	for _, p := range infra.Check(tpl, cfg) {
 		t.Error(p)
 	}
-	if len(infra.ParseSAMMakefile(mk).Targets) != 4 {
-		t.Errorf("the Makefile's build targets: %v, want the four functions'", infra.ParseSAMMakefile(mk).Targets)
+	// One build target per function of the template, and no other.
+	want := map[string]bool{}
+	for id, r := range tpl["Resources"].(map[string]any) {
+		if r.(map[string]any)["Type"] == "AWS::Serverless::Function" {
+			want[id] = true
+		}
+	}
+	if got := infra.ParseSAMMakefile(mk).Targets; len(want) != 5 || !maps.Equal(got, want) {
+		t.Errorf("the Makefile's build targets: %v, want the template's five functions' %v", got, want)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "template.yaml"))
 	for _, stale := range []string{"infra/", "sam.mk", "SAM_ARCH", "CodeUri: ..", "repository root"} {
