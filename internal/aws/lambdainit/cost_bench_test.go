@@ -50,7 +50,7 @@ import (
 //
 // Three sub-benchmarks: cpu=full; cpu=quota-<MB>MB, under a cgroup (v1)
 // CPU quota of the share of a vCPU Lambda gives WSBIND_BENCH_MEMORY MB
-// (default 128, the template's default; a full vCPU at 1,769 MB), with
+// (default 128, Lambda's smallest size and least CPU; a full vCPU at 1,769 MB), with
 // Lambda's init boost modelled: the process starts at full CPU and is
 // moved into the quota when it first polls for an event, so its first
 // event, like every later one, runs under the quota; and
