@@ -98,7 +98,7 @@ func (r *Result) Ratio() float64 { return float64(r.Delivery) / float64(r.Limit)
 // PostsPerSecond is N over the delivery time (AWS time).
 func (r *Result) PostsPerSecond() float64 { return float64(r.N) / r.Delivery.Seconds() }
 
-// Prices, us-east-1, arm64 (AWS-FACTS).
+// Prices, us-east-1, arm64 (docs/aws-limits.md).
 const (
 	pricePerGBs      = 0.0000133334
 	pricePerRequest  = 0.20 / 1e6
